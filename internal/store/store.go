@@ -1,0 +1,125 @@
+// Package store keeps neonguard's own metadata: tenants, tokens, the databases the guard created,
+// checkpoints, branches it made, and the audit trail. SQLite is the embedded default; a
+// PostgreSQL implementation follows behind the same Store interface (same migrations, same
+// semantics), so nothing above this package knows which one runs.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors; implementations wrap them with %w.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+)
+
+// Tenant is one customer of the platform (one agent user / app owner).
+type Tenant struct {
+	ID        string
+	Tier      string
+	CreatedAt time.Time
+}
+
+// Database is a Neon project the guard created for a tenant. (TenantID, Name) is unique.
+type Database struct {
+	ID           string // the Neon project id; empty while a create is in flight
+	TenantID     string
+	Name         string
+	OrgID        string
+	RootBranchID string
+	RegionID     string
+	PGVersion    int
+	RoleName     string
+	DatabaseName string
+	CreatedAt    time.Time
+	DeletedAt    *time.Time
+}
+
+// Checkpoint is a snapshot the guard took.
+type Checkpoint struct {
+	ID         string // the Neon snapshot id
+	DatabaseID string
+	Name       string
+	BranchID   string // the root branch it was taken of
+	CreatedAt  time.Time
+}
+
+// Branch kinds.
+const (
+	BranchMain   = "main"
+	BranchDev    = "dev"
+	BranchBackup = "backup"
+)
+
+// Branch is a branch the guard made (dev branches and undo backups).
+type Branch struct {
+	ID         string // the Neon branch id
+	DatabaseID string
+	Name       string
+	Kind       string
+	ExpiresAt  *time.Time
+	CreatedAt  time.Time
+}
+
+// AuditEntry is one tool call.
+type AuditEntry struct {
+	ID         int64
+	At         time.Time
+	TenantID   string
+	Tool       string
+	Args       string // JSON, redacted
+	DatabaseID string
+	Decision   string // "allow" or a policy code
+	Outcome    string // "ok", "denied", "error"
+	Error      string
+	DurationMS int64
+	RequestID  string
+}
+
+// AuditFilter selects audit rows; zero fields match everything.
+type AuditFilter struct {
+	TenantID string
+	Tool     string
+	Limit    int
+}
+
+// Store is the metadata persistence.
+type Store interface {
+	// Tenants.
+	EnsureTenant(ctx context.Context, id, tier string) (Tenant, error) // creates if missing; keeps the existing tier
+	GetTenant(ctx context.Context, id string) (Tenant, error)
+	ListTenants(ctx context.Context) ([]Tenant, error)
+	SetTenantTier(ctx context.Context, id, tier string) error
+
+	// Databases. ReserveDatabase records the intent to create (TenantID, Name) before Neon is
+	// called: it returns the existing row (created=false) when one exists, so a crash between the
+	// Neon call and the store write is recovered on the next call.
+	ReserveDatabase(ctx context.Context, tenantID, name string) (db Database, created bool, err error)
+	CompleteDatabase(ctx context.Context, db Database) error // fills ID and the rest of a reserved row
+	GetDatabase(ctx context.Context, tenantID, databaseID string) (Database, error) // ErrNotFound also for other tenants' ids
+	GetDatabaseByName(ctx context.Context, tenantID, name string) (Database, error)
+	ListDatabases(ctx context.Context, tenantID string) ([]Database, error) // excludes deleted
+	CountDatabases(ctx context.Context, tenantID string) (int, error)
+	SetRootBranch(ctx context.Context, databaseID, branchID string) error
+	MarkDatabaseDeleted(ctx context.Context, databaseID string, at time.Time) error
+	ForgetReservation(ctx context.Context, tenantID, name string) error // drops a reserved row with no ID
+
+	// Checkpoints.
+	AddCheckpoint(ctx context.Context, c Checkpoint) error
+	ListCheckpoints(ctx context.Context, databaseID string) ([]Checkpoint, error) // oldest first
+	DeleteCheckpoint(ctx context.Context, databaseID, checkpointID string) error
+
+	// Branches made by the guard.
+	AddBranch(ctx context.Context, b Branch) error
+	ListBranches(ctx context.Context, databaseID string) ([]Branch, error)
+	DeleteBranch(ctx context.Context, databaseID, branchID string) error
+
+	// Audit.
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) // newest first
+
+	Close() error
+}
