@@ -37,6 +37,8 @@ type API interface {
 
 	// Endpoints and operations.
 	ListEndpoints(ctx context.Context, projectID string) ([]Endpoint, error)
+	// CreateEndpoint adds a compute to a branch (POST /projects/{id}/endpoints, 201).
+	CreateEndpoint(ctx context.Context, projectID, branchID string, req EndpointCreate) (*Endpoint, error)
 	GetOperation(ctx context.Context, projectID, operationID string) (*Operation, error)
 
 	// Consumption (GET /consumption_history/projects).

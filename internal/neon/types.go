@@ -265,7 +265,7 @@ type SnapshotCreate struct {
 type SnapshotRestore struct {
 	Name            string `json:"name,omitempty"`
 	TargetBranchID  string `json:"target_branch_id,omitempty"`
-	FinalizeRestore bool   `json:"finalize_restore,omitempty"`
+	FinalizeRestore bool   `json:"finalize_restore"`
 }
 
 // CreatedProject is the 201 answer of POST /projects.

@@ -98,7 +98,7 @@ type Store interface {
 	// called: it returns the existing row (created=false) when one exists, so a crash between the
 	// Neon call and the store write is recovered on the next call.
 	ReserveDatabase(ctx context.Context, tenantID, name string) (db Database, created bool, err error)
-	CompleteDatabase(ctx context.Context, db Database) error // fills ID and the rest of a reserved row
+	CompleteDatabase(ctx context.Context, db Database) error                        // fills ID and the rest of a reserved row
 	GetDatabase(ctx context.Context, tenantID, databaseID string) (Database, error) // ErrNotFound also for other tenants' ids
 	GetDatabaseByName(ctx context.Context, tenantID, name string) (Database, error)
 	ListDatabases(ctx context.Context, tenantID string) ([]Database, error) // excludes deleted

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neonguard/neonguard/internal/neonlocal"
+)
+
+func newLocalCmd(g *globals) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "local",
+		Short: "Run the local Neon API emulator alone (for neonctl, Neon SDKs, or your own tests)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if listen == "" {
+				listen = cfg.Local.Listen
+			}
+			log := g.logger(cfg)
+			ctx := cmd.Context()
+			emu, err := neonlocal.New(ctx, neonlocal.Options{
+				DataDir: cfg.DataDir, PersonalAPIKey: cfg.Local.PersonalAPIKey,
+				FreeOrgAPIKey: cfg.Local.FreeOrgAPIKey, PaidOrgAPIKey: cfg.Local.PaidOrgAPIKey,
+				OperationDelay: cfg.Local.OperationDelay, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			defer emu.Close()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", listen, err)
+			}
+			srv := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
+			c := emu.Credentials()
+			// The person who starts the emulator needs its keys: print them once, to stdout.
+			fmt.Fprintf(g.stdout, "Neon API emulator listening\n"+
+				"  base URL:          http://%s/api/v2\n"+
+				"  free org id:       %s\n  free org API key:  %s\n"+
+				"  paid org id:       %s\n  paid org API key:  %s\n"+
+				"  personal API key:  %s\n"+
+				"  data dir:          %s\n",
+				ln.Addr(), c.FreeOrgID, c.FreeOrgAPIKey, c.PaidOrgID, c.PaidOrgAPIKey, c.PersonalAPIKey, cfg.DataDir)
+			go func() {
+				<-ctx.Done()
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(sctx)
+			}()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4040", "address to listen on")
+	return cmd
+}

@@ -1,0 +1,195 @@
+// Package app wires neonguard together from its configuration: the store, the Neon backend
+// (Neon itself, or the embedded emulator on a loopback port), the guard and the MCP server.
+// `neonguard serve`, `neonguard call` and the integration tests all build the server here, so
+// tests exercise the wiring users run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+		"time"
+
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/neonguard/neonguard/internal/config"
+	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/neon"
+	"github.com/neonguard/neonguard/internal/neonlocal"
+	"github.com/neonguard/neonguard/internal/server"
+	"github.com/neonguard/neonguard/internal/store"
+)
+
+// Version is set at build time (-ldflags "-X .../internal/app.Version=v1.2.3").
+var Version = "dev"
+
+// Options adjust the wiring for tests.
+type Options struct {
+	Logger *slog.Logger
+	// WrapEmulator wraps the embedded emulator's handler (tests validate every request and
+	// response against Neon's OpenAPI spec with it).
+	WrapEmulator func(http.Handler) http.Handler
+	// NeonClient adjusts the Neon client configuration (tests shorten retry budgets).
+	NeonClient func(*neon.Config)
+}
+
+// App is a wired neonguard.
+type App struct {
+	Config   config.Config
+	Store    store.Store
+	Guard    *guard.Guard
+	MCP      *mcpserver.MCPServer
+	Emulator *neonlocal.Server // nil on the neon backend
+	// EmulatorURL is the emulator's base URL (…/api/v2); empty on the neon backend.
+	EmulatorURL string
+
+	closers []func() error
+}
+
+// New wires an App. The caller must Close it.
+func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	a := &App{Config: cfg}
+	defer func() {
+		if err != nil {
+			_ = a.Close()
+		}
+	}()
+
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.Store = st
+	a.closers = append(a.closers, st.Close)
+
+	var orgs []guard.Org
+	switch cfg.Backend() {
+	case "local":
+		orgs, err = a.startEmulator(ctx, cfg, opts, log)
+	default:
+		orgs, err = neonOrgs(cfg, opts, log)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	if _, err := st.EnsureTenant(ctx, cfg.Tenant, cfg.Tier); err != nil {
+		return nil, fmt.Errorf("tenant %q: %w", cfg.Tenant, err)
+	}
+	g, err := guard.New(guard.Deps{
+		Store: st, Locker: store.NewMemLocker(), Policy: cfg.Policy, Orgs: orgs,
+		DefaultRegion: cfg.Defaults.Region, DefaultPGVersion: cfg.Defaults.PGVersion, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Guard = g
+	a.MCP = server.New(server.Options{
+		Guard: g, Audit: st, Logger: log, Version: Version,
+		DefaultPrincipal: &guard.Principal{TenantID: cfg.Tenant},
+		CallTimeout:      cfg.CallTimeout,
+	})
+	return a, nil
+}
+
+func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+	st, err := store.OpenSQLite(ctx, cfg.SQLitePath())
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return st, nil
+}
+
+// startEmulator runs the embedded Neon API emulator on a loopback port and returns clients for
+// its two orgs. The guard talks to it over HTTP exactly as it talks to Neon.
+func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger) ([]guard.Org, error) {
+	emu, err := neonlocal.New(ctx, neonlocal.Options{
+		DataDir:        cfg.DataDir,
+		PersonalAPIKey: cfg.Local.PersonalAPIKey,
+		FreeOrgAPIKey:  cfg.Local.FreeOrgAPIKey,
+		PaidOrgAPIKey:  cfg.Local.PaidOrgAPIKey,
+		OperationDelay: cfg.Local.OperationDelay,
+		Logger:         log.With("component", "neonlocal"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("local emulator: %w", err)
+	}
+	a.Emulator = emu
+	a.closers = append(a.closers, emu.Close)
+
+	ln, err := net.Listen("tcp", cfg.Local.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("local emulator: listen on %s: %w", cfg.Local.Listen, err)
+	}
+	var h http.Handler = emu
+	if opts.WrapEmulator != nil {
+		h = opts.WrapEmulator(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("local emulator stopped", "err", err)
+		}
+	}()
+	a.closers = append(a.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(ctx)
+	})
+	a.EmulatorURL = "http://" + ln.Addr().String() + "/api/v2"
+
+	creds := emu.Credentials()
+	free, err := newClient(a.EmulatorURL, creds.FreeOrgAPIKey, opts, log)
+	if err != nil {
+		return nil, err
+	}
+	paid, err := newClient(a.EmulatorURL, creds.PaidOrgAPIKey, opts, log)
+	if err != nil {
+		return nil, err
+	}
+	return []guard.Org{{Plan: "free", ID: creds.FreeOrgID, API: free}, {Plan: "paid", ID: creds.PaidOrgID, API: paid}}, nil
+}
+
+func neonOrgs(cfg config.Config, opts Options, log *slog.Logger) ([]guard.Org, error) {
+	free, err := newClient(cfg.Neon.APIHost, cfg.Neon.FreeOrgAPIKey, opts, log)
+	if err != nil {
+		return nil, err
+	}
+	paid, err := newClient(cfg.Neon.APIHost, cfg.Neon.PaidOrgAPIKey, opts, log)
+	if err != nil {
+		return nil, err
+	}
+	return []guard.Org{{Plan: "free", ID: cfg.Neon.FreeOrgID, API: free}, {Plan: "paid", ID: cfg.Neon.PaidOrgID, API: paid}}, nil
+}
+
+func newClient(baseURL, key string, opts Options, log *slog.Logger) (*neon.Client, error) {
+	c := neon.Config{BaseURL: baseURL, APIKey: key, Logger: log.With("component", "neon"), UserAgent: "neonguard/" + Version}
+	if opts.NeonClient != nil {
+		opts.NeonClient(&c)
+	}
+	return neon.New(c)
+}
+
+// Close stops everything New started, last first.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,138 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/neonguard/neonguard/internal/app"
+	"github.com/neonguard/neonguard/internal/config"
+	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/neon"
+	"github.com/neonguard/neonguard/internal/neonlocal/spectest"
+)
+
+// newApp wires the real server on the embedded emulator, with every request and response
+// between the guard and the emulator checked against Neon's OpenAPI spec.
+func newApp(t *testing.T, mods ...func(*config.Config)) *app.App {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Local.OperationDelay = 5 * time.Millisecond
+	for _, m := range mods {
+		m(&cfg)
+	}
+	a, err := app.New(t.Context(), cfg, app.Options{
+		WrapEmulator: func(h http.Handler) http.Handler { return spectest.Wrap(t, h) },
+		NeonClient: func(c *neon.Config) {
+			c.BaseBackoff, c.MaxBackoff = time.Millisecond, 20*time.Millisecond
+			c.OperationPoll = 2 * time.Millisecond
+			c.RequestsPerSecond = 10000
+		},
+	})
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	return a
+}
+
+func connect(t *testing.T, a *app.App) *client.Client {
+	t.Helper()
+	c, err := client.NewInProcessClient(a.MCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Initialize(t.Context(), mcp.InitializeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// result is a tool call's outcome as an agent sees it.
+type result struct {
+	Structured map[string]any
+	Code       string // the error code of an isError result
+	Message    string
+	Hint       string
+	Text       string
+}
+
+func (r result) String() string {
+	if r.Code != "" {
+		return r.Code + ": " + r.Message + " (" + r.Hint + ")"
+	}
+	b, _ := json.Marshal(r.Structured)
+	return string(b)
+}
+
+func callAs(ctx context.Context, t testing.TB, c *client.Client, tool string, args map[string]any) result {
+	t.Helper()
+	var req mcp.CallToolRequest
+	req.Params.Name = tool
+	req.Params.Arguments = args
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: protocol error: %v", tool, err)
+	}
+	var r result
+	for _, content := range res.Content {
+		if tc, ok := content.(mcp.TextContent); ok {
+			r.Text = tc.Text
+			break
+		}
+	}
+	if res.IsError {
+		if res.StructuredContent != nil {
+			t.Errorf("%s: an error result must not carry structuredContent", tool)
+		}
+		var body struct {
+			Error struct{ Code, Message, Hint string } `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(r.Text), &body); err != nil || body.Error.Code == "" {
+			t.Fatalf("%s: error result is not {\"error\":{code,message,hint}}: %q", tool, r.Text)
+		}
+		r.Code, r.Message, r.Hint = body.Error.Code, body.Error.Message, body.Error.Hint
+		return r
+	}
+	b, err := json.Marshal(res.StructuredContent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &r.Structured); err != nil {
+		t.Fatalf("%s: structuredContent is not an object: %s", tool, b)
+	}
+	return r
+}
+
+func call(t testing.TB, c *client.Client, tool string, args map[string]any) result {
+	t.Helper()
+	return callAs(context.Background(), t, c, tool, args)
+}
+
+// mustOK fails the test unless the call succeeded.
+func mustOK(t testing.TB, r result, what string) map[string]any {
+	t.Helper()
+	if r.Code != "" {
+		t.Fatalf("%s: %s", what, r)
+	}
+	return r.Structured
+}
+
+func asTenant(ctx context.Context, tenant string) context.Context {
+	return guard.ContextWithPrincipal(ctx, guard.Principal{TenantID: tenant})
+}
+
+func str(m map[string]any, key string) string {
+	s, _ := m[key].(string)
+	return s
+}

@@ -1,0 +1,577 @@
+// Package config holds every neonguard setting in one struct.
+//
+// Each setting is one YAML key, one environment variable and, where the
+// command adds it, one flag. The mapping lives in struct tags only:
+//
+//	yaml:"data_dir"            the key (nested sections join with ".": "neon.api_host")
+//	env:"NEONGUARD_DATA_DIR"   the environment variable ("-" on a section that is YAML only)
+//	default:"60s"              the default, parsed like any other value
+//	doc_default:"..."          the default as documented, when it is computed (data_dir)
+//	usage:"..."                one line of help
+//	secret:"true"              replaced by Redacted
+//
+// A small reflection walker turns the tags into Settings, Set, Load and
+// Default, so adding a setting is adding a field.
+//
+// Precedence, lowest first: defaults, the YAML file, the environment, then
+// flags (the caller applies them with Set). Load does not validate, because
+// flags come after it; call Validate once everything is applied.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/neonguard/neonguard/internal/policy"
+)
+
+// Backends, as resolved by Config.Backend.
+const (
+	BackendAuto  = "auto"
+	BackendLocal = "local"
+	BackendNeon  = "neon"
+)
+
+// Redaction replaces secrets in Config.Redacted.
+const Redaction = "[redacted]"
+
+// ErrUnknownSetting is wrapped by Set for a key that names no setting.
+var ErrUnknownSetting = errors.New("unknown setting")
+
+// Config is every neonguard setting. The zero value is not useful: start
+// from Default or Load.
+type Config struct {
+	DataDir string `yaml:"data_dir" env:"NEONGUARD_DATA_DIR" doc_default:"$XDG_DATA_HOME/neonguard or ~/.local/share/neonguard" usage:"directory for the state database and the local backend's Postgres data"`
+	Log     Log    `yaml:"log"`
+	Tenant  string `yaml:"tenant" env:"NEONGUARD_TENANT" default:"local" usage:"tenant id of the stdio client"`
+	Tier    string `yaml:"tier" env:"NEONGUARD_TIER" default:"free" usage:"tier of the stdio tenant (a key of policy.tiers)"`
+	// BackendMode is the configured backend; Backend() resolves "auto".
+	BackendMode string        `yaml:"backend" env:"NEONGUARD_BACKEND" default:"auto" usage:"auto (neon when Neon credentials are set, local otherwise), local or neon"`
+	Neon        Neon          `yaml:"neon"`
+	Local       Local         `yaml:"local"`
+	Store       string        `yaml:"store" env:"NEONGUARD_STORE" usage:"metadata store: empty for DATA_DIR/neonguard.db, or sqlite:PATH"`
+	Defaults    Defaults      `yaml:"defaults"`
+	CallTimeout time.Duration `yaml:"call_timeout" env:"NEONGUARD_CALL_TIMEOUT" default:"60s" usage:"maximum duration of one tool call"`
+	// Policy is YAML only: plans and tiers are maps, merged over
+	// policy.Default() by key (a tier given replaces or adds that tier).
+	Policy policy.Config `yaml:"policy" env:"-"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level" env:"NEONGUARD_LOG_LEVEL" default:"info" usage:"debug, info, warn or error"`
+	Format string `yaml:"format" env:"NEONGUARD_LOG_FORMAT" default:"auto" usage:"auto (text on a terminal, JSON otherwise), text or json"`
+}
+
+// Neon configures the Neon backend. The variables are Neon's own names
+// (DESIGN.md §8), so an existing Neon setup needs no renaming.
+type Neon struct {
+	APIHost        string `yaml:"api_host" env:"NEON_API_HOST" default:"https://console.neon.tech/api/v2" usage:"Neon API base URL"`
+	FreeOrgID      string `yaml:"free_org_id" env:"NEON_FREE_ORG_ID" usage:"id of the Neon org holding free-tier projects"`
+	FreeOrgAPIKey  string `yaml:"free_org_api_key" env:"NEON_FREE_ORG_API_KEY" secret:"true" usage:"org API key of the free org"`
+	PaidOrgID      string `yaml:"paid_org_id" env:"NEON_PAID_ORG_ID" usage:"id of the Neon org holding paid-tier projects"`
+	PaidOrgAPIKey  string `yaml:"paid_org_api_key" env:"NEON_PAID_ORG_API_KEY" secret:"true" usage:"org API key of the paid org"`
+	PersonalAPIKey string `yaml:"personal_api_key" env:"NEON_PERSONAL_API_KEY" secret:"true" usage:"personal API key of a member of both orgs (moves projects on tier changes)"`
+}
+
+// Local configures the in-process Neon emulator of the local backend.
+type Local struct {
+	PersonalAPIKey string        `yaml:"personal_api_key" env:"NEONGUARD_LOCAL_PERSONAL_API_KEY" secret:"true" usage:"personal API key the emulator accepts (empty: generated)"`
+	FreeOrgAPIKey  string        `yaml:"free_org_api_key" env:"NEONGUARD_LOCAL_FREE_ORG_API_KEY" secret:"true" usage:"free org API key the emulator accepts (empty: generated)"`
+	PaidOrgAPIKey  string        `yaml:"paid_org_api_key" env:"NEONGUARD_LOCAL_PAID_ORG_API_KEY" secret:"true" usage:"paid org API key the emulator accepts (empty: generated)"`
+	Listen         string        `yaml:"listen" env:"NEONGUARD_LOCAL_LISTEN" default:"127.0.0.1:0" usage:"address of the emulator's HTTP API (port 0: any free port)"`
+	OperationDelay time.Duration `yaml:"operation_delay" env:"NEONGUARD_LOCAL_OPERATION_DELAY" default:"50ms" usage:"how long emulated operations stay running (0: finish at once)"`
+}
+
+// Defaults are used when a tool call leaves an argument out.
+type Defaults struct {
+	Region    string `yaml:"region" env:"NEONGUARD_DEFAULTS_REGION" default:"aws-us-east-2" usage:"region of new databases"`
+	PGVersion int    `yaml:"pg_version" env:"NEONGUARD_DEFAULTS_PG_VERSION" default:"17" usage:"Postgres major version of new databases (14 to 18)"`
+}
+
+// Setting describes one setting for documentation and --help.
+type Setting struct {
+	Key     string // YAML key path, e.g. "neon.api_host"; also the argument of Set
+	Env     string // environment variable
+	Default string // as text; empty when there is none
+	Usage   string
+	Secret  bool // never print its value
+}
+
+// Default returns the defaults, with data_dir derived from the process
+// environment.
+func Default() Config { return defaults(os.Getenv) }
+
+func defaults(getenv func(string) string) Config {
+	var c Config
+	for _, f := range walk(&c) {
+		if f.def == "" {
+			continue
+		}
+		if err := setValue(f.val, f.def); err != nil {
+			// Tags are constants checked by the tests; a bad one is a bug.
+			panic(fmt.Sprintf("config: bad default for %s: %v", f.key, err))
+		}
+	}
+	c.DataDir = defaultDataDir(getenv)
+	c.Policy = policy.Default()
+	return c
+}
+
+// defaultDataDir follows the XDG base directory spec, which ignores a
+// relative XDG_DATA_HOME. Without HOME it returns "" and Validate asks for
+// data_dir.
+func defaultDataDir(getenv func(string) string) string {
+	if x := getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "neonguard")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "share", "neonguard")
+	}
+	return ""
+}
+
+// Load returns the defaults, overlaid by the YAML file at path (skipped when
+// path is empty), overlaid by the environment as read by getenv (os.Getenv
+// when nil). Empty variables count as unset. Unknown YAML keys are an error
+// naming the key. Load does not validate: apply flags with Set, then call
+// Validate.
+func Load(path string, getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := defaults(getenv)
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config file: %w", err)
+		}
+		if err := c.decodeYAML(data); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	for _, f := range walk(&c) {
+		s := getenv(f.env)
+		if s == "" {
+			continue
+		}
+		if err := setValue(f.val, s); err != nil {
+			return Config{}, fmt.Errorf("%s (%s): %w", f.env, f.key, err)
+		}
+	}
+	return c, nil
+}
+
+// decodeYAML overlays data on c. Plans and tiers are merged by key over the
+// ones already in c, so a file naming one tier keeps the others.
+func (c *Config) decodeYAML(data []byte) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return err
+	}
+	if len(root.Content) == 0 { // empty file
+		return nil
+	}
+	if err := checkKeys(&root, reflect.TypeFor[Config](), ""); err != nil {
+		return err
+	}
+	base := c.Policy
+	c.Policy = policy.Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // belt and braces: checkKeys has already named any unknown key
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	merged := policy.Config{Plans: maps.Clone(base.Plans), Tiers: maps.Clone(base.Tiers)}
+	if merged.Plans == nil {
+		merged.Plans = map[string]policy.OrgPlan{}
+	}
+	if merged.Tiers == nil {
+		merged.Tiers = map[string]policy.Tier{}
+	}
+	for name, p := range c.Policy.Plans {
+		p.Name = name
+		merged.Plans[name] = p
+	}
+	for name, t := range c.Policy.Tiers {
+		t.Name = name
+		merged.Tiers[name] = t
+	}
+	c.Policy = merged
+	return nil
+}
+
+// checkKeys reports every mapping key in n that the type t has no field for,
+// by full key path and line, listing the keys that would be accepted.
+func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		var errs []error
+		for _, c := range n.Content {
+			errs = append(errs, checkKeys(c, t, path))
+		}
+		return errors.Join(errs...)
+	case yaml.AliasNode:
+		return checkKeys(n.Alias, t, path)
+	case yaml.MappingNode:
+	default:
+		return nil // scalars and sequences: the decoder checks their types
+	}
+	var errs []error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value == "<<" { // merge key: its mapping is checked where it is defined
+			continue
+		}
+		key := k.Value
+		if path != "" {
+			key = path + "." + k.Value
+		}
+		switch t.Kind() {
+		case reflect.Map:
+			errs = append(errs, checkKeys(v, t.Elem(), key))
+		case reflect.Struct:
+			ft, ok := yamlField(t, k.Value)
+			if !ok {
+				section := path
+				if section == "" {
+					section = "the top level"
+				}
+				errs = append(errs, fmt.Errorf("line %d: unknown key %q (known keys in %s: %s)",
+					k.Line, key, section, strings.Join(yamlKeys(t), ", ")))
+				continue
+			}
+			errs = append(errs, checkKeys(v, ft, key))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func yamlName(sf reflect.StructField) string {
+	name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+	return name
+}
+
+func yamlField(t reflect.Type, key string) (reflect.Type, bool) {
+	for sf := range t.Fields() {
+		if sf.IsExported() && yamlName(sf) == key && key != "-" && key != "" {
+			return sf.Type, true
+		}
+	}
+	return nil, false
+}
+
+func yamlKeys(t reflect.Type) []string {
+	var keys []string
+	for sf := range t.Fields() {
+		if n := yamlName(sf); sf.IsExported() && n != "" && n != "-" {
+			keys = append(keys, n)
+		}
+	}
+	return keys
+}
+
+// field is one leaf setting found by walk.
+type field struct {
+	key, env, def, docDef, usage string
+	secret                       bool
+	val                          reflect.Value // settable
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// walk lists the leaf settings of *c in declaration order. A struct field
+// without an env tag is a section and is descended into; env:"-" skips a
+// field.
+func walk(c *Config) []field {
+	var out []field
+	var rec func(v reflect.Value, prefix string)
+	rec = func(v reflect.Value, prefix string) {
+		t := v.Type()
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			name := yamlName(sf)
+			env := sf.Tag.Get("env")
+			if !sf.IsExported() || name == "" || name == "-" || env == "-" {
+				continue
+			}
+			key := prefix + name
+			if env == "" && sf.Type.Kind() == reflect.Struct && sf.Type != durationType {
+				rec(v.Field(i), key+".")
+				continue
+			}
+			out = append(out, field{
+				key: key, env: env, def: sf.Tag.Get("default"), docDef: sf.Tag.Get("doc_default"),
+				usage: sf.Tag.Get("usage"), secret: sf.Tag.Get("secret") == "true", val: v.Field(i),
+			})
+		}
+	}
+	rec(reflect.ValueOf(c).Elem(), "")
+	return out
+}
+
+// setValue parses s into v according to v's type.
+func setValue(v reflect.Value, s string) error {
+	if v.Type() == durationType {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (e.g. 30s, 5m, 24h): %w", s, err)
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, v.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("%q is not an integer: %w", s, err)
+		}
+		v.SetInt(n)
+	case reflect.Float32, reflect.Float64:
+		f, err := strconv.ParseFloat(s, v.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("%q is not a number: %w", s, err)
+		}
+		v.SetFloat(f)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean: %w", s, err)
+		}
+		v.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported setting type %s", v.Type())
+	}
+	return nil
+}
+
+// Set parses value into the setting named by its YAML key path, e.g.
+// "data_dir" or "neon.api_host". Flags use it, so they take precedence over
+// the file and the environment.
+func (c *Config) Set(key, value string) error {
+	for _, f := range walk(c) {
+		if f.key == key {
+			if err := setValue(f.val, value); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w %q", ErrUnknownSetting, key)
+}
+
+// Settings describes every setting, in declaration order.
+func Settings() []Setting {
+	var c Config
+	fields := walk(&c)
+	out := make([]Setting, 0, len(fields))
+	for _, f := range fields {
+		def := f.def
+		if def == "" {
+			def = f.docDef
+		}
+		out = append(out, Setting{Key: f.key, Env: f.env, Default: def, Usage: f.usage, Secret: f.secret})
+	}
+	return out
+}
+
+// Backend resolves BackendMode: "auto" becomes "neon" as soon as any Neon
+// credential is set (Validate then reports the missing ones, rather than
+// silently falling back to local), "local" otherwise. Call Validate first:
+// an invalid mode resolves to "local".
+func (c Config) Backend() string {
+	switch c.BackendMode {
+	case BackendNeon:
+		return BackendNeon
+	case BackendAuto:
+		if len(c.neonCredentials(true)) > 0 {
+			return BackendNeon
+		}
+	}
+	return BackendLocal
+}
+
+// neonCredentials returns the keys of the Neon credentials that are set
+// (set=true) or missing (set=false).
+func (c Config) neonCredentials(set bool) []string {
+	var out []string
+	for _, cred := range []struct{ key, val string }{
+		{"neon.free_org_id", c.Neon.FreeOrgID},
+		{"neon.free_org_api_key", c.Neon.FreeOrgAPIKey},
+		{"neon.paid_org_id", c.Neon.PaidOrgID},
+		{"neon.paid_org_api_key", c.Neon.PaidOrgAPIKey},
+		{"neon.personal_api_key", c.Neon.PersonalAPIKey},
+	} {
+		if (cred.val != "") == set {
+			out = append(out, cred.key)
+		}
+	}
+	return out
+}
+
+// SQLitePath returns the SQLite file of the metadata store, or "" when the
+// store is not SQLite.
+func (c Config) SQLitePath() string {
+	switch {
+	case c.Store == "":
+		return filepath.Join(c.DataDir, "neonguard.db")
+	case strings.HasPrefix(c.Store, "sqlite:"):
+		return strings.TrimPrefix(c.Store, "sqlite:")
+	}
+	return ""
+}
+
+// SlogLevel returns log.level as a slog.Level (info when invalid; Validate
+// reports that).
+func (l Log) SlogLevel() slog.Level {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
+		return slog.LevelInfo
+	}
+	return lv
+}
+
+// Validate checks every setting and returns all problems at once
+// (errors.Join). Each message starts with the YAML key and its environment
+// variable, e.g. `log.level (NEONGUARD_LOG_LEVEL): "loud" is not one of
+// debug, info, warn, error`; policy problems start with "policy.".
+func (c Config) Validate() error {
+	envs := map[string]string{}
+	for _, s := range Settings() {
+		envs[s.Key] = s.Env
+	}
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s (%s): %s", key, envs[key], fmt.Sprintf(format, args...)))
+	}
+	oneOf := func(key, val string, allowed ...string) {
+		if !slices.Contains(allowed, val) {
+			bad(key, "%q is not one of %s", val, strings.Join(allowed, ", "))
+		}
+	}
+	withEnv := func(keys []string) string {
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s (%s)", k, envs[k]))
+		}
+		return strings.Join(parts, ", ")
+	}
+
+	if c.DataDir == "" {
+		bad("data_dir", "is empty and there is no HOME to derive it from; set it")
+	}
+	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf("log.format", c.Log.Format, "auto", "text", "json")
+	if strings.TrimSpace(c.Tenant) == "" || strings.ContainsFunc(c.Tenant, isSpace) {
+		bad("tenant", "%q must be a non-empty id without spaces", c.Tenant)
+	}
+	if _, ok := c.Policy.Tiers[c.Tier]; !ok {
+		bad("tier", "unknown tier %q (known: %s)", c.Tier, strings.Join(slices.Sorted(maps.Keys(c.Policy.Tiers)), ", "))
+	}
+
+	oneOf("backend", c.BackendMode, BackendAuto, BackendLocal, BackendNeon)
+	if missing := c.neonCredentials(false); len(missing) > 0 {
+		switch {
+		case c.BackendMode == BackendNeon:
+			bad("backend", "neon needs Neon credentials; missing: %s", withEnv(missing))
+		case c.BackendMode == BackendAuto && c.Backend() == BackendNeon:
+			bad("backend", "auto chose neon because %s is set, but these are missing: %s; set them too, or set backend to local",
+				withEnv(c.neonCredentials(true)), withEnv(missing))
+		}
+	}
+	if u, err := url.Parse(c.Neon.APIHost); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("neon.api_host", "%q is not an http(s) URL", c.Neon.APIHost)
+	}
+	if _, _, err := net.SplitHostPort(c.Local.Listen); err != nil {
+		bad("local.listen", "%q is not host:port (e.g. 127.0.0.1:0)", c.Local.Listen)
+	}
+	if c.Local.OperationDelay < 0 {
+		bad("local.operation_delay", "%s must not be negative", c.Local.OperationDelay)
+	}
+
+	switch s := c.Store; {
+	case s == "":
+	case strings.HasPrefix(s, "sqlite:"):
+		if strings.TrimPrefix(s, "sqlite:") == "" {
+			bad("store", "sqlite: needs a path, e.g. sqlite:/var/lib/neonguard/neonguard.db")
+		}
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		bad("store", "PostgreSQL is not yet supported; leave it empty or use sqlite:PATH")
+	default:
+		bad("store", "%q is not empty, sqlite:PATH or postgres://…", redactURL(s))
+	}
+
+	if c.Defaults.Region == "" || strings.ContainsFunc(c.Defaults.Region, isSpace) {
+		bad("defaults.region", "%q must be a region id such as aws-us-east-2", c.Defaults.Region)
+	}
+	if c.Defaults.PGVersion < 14 || c.Defaults.PGVersion > 18 {
+		bad("defaults.pg_version", "%d is not a Postgres version Neon offers (14 to 18)", c.Defaults.PGVersion)
+	}
+	if c.CallTimeout <= 0 {
+		bad("call_timeout", "%s must be positive", c.CallTimeout)
+	}
+
+	if err := c.Policy.Validate(); err != nil {
+		// Prefix each problem so it names the full YAML path.
+		var list []error
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			list = j.Unwrap()
+		} else {
+			list = []error{err}
+		}
+		for _, e := range list {
+			errs = append(errs, fmt.Errorf("policy.%w", e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
+
+// Redacted returns a copy safe to print: every secret setting that is set
+// becomes "[redacted]" and a password in the store URL is masked. The policy
+// maps are copied, so changing the result never changes c.
+func (c Config) Redacted() Config {
+	r := c
+	for _, f := range walk(&r) {
+		if f.secret && f.val.String() != "" {
+			f.val.SetString(Redaction)
+		}
+	}
+	r.Store = redactURL(r.Store)
+	r.Policy = policy.Config{Plans: maps.Clone(c.Policy.Plans), Tiers: maps.Clone(c.Policy.Tiers)}
+	return r
+}
+
+// redactURL masks the password of a URL-shaped value and returns anything
+// else unchanged.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); !has {
+		return s
+	}
+	return u.Redacted()
+}

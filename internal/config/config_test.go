@@ -1,0 +1,672 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/neonguard/neonguard/internal/policy"
+)
+
+// env returns a getenv backed by a map, so tests never see the real
+// environment.
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+var neonCreds = []string{
+	"NEON_FREE_ORG_ID", "org-free", "NEON_FREE_ORG_API_KEY", "key-free-secret",
+	"NEON_PAID_ORG_ID", "org-paid", "NEON_PAID_ORG_API_KEY", "key-paid-secret",
+	"NEON_PERSONAL_API_KEY", "key-personal-secret",
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "neonguard.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func load(t *testing.T, yamlText string, getenv func(string) string) Config {
+	t.Helper()
+	path := ""
+	if yamlText != "" {
+		path = writeFile(t, yamlText)
+	}
+	c, err := Load(path, getenv)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return c
+}
+
+func TestDefaults(t *testing.T) {
+	c := load(t, "", env("HOME", "/home/u"))
+	want := Config{
+		DataDir:     "/home/u/.local/share/neonguard",
+		Log:         Log{Level: "info", Format: "auto"},
+		Tenant:      "local",
+		Tier:        "free",
+		BackendMode: "auto",
+		Neon:        Neon{APIHost: "https://console.neon.tech/api/v2"},
+		Local:       Local{Listen: "127.0.0.1:0", OperationDelay: 50 * time.Millisecond},
+		Defaults:    Defaults{Region: "aws-us-east-2", PGVersion: 17},
+		CallTimeout: 60 * time.Second,
+		Policy:      policy.Default(),
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if c.Backend() != BackendLocal {
+		t.Errorf("Backend() = %q, want local", c.Backend())
+	}
+	if got := c.SQLitePath(); got != "/home/u/.local/share/neonguard/neonguard.db" {
+		t.Errorf("SQLitePath() = %q", got)
+	}
+	if Default().Tier != "free" {
+		t.Error("Default() differs from Load defaults")
+	}
+}
+
+func TestDefaultDataDir(t *testing.T) {
+	tests := []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"XDG_DATA_HOME", "/xdg", "HOME", "/home/u"}, "/xdg/neonguard"},
+		{[]string{"XDG_DATA_HOME", "relative/ignored", "HOME", "/home/u"}, "/home/u/.local/share/neonguard"},
+		{[]string{"HOME", "/root"}, "/root/.local/share/neonguard"},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		if got := defaultDataDir(env(tt.env...)); got != tt.want {
+			t.Errorf("defaultDataDir(%v) = %q, want %q", tt.env, got, tt.want)
+		}
+	}
+	c := load(t, "", env())
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "data_dir (NEONGUARD_DATA_DIR): is empty") {
+		t.Errorf("Validate without HOME: %v", err)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	file := `
+data_dir: /from/file
+tenant: file-tenant
+log:
+  level: debug
+neon:
+  api_host: http://file:1/api/v2
+local:
+  operation_delay: 1s
+defaults:
+  pg_version: 16
+call_timeout: 2m
+`
+	c := load(t, file, env("HOME", "/h",
+		"NEONGUARD_TENANT", "env-tenant",
+		"NEON_API_HOST", "http://env:2/api/v2",
+		"NEONGUARD_DEFAULTS_PG_VERSION", "15",
+		"NEONGUARD_LOG_FORMAT", "json",
+		"NEONGUARD_CALL_TIMEOUT", "", // empty counts as unset
+	))
+	checks := []struct{ got, want any }{
+		{c.DataDir, "/from/file"},                          // file over default
+		{c.Tenant, "env-tenant"},                           // env over file
+		{c.Log.Level, "debug"},                             // file
+		{c.Log.Format, "json"},                             // env over default
+		{c.Neon.APIHost, "http://env:2/api/v2"},            // Neon's own variable name
+		{c.Local.OperationDelay, time.Second},              // file duration
+		{c.Local.Listen, "127.0.0.1:0"},                    // untouched section field keeps its default
+		{c.Defaults.PGVersion, 15},                         // env int over file
+		{c.Defaults.Region, "aws-us-east-2"},               // default
+		{c.CallTimeout, 2 * time.Minute},                   // file, empty env ignored
+		{c.Policy.Tiers["free"].Checkpoints, 1},            // policy defaults survive
+		{len(c.Policy.Tiers), len(policy.Default().Tiers)}, // no tier lost
+	}
+	for i, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("check %d: got %v, want %v", i, ch.got, ch.want)
+		}
+	}
+	// Flags come last, through Set.
+	if err := c.Set("tenant", "flag-tenant"); err != nil || c.Tenant != "flag-tenant" {
+		t.Errorf("Set over env: %v %q", err, c.Tenant)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		file string // "" with missing=true: a path that does not exist
+		env  []string
+		want []string
+	}{
+		{"unknown top-level key", "data_dir: /x\nlog_level: debug\n", nil,
+			[]string{`line 2: unknown key "log_level"`, "known keys in the top level: data_dir, log, tenant"}},
+		{"unknown nested key", "log:\n  levle: debug\n", nil,
+			[]string{`line 2: unknown key "log.levle" (known keys in log: level, format)`}},
+		{"unknown tier field", "policy:\n  tiers:\n    gold:\n      org: paid\n      checkpionts: 3\n", nil,
+			[]string{`unknown key "policy.tiers.gold.checkpionts"`, "checkpoints"}},
+		{"name is not a key", "policy:\n  plans:\n    free:\n      name: x\n", nil,
+			[]string{`unknown key "policy.plans.free.name"`}},
+		{"several unknown keys", "a: 1\nneon:\n  b: 2\n", nil, []string{`"a"`, `"neon.b"`}},
+		{"bad yaml", "log: [\n", nil, []string{"config file"}},
+		{"bad type", "defaults:\n  pg_version: seventeen\n", nil, []string{"seventeen"}},
+		{"duration as integer", "call_timeout: 60\n", nil, []string{"time.Duration"}},
+		{"bad env duration", "", []string{"NEONGUARD_CALL_TIMEOUT", "soon"},
+			[]string{`NEONGUARD_CALL_TIMEOUT (call_timeout): "soon" is not a duration`}},
+		{"bad env int", "", []string{"NEONGUARD_DEFAULTS_PG_VERSION", "x"},
+			[]string{"NEONGUARD_DEFAULTS_PG_VERSION (defaults.pg_version)", "not an integer"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			_, err := Load(path, env(tt.env...))
+			if err == nil {
+				t.Fatal("expected an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+	_, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), env())
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestLoadEmptyAndNilGetenv(t *testing.T) {
+	for _, content := range []string{"", "# only a comment\n", "---\n"} {
+		p := writeFile(t, content)
+		c, err := Load(p, env("HOME", "/h"))
+		if err != nil {
+			t.Fatalf("%q: %v", content, err)
+		}
+		if c.Tier != "free" || len(c.Policy.Tiers) != 2 {
+			t.Errorf("%q changed defaults: %+v", content, c)
+		}
+	}
+	t.Setenv("NEONGUARD_TENANT", "from-process-env")
+	c, err := Load("", nil)
+	if err != nil || c.Tenant != "from-process-env" {
+		t.Errorf("Load with nil getenv: %v %q", err, c.Tenant)
+	}
+}
+
+func TestPolicyMerge(t *testing.T) {
+	file := `
+tier: team
+policy:
+  plans:
+    paid:
+      branches_per_project: 5000
+      snapshots_per_project: 10
+      min_compute_cu: 0.25
+      max_compute_cu: 16
+      max_restore_window: 720h
+      min_suspend_timeout: 1m
+  tiers:
+    team:
+      org: paid
+      quota: {active_time_seconds: 5000000, logical_size_bytes: 21474836480}
+      min_compute_cu: 0.5
+      max_compute_cu: 4
+      suspend_timeout: 10m
+      branches: 2000
+      checkpoints: 10
+      restore_window: 336h
+      dev_branch_ttl: 24h
+      max_dev_branch_ttl: 720h
+      undo_backup_ttl: 48h
+      max_databases: 50
+`
+	c := load(t, file, env("HOME", "/h"))
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	team, err := c.Policy.Tier("team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := policy.Tier{Name: "team", Org: "paid",
+		Quota:        policy.Quota{ActiveTimeSeconds: 5000000, LogicalSizeBytes: 20 << 30},
+		MinComputeCU: 0.5, MaxComputeCU: 4, SuspendTimeout: 10 * time.Minute, Branches: 2000, Checkpoints: 10,
+		RestoreWindow: 336 * time.Hour, DevBranchTTL: 24 * time.Hour, MaxDevBranchTTL: 720 * time.Hour,
+		UndoBackupTTL: 48 * time.Hour, MaxDatabases: 50}
+	if team != want {
+		t.Errorf("team = %+v\nwant  %+v", team, want)
+	}
+	// Added tier, replaced plan, untouched defaults kept.
+	if len(c.Policy.Tiers) != 3 || c.Policy.Tiers["free"] != policy.Default().Tiers["free"] {
+		t.Errorf("tiers = %v", c.Policy.Tiers)
+	}
+	if p := c.Policy.Plans["paid"]; p.BranchesPerProject != 5000 || p.Name != "paid" {
+		t.Errorf("paid plan = %+v", p)
+	}
+	if c.Policy.Plans["free"] != policy.Default().Plans["free"] {
+		t.Errorf("free plan changed: %+v", c.Policy.Plans["free"])
+	}
+}
+
+func TestPolicyTierExceedingPlanRefused(t *testing.T) {
+	// A tier given in YAML replaces the default one as a whole.
+	file := `
+policy:
+  tiers:
+    free:
+      org: free
+      quota: {active_time_seconds: 360000}
+      min_compute_cu: 0.25
+      max_compute_cu: 2
+      suspend_timeout: 5m
+      branches: 10
+      checkpoints: 2
+      restore_window: 24h
+      dev_branch_ttl: 24h
+      max_dev_branch_ttl: 168h
+      undo_backup_ttl: 24h
+`
+	c := load(t, file, env("HOME", "/h"))
+	err := c.Validate()
+	want := "policy.tiers.free.checkpoints: 2 exceeds the free org plan's snapshots_per_project (1)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Validate = %v, want it to contain %q", err, want)
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
+		t.Errorf("want exactly one problem, got %d:\n%v", n, err)
+	}
+}
+
+func TestSet(t *testing.T) {
+	tests := []struct {
+		key, value string
+		get        func(Config) any
+		want       any
+		err        string
+	}{
+		{"data_dir", "/srv/ng", func(c Config) any { return c.DataDir }, "/srv/ng", ""},
+		{"neon.api_host", "http://127.0.0.1:9/api/v2", func(c Config) any { return c.Neon.APIHost }, "http://127.0.0.1:9/api/v2", ""},
+		{"local.operation_delay", "0s", func(c Config) any { return c.Local.OperationDelay }, time.Duration(0), ""},
+		{"defaults.pg_version", "16", func(c Config) any { return c.Defaults.PGVersion }, 16, ""},
+		{"call_timeout", "90s", func(c Config) any { return c.CallTimeout }, 90 * time.Second, ""},
+		{"call_timeout", "ninety", nil, nil, `call_timeout: "ninety" is not a duration`},
+		{"defaults.pg_version", "1.5", nil, nil, "defaults.pg_version: \"1.5\" is not an integer"},
+		{"nope", "x", nil, nil, `unknown setting "nope"`},
+		{"neon", "x", nil, nil, `unknown setting "neon"`},     // a section, not a setting
+		{"policy", "x", nil, nil, `unknown setting "policy"`}, // YAML only
+		{"policy.tiers", "x", nil, nil, `unknown setting "policy.tiers"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
+			c := Default()
+			err := c.Set(tt.key, tt.value)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.get(c); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	c := Default()
+	if err := c.Set("x", "y"); !errors.Is(err, ErrUnknownSetting) {
+		t.Errorf("err = %v, want ErrUnknownSetting", err)
+	}
+}
+
+func TestSetValueKinds(t *testing.T) {
+	var s struct {
+		F  float64
+		B  bool
+		U  uint
+		I8 int8
+	}
+	v := reflect.ValueOf(&s).Elem()
+	if err := setValue(v.Field(0), "0.5"); err != nil || s.F != 0.5 {
+		t.Errorf("float: %v %v", err, s.F)
+	}
+	if err := setValue(v.Field(0), "x"); err == nil {
+		t.Error("float: want error")
+	}
+	if err := setValue(v.Field(1), "true"); err != nil || !s.B {
+		t.Errorf("bool: %v %v", err, s.B)
+	}
+	if err := setValue(v.Field(1), "maybe"); err == nil {
+		t.Error("bool: want error")
+	}
+	if err := setValue(v.Field(2), "1"); err == nil {
+		t.Error("uint: want unsupported")
+	}
+	if err := setValue(v.Field(3), "300"); err == nil {
+		t.Error("int8 overflow: want error")
+	}
+}
+
+func valid(t *testing.T) Config {
+	t.Helper()
+	return load(t, "", env("HOME", "/h"))
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   []string // nil: valid
+	}{
+		{"defaults", func(*Config) {}, nil},
+		{"log level", func(c *Config) { c.Log.Level = "loud" },
+			[]string{`log.level (NEONGUARD_LOG_LEVEL): "loud" is not one of debug, info, warn, error`}},
+		{"log format", func(c *Config) { c.Log.Format = "xml" },
+			[]string{`log.format (NEONGUARD_LOG_FORMAT): "xml" is not one of auto, text, json`}},
+		{"tenant empty", func(c *Config) { c.Tenant = "" }, []string{"tenant (NEONGUARD_TENANT)"}},
+		{"tenant spaces", func(c *Config) { c.Tenant = "a b" }, []string{`tenant (NEONGUARD_TENANT): "a b"`}},
+		{"unknown tier", func(c *Config) { c.Tier = "gold" },
+			[]string{`tier (NEONGUARD_TIER): unknown tier "gold" (known: free, pro)`}},
+		{"backend", func(c *Config) { c.BackendMode = "cloud" },
+			[]string{`backend (NEONGUARD_BACKEND): "cloud" is not one of auto, local, neon`}},
+		{"backend neon without credentials", func(c *Config) { c.BackendMode = "neon" },
+			[]string{"backend (NEONGUARD_BACKEND): neon needs Neon credentials; missing: " +
+				"neon.free_org_id (NEON_FREE_ORG_ID), neon.free_org_api_key (NEON_FREE_ORG_API_KEY), " +
+				"neon.paid_org_id (NEON_PAID_ORG_ID), neon.paid_org_api_key (NEON_PAID_ORG_API_KEY), " +
+				"neon.personal_api_key (NEON_PERSONAL_API_KEY)"}},
+		{"backend neon missing two", func(c *Config) {
+			c.BackendMode = "neon"
+			c.Neon = Neon{APIHost: c.Neon.APIHost, FreeOrgID: "a", FreeOrgAPIKey: "b", PaidOrgID: "c"}
+		}, []string{"missing: neon.paid_org_api_key (NEON_PAID_ORG_API_KEY), neon.personal_api_key (NEON_PERSONAL_API_KEY)"}},
+		{"backend neon complete", func(c *Config) {
+			c.BackendMode = "neon"
+			c.Neon = Neon{APIHost: c.Neon.APIHost, FreeOrgID: "a", FreeOrgAPIKey: "b", PaidOrgID: "c", PaidOrgAPIKey: "d", PersonalAPIKey: "e"}
+		}, nil},
+		{"auto with partial credentials", func(c *Config) { c.Neon.PersonalAPIKey = "k" },
+			[]string{"backend (NEONGUARD_BACKEND): auto chose neon because neon.personal_api_key (NEON_PERSONAL_API_KEY) is set",
+				"missing: neon.free_org_id (NEON_FREE_ORG_ID)", "set backend to local"}},
+		{"local ignores partial credentials", func(c *Config) { c.BackendMode = "local"; c.Neon.PersonalAPIKey = "k" }, nil},
+		{"api host", func(c *Config) { c.Neon.APIHost = "console.neon.tech" },
+			[]string{`neon.api_host (NEON_API_HOST): "console.neon.tech" is not an http(s) URL`}},
+		{"api host bad url", func(c *Config) { c.Neon.APIHost = "http://[::1" }, []string{"neon.api_host (NEON_API_HOST)"}},
+		{"listen", func(c *Config) { c.Local.Listen = "8080" },
+			[]string{`local.listen (NEONGUARD_LOCAL_LISTEN): "8080" is not host:port`}},
+		{"operation delay negative", func(c *Config) { c.Local.OperationDelay = -time.Second },
+			[]string{"local.operation_delay (NEONGUARD_LOCAL_OPERATION_DELAY): -1s must not be negative"}},
+		{"operation delay zero", func(c *Config) { c.Local.OperationDelay = 0 }, nil},
+		{"sqlite store", func(c *Config) { c.Store = "sqlite:/tmp/x.db" }, nil},
+		{"sqlite without path", func(c *Config) { c.Store = "sqlite:" }, []string{"store (NEONGUARD_STORE): sqlite: needs a path"}},
+		{"postgres store", func(c *Config) { c.Store = "postgres://u:pw@db/ng" },
+			[]string{"store (NEONGUARD_STORE): PostgreSQL is not yet supported"}},
+		{"unknown store", func(c *Config) { c.Store = "mysql://u:hunter2@db/x" },
+			[]string{`store (NEONGUARD_STORE): "mysql://u:xxxxx@db/x" is not empty, sqlite:PATH or postgres://…`}},
+		{"region", func(c *Config) { c.Defaults.Region = "" }, []string{"defaults.region (NEONGUARD_DEFAULTS_REGION)"}},
+		{"pg version", func(c *Config) { c.Defaults.PGVersion = 13 },
+			[]string{"defaults.pg_version (NEONGUARD_DEFAULTS_PG_VERSION): 13 is not a Postgres version Neon offers (14 to 18)"}},
+		{"call timeout", func(c *Config) { c.CallTimeout = 0 },
+			[]string{"call_timeout (NEONGUARD_CALL_TIMEOUT): 0s must be positive"}},
+		{"policy problems prefixed", func(c *Config) {
+			c.Policy.Tiers["free"] = policy.Tier{Org: "nope"}
+		}, []string{`policy.tiers.free.org: unknown org plan "nope"`, "policy.tiers.free.branches: 0"}},
+		{"policy without tiers", func(c *Config) { c.Policy = policy.Config{} },
+			[]string{"policy.plans: no org plans defined", "policy.tiers: no tiers defined", `unknown tier "free" (known: )`}},
+		{"all problems at once", func(c *Config) { c.Log.Level = "x"; c.CallTimeout = -1; c.Defaults.PGVersion = 99 },
+			[]string{"log.level", "call_timeout", "defaults.pg_version"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid(t)
+			tt.modify(&c)
+			err := c.Validate()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("unexpected: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("expected an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			for _, secret := range []string{"pw@", "hunter2"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error leaks %q: %v", secret, err)
+				}
+			}
+		})
+	}
+}
+
+func TestBackend(t *testing.T) {
+	tests := []struct {
+		name string
+		mode string
+		env  []string
+		want string
+	}{
+		{"auto, nothing set", "auto", nil, BackendLocal},
+		{"auto, all credentials", "auto", neonCreds, BackendNeon},
+		{"auto, one credential", "auto", []string{"NEON_FREE_ORG_ID", "org"}, BackendNeon},
+		{"auto, only api host", "auto", []string{"NEON_API_HOST", "http://x/api/v2"}, BackendLocal},
+		{"local with credentials", "local", neonCreds, BackendLocal},
+		{"neon without credentials", "neon", nil, BackendNeon},
+		{"invalid", "cloud", nil, BackendLocal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := load(t, "", env(append([]string{"HOME", "/h", "NEONGUARD_BACKEND", tt.mode}, tt.env...)...))
+			if got := c.Backend(); got != tt.want {
+				t.Errorf("Backend() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	c := load(t, "", env(append([]string{"HOME", "/h"}, neonCreds...)...))
+	if err := c.Validate(); err != nil {
+		t.Errorf("auto with all credentials: %v", err)
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	c := load(t, "", env(append([]string{"HOME", "/h",
+		"NEONGUARD_LOCAL_PERSONAL_API_KEY", "lp-secret", "NEONGUARD_LOCAL_FREE_ORG_API_KEY", "lf-secret",
+		"NEONGUARD_LOCAL_PAID_ORG_API_KEY", "lpd-secret", "NEONGUARD_STORE", "postgres://ng:pg-secret@db:5432/ng",
+	}, neonCreds...)...))
+	r := c.Redacted()
+	out, err := yaml.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(out)
+	for _, s := range []string{"key-free-secret", "key-paid-secret", "key-personal-secret", "lp-secret", "lf-secret", "lpd-secret", "pg-secret"} {
+		if strings.Contains(text, s) {
+			t.Errorf("redacted output contains %q:\n%s", s, text)
+		}
+	}
+	for _, s := range []string{"free_org_api_key: '[redacted]'", "org-free", "org-paid", "call_timeout: 1m0s", "postgres://ng:xxxxx@db:5432/ng"} {
+		if !strings.Contains(text, s) {
+			t.Errorf("redacted output lacks %q:\n%s", s, text)
+		}
+	}
+	// Every secret setting is redacted, and the original is untouched.
+	for _, f := range walk(&r) {
+		if f.secret && f.val.String() != Redaction {
+			t.Errorf("%s not redacted: %q", f.key, f.val.String())
+		}
+	}
+	if c.Neon.PersonalAPIKey != "key-personal-secret" {
+		t.Error("Redacted modified the original")
+	}
+	r.Policy.Tiers["free"] = policy.Tier{}
+	if c.Policy.Tiers["free"].Branches == 0 {
+		t.Error("Redacted shares policy maps with the original")
+	}
+	// Unset secrets stay empty, so the printout shows they are unset.
+	if Default().Redacted().Neon.FreeOrgAPIKey != "" {
+		t.Error("empty secret shown as redacted")
+	}
+	for in, want := range map[string]string{
+		"":                       "",
+		"sqlite:/x.db":           "sqlite:/x.db",
+		"postgres://u@h/db":      "postgres://u@h/db",
+		"postgres://u:p@h/db":    "postgres://u:xxxxx@h/db",
+		"postgres://u:p@[::1/db": "postgres://u:p@[::1/db", // unparseable: returned as is
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestSettings checks, independently of walk, that every leaf field of
+// Config is a documented setting with a YAML key and an env variable, and
+// that the documented defaults are the real ones.
+func TestSettings(t *testing.T) {
+	settings := Settings()
+	byKey := map[string]Setting{}
+	envs := map[string]bool{}
+	for _, s := range settings {
+		if _, dup := byKey[s.Key]; dup {
+			t.Errorf("duplicate key %s", s.Key)
+		}
+		if envs[s.Env] {
+			t.Errorf("duplicate env %s", s.Env)
+		}
+		byKey[s.Key], envs[s.Env] = s, true
+		if s.Usage == "" {
+			t.Errorf("%s has no usage", s.Key)
+		}
+		// One naming rule: NEONGUARD_ + the key, except Neon's own variables.
+		want := "NEONGUARD_" + strings.ToUpper(strings.ReplaceAll(s.Key, ".", "_"))
+		if strings.HasPrefix(s.Key, "neon.") {
+			want = "NEON_" + strings.ToUpper(strings.TrimPrefix(s.Key, "neon."))
+		}
+		if s.Env != want {
+			t.Errorf("%s: env %s, want %s", s.Key, s.Env, want)
+		}
+	}
+
+	var leaves []string
+	var rec func(t reflect.Type, prefix string)
+	rec = func(typ reflect.Type, prefix string) {
+		for i := range typ.NumField() {
+			sf := typ.Field(i)
+			name := yamlName(sf)
+			if name == "" || name == "-" {
+				t.Errorf("field %s has no yaml key", sf.Name)
+				continue
+			}
+			if sf.Tag.Get("env") == "-" {
+				continue
+			}
+			if sf.Type.Kind() == reflect.Struct && sf.Type != durationType {
+				rec(sf.Type, prefix+name+".")
+				continue
+			}
+			leaves = append(leaves, prefix+name)
+		}
+	}
+	rec(reflect.TypeFor[Config](), "")
+	if len(leaves) != len(settings) {
+		t.Errorf("%d leaf fields, %d settings", len(leaves), len(settings))
+	}
+	for _, k := range leaves {
+		if _, ok := byKey[k]; !ok {
+			t.Errorf("field %s is not a setting", k)
+		}
+	}
+	for _, k := range []string{"data_dir", "log.level", "log.format", "tenant", "tier", "backend", "neon.api_host",
+		"neon.free_org_id", "neon.free_org_api_key", "neon.paid_org_id", "neon.paid_org_api_key", "neon.personal_api_key",
+		"local.personal_api_key", "local.free_org_api_key", "local.paid_org_api_key", "local.listen",
+		"local.operation_delay", "store", "defaults.region", "defaults.pg_version", "call_timeout"} {
+		if _, ok := byKey[k]; !ok {
+			t.Errorf("missing setting %s", k)
+		}
+	}
+
+	// Documented defaults round-trip through Set to the values of Default().
+	def := valid(t)
+	for _, s := range settings {
+		if s.Key == "data_dir" {
+			if !strings.Contains(s.Default, "XDG_DATA_HOME") {
+				t.Errorf("data_dir default doc = %q", s.Default)
+			}
+			continue
+		}
+		var c Config
+		c.Policy = def.Policy
+		c.DataDir = def.DataDir
+		if s.Default != "" {
+			if err := c.Set(s.Key, s.Default); err != nil {
+				t.Errorf("%s: default %q: %v", s.Key, s.Default, err)
+			}
+		}
+		got, want := settingValue(t, c, s.Key), settingValue(t, def, s.Key)
+		if got != want {
+			t.Errorf("%s: documented default %q gives %v, Default() has %v", s.Key, s.Default, got, want)
+		}
+		if s.Secret && s.Default != "" {
+			t.Errorf("secret %s has a default", s.Key)
+		}
+	}
+	if !byKey["neon.personal_api_key"].Secret || byKey["neon.free_org_id"].Secret {
+		t.Error("secret flags wrong")
+	}
+}
+
+func settingValue(t *testing.T, c Config, key string) any {
+	t.Helper()
+	for _, f := range walk(&c) {
+		if f.key == key {
+			return f.val.Interface()
+		}
+	}
+	t.Fatalf("no setting %s", key)
+	return nil
+}
+
+func TestSlogLevel(t *testing.T) {
+	for in, want := range map[string]string{"debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERROR", "bogus": "INFO"} {
+		if got := (Log{Level: in}).SlogLevel().String(); got != want {
+			t.Errorf("SlogLevel(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestSQLitePath(t *testing.T) {
+	for store, want := range map[string]string{"": "/d/neonguard.db", "sqlite:/x/y.db": "/x/y.db", "postgres://h/db": ""} {
+		if got := (Config{DataDir: "/d", Store: store}).SQLitePath(); got != want {
+			t.Errorf("SQLitePath(%q) = %q, want %q", store, got, want)
+		}
+	}
+}

@@ -1,0 +1,321 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/neonguard/neonguard/internal/neon"
+	"github.com/neonguard/neonguard/internal/policy"
+	"github.com/neonguard/neonguard/internal/store"
+)
+
+// UndoToTime restores a branch in place to a time: same branch id, same endpoint, same
+// connection string. Neon keeps the state from just before as a backup branch, which the guard
+// gives the tier's backup TTL.
+func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, error) {
+	c, err := g.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := g.now()
+	var target time.Time
+	switch {
+	case in.Timestamp != nil && in.Ago != 0:
+		return nil, invalid("pass either timestamp or ago, not both", "e.g. ago=\"15m\" or timestamp=\"2026-01-02T15:04:05Z\"")
+	case in.Timestamp != nil:
+		target = *in.Timestamp
+	case in.Ago > 0:
+		target = now.Add(-in.Ago)
+	default:
+		return nil, invalid("timestamp or ago is required", "e.g. ago=\"15m\" or timestamp=\"2026-01-02T15:04:05Z\"")
+	}
+	target = target.UTC()
+	if d := policy.CheckRestoreTarget(c.tier, now, target); !d.Allow {
+		return nil, denied(d)
+	}
+	db, org, err := g.database(ctx, c, in.DatabaseID)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := g.lock(ctx, "db:"+db.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	st, err := g.state(ctx, org, db)
+	if err != nil {
+		return nil, err
+	}
+	b, err := st.resolve(in.Branch)
+	if err != nil {
+		return nil, err
+	}
+	if target.Before(b.CreatedAt) {
+		return nil, invalid(fmt.Sprintf("branch %q did not exist at %s (created %s)", b.Name, target.Format(time.RFC3339), b.CreatedAt.UTC().Format(time.RFC3339)),
+			"choose a time after the branch was created")
+	}
+	// The backup is a new branch: it needs a free slot.
+	if d := policy.CheckNewBranch(c.tier, st.refs()); !d.Allow {
+		return nil, denied(d)
+	}
+	backupName := uniqueName(st, fmt.Sprintf("%s-undo-%s", b.Name, now.UTC().Format("20060102-150405")))
+	restored, err := org.API.RestoreBranch(ctx, db.ID, b.ID, neon.BranchRestore{
+		SourceBranchID: b.ID, SourceTimestamp: &target, PreserveUnderName: backupName,
+	})
+	if err != nil {
+		return nil, upstream("undo_to_time", err)
+	}
+	backup, err := g.findBackup(ctx, org, db.ID, restored, backupName)
+	if err != nil {
+		return nil, err
+	}
+	expires := now.Add(c.tier.UndoBackupTTL).UTC().Truncate(time.Second)
+	ref := BranchRef{BranchID: backup.ID, Name: backup.Name}
+	if _, err := org.API.UpdateBranch(ctx, db.ID, backup.ID, neon.BranchUpdate{ExpiresAt: &expires}); err != nil {
+		g.log.WarnContext(ctx, "could not set the undo backup's expiry", "database_id", db.ID, "branch_id", backup.ID, "err", err)
+	} else {
+		ref.ExpiresAt = &expires
+	}
+	if err := g.store.AddBranch(ctx, store.Branch{ID: backup.ID, DatabaseID: db.ID, Name: backup.Name, Kind: store.BranchBackup,
+		ExpiresAt: ref.ExpiresAt, CreatedAt: now}); err != nil && !errors.Is(err, store.ErrConflict) {
+		return nil, err
+	}
+	return &UndoResult{DatabaseID: db.ID, Branch: BranchRef{BranchID: restored.ID, Name: restored.Name},
+		RestoredTo: target, BackupBranch: ref}, nil
+}
+
+// findBackup finds the branch Neon preserved the pre-restore state under. Neon makes it the
+// restored branch's parent; an emulator or a future Neon may not, so fall back to its name.
+func (g *Guard) findBackup(ctx context.Context, org Org, projectID string, restored *neon.Branch, name string) (neon.Branch, error) {
+	if restored.ParentID != "" {
+		if p, err := org.API.GetBranch(ctx, projectID, restored.ParentID); err == nil && p.Name == name {
+			return *p, nil
+		}
+	}
+	branches, err := org.API.ListBranches(ctx, projectID)
+	if err != nil {
+		return neon.Branch{}, upstream("find the undo backup", err)
+	}
+	for _, b := range branches {
+		if b.Name == name {
+			return b, nil
+		}
+	}
+	return neon.Branch{}, &Error{Code: policy.Upstream, Message: "the undo succeeded but its backup branch was not found",
+		Hint: "call list_branches; the restored branch is usable"}
+}
+
+func uniqueName(st *dbState, base string) string {
+	name := base
+	for i := 2; ; i++ {
+		if _, taken := st.byName(name); !taken {
+			return name
+		}
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
+}
+
+// CreateDevBranch branches the database for development, with a compute in the tier's range
+// and an expiry.
+func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBranchResult, error) {
+	c, err := g.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName("name", in.Name); err != nil {
+		return nil, err
+	}
+	if in.Name == mainBranchName {
+		return nil, invalid("a dev branch cannot be named main", "choose another name")
+	}
+	ttl, d := policy.DevBranchTTL(c.tier, in.TTL)
+	if !d.Allow {
+		return nil, denied(d)
+	}
+	now := g.now()
+	from := in.From
+	if from == "" {
+		from = mainBranchName
+	}
+	var at *time.Time
+	if from != mainBranchName {
+		if t, err := time.Parse(time.RFC3339, from); err == nil {
+			t = t.UTC()
+			if d := policy.CheckRestoreTarget(c.tier, now, t); !d.Allow {
+				return nil, denied(d)
+			}
+			at = &t
+		}
+	}
+	db, org, err := g.database(ctx, c, in.DatabaseID)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := g.lock(ctx, "db:"+db.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	st, err := g.state(ctx, org, db)
+	if err != nil {
+		return nil, err
+	}
+	if _, taken := st.byName(in.Name); taken {
+		return nil, invalid(fmt.Sprintf("branch %q already exists", in.Name),
+			"choose another name, or use get_connection_string for the existing branch")
+	}
+	if d := policy.CheckNewBranch(c.tier, st.refs()); !d.Allow {
+		return nil, denied(d)
+	}
+	expires := now.Add(ttl).UTC().Truncate(time.Second)
+	endpoint := neon.EndpointCreate{Type: neon.EndpointReadWrite, AutoscalingLimitMinCU: c.tier.MinComputeCU,
+		AutoscalingLimitMaxCU: c.tier.MaxComputeCU, SuspendTimeoutSeconds: int64(c.tier.SuspendTimeout.Seconds())}
+
+	var branchID string
+	if from == mainBranchName || at != nil {
+		created, err := org.API.CreateBranch(ctx, db.ID, neon.BranchCreate{
+			ParentID: st.main.ID, Name: in.Name, ParentTimestamp: at, ExpiresAt: &expires,
+		}, []neon.EndpointCreate{endpoint})
+		if err != nil {
+			return nil, upstream("create_dev_branch", err)
+		}
+		branchID = created.Branch.ID
+	} else {
+		branchID, err = g.branchFromCheckpoint(ctx, org, db, from, in.Name, expires, endpoint)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := g.store.AddBranch(ctx, store.Branch{ID: branchID, DatabaseID: db.ID, Name: in.Name, Kind: store.BranchDev,
+		ExpiresAt: &expires, CreatedAt: now}); err != nil && !errors.Is(err, store.ErrConflict) {
+		return nil, err
+	}
+	uri, err := g.connectionURI(ctx, org, db, branchID, true)
+	if err != nil {
+		return nil, err
+	}
+	return &DevBranchResult{DatabaseID: db.ID, BranchID: branchID, Name: in.Name, From: from, ExpiresAt: expires, ConnectionString: uri}, nil
+}
+
+// branchFromCheckpoint makes a dev branch holding a checkpoint's data: a snapshot restore that
+// is not finalized is a new branch of its own, leaving main alone.
+func (g *Guard) branchFromCheckpoint(ctx context.Context, org Org, db store.Database, checkpoint, name string, expires time.Time, ep neon.EndpointCreate) (string, error) {
+	snaps, err := snapshots(ctx, org, db.ID)
+	if err != nil {
+		return "", err
+	}
+	var snap *neon.Snapshot
+	for i, s := range snaps {
+		if s.Name == checkpoint || s.ID == checkpoint {
+			snap = &snaps[i]
+			break
+		}
+	}
+	if snap == nil {
+		return "", invalid(fmt.Sprintf("from %q is neither main, a checkpoint, nor an RFC 3339 time", checkpoint),
+			"use from=\"main\", a name from list_checkpoints, or a time like 2026-01-02T15:04:05Z")
+	}
+	restored, err := org.API.RestoreSnapshot(ctx, db.ID, snap.ID, neon.SnapshotRestore{Name: name})
+	if err != nil {
+		return "", upstream("create_dev_branch", err)
+	}
+	id := restored.Branch.ID
+	if _, err := org.API.UpdateBranch(ctx, db.ID, id, neon.BranchUpdate{ExpiresAt: &expires}); err != nil {
+		return "", upstream("create_dev_branch: set expiry", err)
+	}
+	if len(restored.Endpoints) == 0 {
+		if _, err := org.API.CreateEndpoint(ctx, db.ID, id, ep); err != nil {
+			return "", upstream("create_dev_branch: create compute", err)
+		}
+	}
+	return id, nil
+}
+
+// ListBranches lists a database's branches with their kinds and compute states.
+func (g *Guard) ListBranches(ctx context.Context, databaseID string) (*ListBranchesResult, error) {
+	c, err := g.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	db, org, err := g.database(ctx, c, databaseID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := g.state(ctx, org, db)
+	if err != nil {
+		return nil, err
+	}
+	eps, err := org.API.ListEndpoints(ctx, db.ID)
+	if err != nil {
+		return nil, upstream("list_branches", err)
+	}
+	state := map[string]string{}
+	for _, e := range eps {
+		if e.Type == neon.EndpointReadWrite || state[e.BranchID] == "" {
+			state[e.BranchID] = e.CurrentState
+		}
+	}
+	out := &ListBranchesResult{DatabaseID: db.ID, Branches: make([]Branch, 0, len(st.branches)), Limit: c.tier.Branches}
+	for _, b := range st.branches {
+		es := state[b.ID]
+		if es == "" {
+			es = "none"
+		}
+		var exp *time.Time
+		if b.ExpiresAt != nil {
+			t := b.ExpiresAt.UTC()
+			exp = &t
+		}
+		out.Branches = append(out.Branches, Branch{BranchID: b.ID, Name: b.Name, Kind: st.kind(b), ParentID: b.ParentID,
+			CreatedAt: b.CreatedAt.UTC(), ExpiresAt: exp, EndpointState: es})
+	}
+	return out, nil
+}
+
+// DeleteDevBranch deletes a dev or backup branch; main is never deleted.
+func (g *Guard) DeleteDevBranch(ctx context.Context, databaseID, branch string) (*DeleteBranchResult, error) {
+	c, err := g.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if branch == "" {
+		return nil, invalid("branch is required", "pass a branch name or id from list_branches")
+	}
+	db, org, err := g.database(ctx, c, databaseID)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := g.lock(ctx, "db:"+db.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	st, err := g.state(ctx, org, db)
+	if err != nil {
+		return nil, err
+	}
+	if branch == mainBranchName || branch == st.main.ID || branch == st.main.Name {
+		return nil, invalid("the main branch cannot be deleted",
+			"to go back in time use undo_to_time or restore_checkpoint")
+	}
+	b, err := st.resolve(branch)
+	if err != nil {
+		// Already gone: deleting is idempotent.
+		_ = g.store.DeleteBranch(ctx, db.ID, branch)
+		return &DeleteBranchResult{DatabaseID: db.ID, BranchID: branch, Name: branch, Deleted: false}, nil
+	}
+	// Whether a branch with children may go is Neon's call (an undo backup is the restored
+	// branch's parent on Neon); its 422 comes back as INVALID_ARGUMENT with Neon's reason.
+	if err := org.API.DeleteBranch(ctx, db.ID, b.ID); err != nil && !errors.Is(err, neon.ErrNotFound) {
+		return nil, upstream("delete_dev_branch", err)
+	}
+	if err := g.store.DeleteBranch(ctx, db.ID, b.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	return &DeleteBranchResult{DatabaseID: db.ID, BranchID: b.ID, Name: b.Name, Deleted: true}, nil
+}

@@ -1,0 +1,268 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/neonguard/neonguard/internal/neon"
+	"github.com/neonguard/neonguard/internal/policy"
+	"github.com/neonguard/neonguard/internal/store"
+)
+
+// NamePattern is what database, branch and checkpoint names must match.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+const nameRule = "1-63 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+func checkName(arg, v string) error {
+	if !namePattern.MatchString(v) {
+		return invalid(fmt.Sprintf("%s %q is not valid", arg, v), arg+" must be "+nameRule)
+	}
+	return nil
+}
+
+const (
+	defaultDatabaseName = "neondb"
+	defaultRoleName     = "neondb_owner"
+	mainBranchName      = "main"
+)
+
+// projectName is the Neon project name for a tenant's database. It is unique per (tenant,
+// name), which is what lets the client find a project whose create answer was lost.
+func projectName(tenantID, name string) string { return tenantID + "/" + name }
+
+// CreateDatabase creates a Neon project for the tenant, idempotent per (tenant, name).
+func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*CreateDatabaseResult, error) {
+	c, err := g.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName("name", in.Name); err != nil {
+		return nil, err
+	}
+	region, pg := in.Region, in.PGVersion
+	if region == "" {
+		region = g.region
+	}
+	if pg == 0 {
+		pg = g.pg
+	}
+	if pg < 14 || pg > 18 {
+		return nil, invalid(fmt.Sprintf("pg_version %d is not supported", pg), "use a PostgreSQL major version from 14 to 18, or omit it")
+	}
+
+	// One create per (tenant, name) at a time: the second caller waits and then sees the first's row.
+	unlock, err := g.lock(ctx, "create:"+c.tenant.ID+"/"+in.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	if db, err := g.store.GetDatabaseByName(ctx, c.tenant.ID, in.Name); err == nil && db.ID != "" {
+		return g.existingDatabase(ctx, c, db)
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+
+	n, err := g.store.CountDatabases(ctx, c.tenant.ID)
+	if err != nil {
+		return nil, err
+	}
+	if d := policy.CheckDatabaseCount(c.tier, n); !d.Allow {
+		return nil, denied(d)
+	}
+	if d := policy.CheckCompute(c.tier, c.tier.MinComputeCU, c.tier.MaxComputeCU); !d.Allow {
+		return nil, denied(d)
+	}
+
+	// Reserve first: if the process dies between Neon's create and our write, the reservation
+	// tells the next call to look for the project before creating another.
+	reserved, _, err := g.store.ReserveDatabase(ctx, c.tenant.ID, in.Name)
+	if err != nil {
+		return nil, err
+	}
+	if reserved.ID != "" {
+		return g.existingDatabase(ctx, c, reserved)
+	}
+
+	pname := projectName(c.tenant.ID, in.Name)
+	created, err := g.findProject(ctx, c.org, pname)
+	if err != nil {
+		return nil, upstream("create_database", err)
+	}
+	if created == nil {
+		created, err = c.org.API.CreateProject(ctx, g.projectSpec(c, pname, region, pg))
+		if err != nil {
+			if !errors.Is(err, neon.ErrOutcomeUnknown) {
+				// Neon refused or never got it: nothing exists, so drop the reservation.
+				_ = g.store.ForgetReservation(ctx, c.tenant.ID, in.Name)
+			}
+			return nil, upstream("create_database", err)
+		}
+	}
+
+	db := store.Database{
+		ID: created.Project.ID, TenantID: c.tenant.ID, Name: in.Name, OrgID: c.org.ID,
+		RootBranchID: created.Branch.ID, RegionID: created.Project.RegionID, PGVersion: created.Project.PGVersion,
+		RoleName: defaultRoleName, DatabaseName: defaultDatabaseName, CreatedAt: created.Project.CreatedAt,
+	}
+	if len(created.Roles) > 0 {
+		db.RoleName = created.Roles[0].Name
+	}
+	if len(created.Databases) > 0 {
+		db.DatabaseName = created.Databases[0].Name
+	}
+	if err := g.store.CompleteDatabase(ctx, db); err != nil {
+		return nil, err
+	}
+	uri, err := g.connectionURI(ctx, c.org, db, db.RootBranchID, true)
+	if err != nil {
+		return nil, err
+	}
+	return &CreateDatabaseResult{Database: toDatabase(db), Created: true, Tier: c.tier.Name, ConnectionString: uri}, nil
+}
+
+// findProject looks for a project a previous, interrupted call may have created.
+func (g *Guard) findProject(ctx context.Context, org Org, name string) (*neon.CreatedProject, error) {
+	projects, _, err := org.API.ListProjects(ctx, neon.ListProjectsOptions{Search: name, OrgID: org.ID, Limit: 100})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range projects {
+		if p.Name != name {
+			continue
+		}
+		branches, err := org.API.ListBranches(ctx, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		cp := &neon.CreatedProject{Project: p}
+		for _, b := range branches {
+			if b.Default {
+				cp.Branch = b
+			}
+		}
+		return cp, nil
+	}
+	return nil, nil
+}
+
+func (g *Guard) projectSpec(c caller, name, region string, pg int) neon.ProjectCreate {
+	t := c.tier
+	retention := int64(t.RestoreWindow.Seconds())
+	return neon.ProjectCreate{
+		Name: name, RegionID: region, PGVersion: pg, OrgID: c.org.ID,
+		HistoryRetentionSeconds: &retention,
+		DefaultEndpointSettings: &neon.DefaultEndpointSettings{
+			AutoscalingLimitMinCU: t.MinComputeCU, AutoscalingLimitMaxCU: t.MaxComputeCU,
+			SuspendTimeoutSeconds: int64(t.SuspendTimeout.Seconds()),
+		},
+		Settings: &neon.ProjectSettings{Quota: &neon.Quota{
+			ActiveTimeSeconds: t.Quota.ActiveTimeSeconds, ComputeTimeSeconds: t.Quota.ComputeTimeSeconds,
+			WrittenDataBytes: t.Quota.WrittenDataBytes, DataTransferBytes: t.Quota.DataTransferBytes,
+			LogicalSizeBytes: t.Quota.LogicalSizeBytes,
+		}},
+		Branch: &neon.ProjectCreateBranch{Name: mainBranchName, DatabaseName: defaultDatabaseName, RoleName: defaultRoleName},
+	}
+}
+
+func (g *Guard) existingDatabase(ctx context.Context, c caller, db store.Database) (*CreateDatabaseResult, error) {
+	_, org, err := g.database(ctx, c, db.ID)
+	if err != nil {
+		return nil, err
+	}
+	uri, err := g.connectionURI(ctx, org, db, db.RootBranchID, true)
+	if err != nil {
+		return nil, err
+	}
+	return &CreateDatabaseResult{Database: toDatabase(db), Created: false, Tier: c.tier.Name, ConnectionString: uri}, nil
+}
+
+func toDatabase(db store.Database) Database {
+	return Database{DatabaseID: db.ID, Name: db.Name, Region: db.RegionID, PGVersion: db.PGVersion,
+		MainBranchID: db.RootBranchID, CreatedAt: db.CreatedAt.UTC()}
+}
+
+func (g *Guard) connectionURI(ctx context.Context, org Org, db store.Database, branchID string, pooled bool) (string, error) {
+	uri, err := org.API.ConnectionURI(ctx, db.ID, neon.ConnectionURIOptions{
+		BranchID: branchID, DatabaseName: db.DatabaseName, RoleName: db.RoleName, Pooled: pooled,
+	})
+	if err != nil {
+		return "", upstream("get connection string", err)
+	}
+	return uri, nil
+}
+
+// ListDatabases lists the tenant's databases.
+func (g *Guard) ListDatabases(ctx context.Context) (*ListDatabasesResult, error) {
+	c, err := g.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dbs, err := g.store.ListDatabases(ctx, c.tenant.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := &ListDatabasesResult{Tier: c.tier.Name, Databases: make([]Database, 0, len(dbs)), Limit: c.tier.MaxDatabases}
+	for _, db := range dbs {
+		if db.ID == "" { // a create in flight or interrupted
+			continue
+		}
+		out.Databases = append(out.Databases, toDatabase(db))
+	}
+	return out, nil
+}
+
+// GetConnectionString returns a branch's connection URI.
+func (g *Guard) GetConnectionString(ctx context.Context, in ConnectionInput) (*ConnectionResult, error) {
+	c, err := g.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	db, org, err := g.database(ctx, c, in.DatabaseID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := g.state(ctx, org, db)
+	if err != nil {
+		return nil, err
+	}
+	b, err := st.resolve(in.Branch)
+	if err != nil {
+		return nil, err
+	}
+	uri, err := g.connectionURI(ctx, org, db, b.ID, in.Pooled)
+	if err != nil {
+		return nil, err
+	}
+	return &ConnectionResult{DatabaseID: db.ID, BranchID: b.ID, Branch: b.Name, Pooled: in.Pooled, ConnectionString: uri}, nil
+}
+
+// DescribeLimits returns the caller's tier and every limit.
+func (g *Guard) DescribeLimits(ctx context.Context) (*Limits, error) {
+	c, err := g.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := c.tier
+	return &Limits{
+		Tier: t.Name, Org: t.Org, MaxDatabases: t.MaxDatabases,
+		BranchesPerDatabase: t.Branches, CheckpointsPerDatabase: t.Checkpoints,
+		RestoreWindowSeconds: int64(t.RestoreWindow.Seconds()),
+		Compute:              ComputeLimits{MinCU: t.MinComputeCU, MaxCU: t.MaxComputeCU, SuspendTimeoutSeconds: int64(t.SuspendTimeout.Seconds())},
+		DevBranchTTL:         TTLLimits{DefaultSeconds: int64(t.DevBranchTTL.Seconds()), MaxSeconds: int64(t.MaxDevBranchTTL.Seconds())},
+		UndoBackupTTLSeconds: int64(t.UndoBackupTTL.Seconds()),
+		Quota:                metrics(t, policy.Usage{}),
+	}, nil
+}
+
+func metrics(t policy.Tier, u policy.Usage) []Metric {
+	ms := policy.Metrics(t, u)
+	out := make([]Metric, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, Metric{Name: m.Name, Unit: m.Unit, Used: m.Used, Limit: m.Limit, Percent: m.Percent, Level: m.Level})
+	}
+	return out
+}

@@ -1,0 +1,157 @@
+// Package guard holds neonguard's use cases. Each one reads the caller's tenant from the
+// context, locks the database it touches, reads the current state from Neon under that lock,
+// asks the policy, and only then calls Neon and records the result. Counting under the lock is
+// what makes a limit hold under concurrency: two calls cannot both see "9 of 10 branches".
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/neonguard/neonguard/internal/neon"
+	"github.com/neonguard/neonguard/internal/policy"
+	"github.com/neonguard/neonguard/internal/store"
+)
+
+// Org is one Neon organization the guard places projects in, with the client bound to its key.
+type Org struct {
+	Plan string // key into policy.Config.Plans: "free" or "paid"
+	ID   string
+	API  neon.API
+}
+
+// Deps are the guard's collaborators.
+type Deps struct {
+	Store            store.Store
+	Locker           store.Locker
+	Policy           policy.Config
+	Orgs             []Org
+	DefaultRegion    string
+	DefaultPGVersion int
+	Now              func() time.Time // default time.Now
+	Logger           *slog.Logger
+}
+
+// Guard implements UseCases.
+type Guard struct {
+	store  store.Store
+	locker store.Locker
+	policy policy.Config
+	orgs   []Org
+	region string
+	pg     int
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+var _ UseCases = (*Guard)(nil)
+
+// New checks d and returns a Guard.
+func New(d Deps) (*Guard, error) {
+	if d.Store == nil || d.Locker == nil {
+		return nil, errors.New("guard: store and locker are required")
+	}
+	if len(d.Orgs) == 0 {
+		return nil, errors.New("guard: at least one org is required")
+	}
+	for _, o := range d.Orgs {
+		if o.API == nil || o.ID == "" {
+			return nil, fmt.Errorf("guard: org %q needs an id and a client", o.Plan)
+		}
+		if _, err := d.Policy.Plan(o.Plan); err != nil {
+			return nil, fmt.Errorf("guard: org %q: %w", o.Plan, err)
+		}
+	}
+	for name, t := range d.Policy.Tiers {
+		if _, ok := findOrg(d.Orgs, t.Org); !ok {
+			return nil, fmt.Errorf("guard: tier %q is placed in org %q, which is not configured", name, t.Org)
+		}
+	}
+	g := &Guard{store: d.Store, locker: d.Locker, policy: d.Policy, orgs: d.Orgs,
+		region: d.DefaultRegion, pg: d.DefaultPGVersion, now: d.Now, log: d.Logger}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.region == "" {
+		g.region = "aws-us-east-2"
+	}
+	if g.pg == 0 {
+		g.pg = 17
+	}
+	return g, nil
+}
+
+func findOrg(orgs []Org, plan string) (Org, bool) {
+	for _, o := range orgs {
+		if o.Plan == plan {
+			return o, true
+		}
+	}
+	return Org{}, false
+}
+
+// caller is the resolved principal: tenant, tier and the org its new databases go to.
+type caller struct {
+	tenant store.Tenant
+	tier   policy.Tier
+	org    Org
+}
+
+func (g *Guard) caller(ctx context.Context) (caller, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return caller{}, errors.New("guard: no principal in context")
+	}
+	t, err := g.store.GetTenant(ctx, p.TenantID)
+	if err != nil {
+		return caller{}, fmt.Errorf("guard: tenant %q: %w", p.TenantID, err)
+	}
+	tier, err := g.policy.Tier(t.Tier)
+	if err != nil {
+		return caller{}, fmt.Errorf("guard: tenant %q: %w", t.ID, err)
+	}
+	org, _ := findOrg(g.orgs, tier.Org) // New checked every tier's org exists
+	return caller{tenant: t, tier: tier, org: org}, nil
+}
+
+// database loads the caller's database. Another tenant's id gets exactly the same answer as an
+// id that does not exist, so nothing reveals that it exists.
+func (g *Guard) database(ctx context.Context, c caller, databaseID string) (store.Database, Org, error) {
+	if databaseID == "" {
+		return store.Database{}, Org{}, invalid("database_id is required", "call list_databases to see your databases")
+	}
+	db, err := g.store.GetDatabase(ctx, c.tenant.ID, databaseID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Database{}, Org{}, notFound(databaseID)
+	}
+	if err != nil {
+		return store.Database{}, Org{}, err
+	}
+	for _, o := range g.orgs {
+		if o.ID == db.OrgID {
+			return db, o, nil
+		}
+	}
+	return store.Database{}, Org{}, fmt.Errorf("guard: database %s is in org %s, which is not configured", db.ID, db.OrgID)
+}
+
+func notFound(databaseID string) *Error {
+	return &Error{Code: policy.NotFound, Message: fmt.Sprintf("database %q not found", databaseID),
+		Hint: "call list_databases to see your databases"}
+}
+
+// lock takes the per-database lock. Every use case that counts or changes a database's branches
+// or checkpoints holds it from the count until the change is recorded.
+func (g *Guard) lock(ctx context.Context, key string) (func(), error) {
+	unlock, err := g.locker.Lock(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("guard: lock %s: %w", key, err)
+	}
+	return unlock, nil
+}

@@ -1,0 +1,58 @@
+package guard
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/neonguard/neonguard/internal/neon"
+	"github.com/neonguard/neonguard/internal/policy"
+)
+
+// upstream turns a failed Neon call into an error the agent can act on. The message names what
+// failed and Neon's own code (redacted); the cause stays in Err for the logs.
+func upstream(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ge := AsError(err); ge != nil {
+		return ge
+	}
+	var apiErr *neon.APIError
+	detail := ""
+	if errors.As(err, &apiErr) {
+		detail = neon.Redact(apiErr.Message)
+	}
+	switch {
+	case errors.Is(err, neon.ErrBranchLimit):
+		return &Error{Code: policy.BranchLimit, Message: what + ": Neon's branch limit for this project is reached",
+			Hint: "delete a dev or backup branch with delete_dev_branch (list_branches shows them)", Err: err}
+	case errors.Is(err, neon.ErrSnapshotLimit):
+		return &Error{Code: policy.SnapshotLimit, Message: what + ": Neon's snapshot limit for this project is reached",
+			Hint: "call checkpoint with replace=true", Err: err}
+	case errors.Is(err, neon.ErrBadRequest) && strings.Contains(detail, "retention window"):
+		return &Error{Code: policy.RestoreWindow, Message: what + ": the time is outside the restore window",
+			Hint: "call describe_limits for the restore window; use a more recent time or restore_checkpoint", Err: err}
+	case errors.Is(err, neon.ErrOutcomeUnknown):
+		return &Error{Code: policy.Upstream, Message: what + ": Neon's answer was lost and the outcome is unknown",
+			Hint: "list the database's branches or checkpoints to see whether it happened before retrying", Err: err}
+	case errors.Is(err, neon.ErrBadRequest), errors.Is(err, neon.ErrConflict),
+		apiErr != nil && apiErr.StatusCode == http.StatusUnprocessableEntity:
+		msg := what + ": Neon refused the request"
+		if detail != "" {
+			msg += ": " + detail
+		}
+		return &Error{Code: policy.InvalidArgument, Message: msg, Hint: "check the arguments and try again", Err: err}
+	}
+	var opErr *neon.OperationError
+	if errors.As(err, &opErr) {
+		return &Error{Code: policy.Upstream, Message: what + ": a Neon operation failed",
+			Hint: "try again; if it keeps failing, check the database with list_branches", Err: err}
+	}
+	msg := what + ": Neon did not complete the request after retries"
+	if apiErr != nil {
+		msg += " (HTTP " + strconv.Itoa(apiErr.StatusCode) + ")"
+	}
+	return &Error{Code: policy.Upstream, Message: msg, Hint: "try again in a minute; nothing was changed unless a later list shows it", Err: err}
+}

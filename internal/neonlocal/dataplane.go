@@ -1,0 +1,100 @@
+package neonlocal
+
+import (
+	"context"
+	"time"
+)
+
+// DataPlane is what the control plane calls when storage or computes must
+// change. Every call runs inside an operation, asynchronously, after the
+// control-plane state was committed and after Options.OperationDelay; an
+// error marks that operation "failed" (and later operations of the same
+// request "cancelled"). Implementations must be safe for concurrent use.
+//
+// The control plane never waits on the data plane while answering a request,
+// so a slow data plane only makes operations take longer, as on Neon.
+type DataPlane interface {
+	// CreateBranch makes the storage of a new branch. ParentID == "" means a
+	// new root (the project's first branch, or a schema-only branch).
+	CreateBranch(ctx context.Context, spec BranchSpec) error
+	// RestoreBranch rewrites BranchID in place from SourceBranchID at
+	// Target (zero = head). When BackupBranchID is set, the pre-restore
+	// state must be kept under that branch. The branch's endpoints
+	// (Endpoints) keep their ports and must be restarted.
+	RestoreBranch(ctx context.Context, spec RestoreSpec) error
+	// DeleteBranch drops a branch's storage (its endpoints were suspended first).
+	DeleteBranch(ctx context.Context, projectID, branchID string) error
+	// CreateSnapshot keeps the state of BranchID at At.
+	CreateSnapshot(ctx context.Context, spec SnapshotSpec) error
+	// RestoreSnapshot creates the storage of the new branch newBranchID from a snapshot.
+	RestoreSnapshot(ctx context.Context, spec SnapshotSpec, newBranchID string) error
+	// DeleteSnapshot drops a snapshot.
+	DeleteSnapshot(ctx context.Context, projectID, snapshotID string) error
+	// StartEndpoint starts (or restarts) the compute of an endpoint on its port.
+	StartEndpoint(ctx context.Context, spec EndpointSpec) error
+	// SuspendEndpoint stops the compute of an endpoint; the port stays reserved.
+	SuspendEndpoint(ctx context.Context, spec EndpointSpec) error
+	// DeleteProject drops everything of a project. It is called after the
+	// project vanished from the API, outside any operation.
+	DeleteProject(ctx context.Context, projectID string) error
+}
+
+// BranchSpec describes a branch to create.
+type BranchSpec struct {
+	ProjectID    string
+	BranchID     string
+	ParentID     string    // "" for a root branch
+	ParentTime   time.Time // point of the parent's history; zero = head
+	SchemaOnly   bool
+	PgVersion    int
+	RoleName     string
+	RolePassword string
+	DatabaseName string
+}
+
+// RestoreSpec describes an in-place (PITR) restore.
+type RestoreSpec struct {
+	ProjectID      string
+	BranchID       string
+	SourceBranchID string
+	Target         time.Time // zero = head of the source
+	BackupBranchID string    // "" when no backup is kept
+	Endpoints      []EndpointSpec
+}
+
+// SnapshotSpec describes a snapshot.
+type SnapshotSpec struct {
+	ProjectID  string
+	SnapshotID string
+	BranchID   string // source branch
+	At         time.Time
+}
+
+// EndpointSpec describes a compute endpoint.
+type EndpointSpec struct {
+	ProjectID    string
+	BranchID     string
+	EndpointID   string
+	Port         int
+	ReadOnly     bool
+	PgVersion    int
+	PgSettings   map[string]string
+	RoleName     string
+	RolePassword string
+	DatabaseName string
+}
+
+// NopDataPlane does nothing; it is used until the real data plane exists.
+type NopDataPlane struct{}
+
+var _ DataPlane = NopDataPlane{}
+
+func (NopDataPlane) CreateBranch(context.Context, BranchSpec) error              { return nil }
+func (NopDataPlane) RestoreBranch(context.Context, RestoreSpec) error            { return nil }
+func (NopDataPlane) DeleteBranch(context.Context, string, string) error          { return nil }
+func (NopDataPlane) CreateSnapshot(context.Context, SnapshotSpec) error          { return nil }
+func (NopDataPlane) RestoreSnapshot(context.Context, SnapshotSpec, string) error { return nil }
+func (NopDataPlane) DeleteSnapshot(context.Context, string, string) error        { return nil }
+func (NopDataPlane) StartEndpoint(context.Context, EndpointSpec) error           { return nil }
+func (NopDataPlane) SuspendEndpoint(context.Context, EndpointSpec) error         { return nil }
+func (NopDataPlane) DeleteProject(context.Context, string) error                 { return nil }

@@ -1,0 +1,213 @@
+// Package server builds neonguard's MCP server: the tools and prompts, and the middleware every
+// tool call passes through (recovery → principal → timeout → concurrency cap → audit), in that
+// order, outermost first.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/neon"
+	"github.com/neonguard/neonguard/internal/store"
+	"github.com/neonguard/neonguard/prompts"
+	"github.com/neonguard/neonguard/tools"
+)
+
+// Name is the server name announced in initialize.
+const Name = "neonguard"
+
+// Options configure the MCP server.
+type Options struct {
+	Guard   guard.UseCases
+	Audit   store.Store // where every tool call is recorded; nil = no audit
+	Logger  *slog.Logger
+	Version string
+	// DefaultPrincipal is used when the context carries none: the single tenant of stdio and
+	// of `neonguard call`. Nil on multi-tenant transports, where a call without one is refused.
+	DefaultPrincipal *guard.Principal
+	CallTimeout      time.Duration // per tool call; default 60s
+	MaxConcurrent    int           // tool calls in flight; default 64
+}
+
+const instructions = `neonguard manages PostgreSQL databases on Neon for you, within your tier's limits.
+Start with describe_limits. Before a risky change: checkpoint (or note the time for undo_to_time).
+Experiment on create_dev_branch. Errors are JSON {"error":{"code","message","hint"}}: follow the hint.`
+
+// New builds the MCP server.
+func New(o Options) *mcpserver.MCPServer {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 60 * time.Second
+	}
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = 64
+	}
+	s := mcpserver.NewMCPServer(Name, o.Version,
+		mcpserver.WithToolCapabilities(false),
+		mcpserver.WithPromptCapabilities(false),
+		mcpserver.WithInstructions(instructions),
+		mcpserver.WithRecovery(),
+		mcpserver.WithToolHandlerMiddleware(principal(o.DefaultPrincipal)),
+		mcpserver.WithToolHandlerMiddleware(timeout(o.CallTimeout)),
+		mcpserver.WithToolHandlerMiddleware(limit(o.MaxConcurrent)),
+		mcpserver.WithToolHandlerMiddleware(audit(o.Audit, o.Logger)),
+	)
+	s.AddTools(tools.All(tools.Deps{Guard: o.Guard, Logger: o.Logger})...)
+	s.AddPrompts(prompts.All()...)
+	return s
+}
+
+func errorResult(code, message, hint string) *mcp.CallToolResult {
+	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": message, "hint": hint}})
+	return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent(string(body))}, IsError: true}
+}
+
+func principal(def *guard.Principal) mcpserver.ToolHandlerMiddleware {
+	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if _, ok := guard.PrincipalFrom(ctx); !ok {
+				if def == nil {
+					return errorResult("UNAUTHENTICATED", "no credentials", "connect with a bearer token"), nil
+				}
+				ctx = guard.ContextWithPrincipal(ctx, *def)
+			}
+			return next(ctx, req)
+		}
+	}
+}
+
+// timeout bounds every call: SSE handlers are never cancelled by the client (mcp-go detaches
+// them), so without it a stuck upstream would hold a call forever.
+func timeout(d time.Duration) mcpserver.ToolHandlerMiddleware {
+	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			ctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			return next(ctx, req)
+		}
+	}
+}
+
+func limit(n int) mcpserver.ToolHandlerMiddleware {
+	sem := make(chan struct{}, n)
+	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return errorResult("UPSTREAM", "the server is busy", "try again in a few seconds"), nil
+			}
+			defer func() { <-sem }()
+			return next(ctx, req)
+		}
+	}
+}
+
+// audit records every call with redacted arguments, the decision and the outcome.
+func audit(st store.Store, log *slog.Logger) mcpserver.ToolHandlerMiddleware {
+	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			start := time.Now()
+			res, err := next(ctx, req)
+			p, _ := guard.PrincipalFrom(ctx)
+			e := store.AuditEntry{At: start.UTC(), TenantID: p.TenantID, Tool: req.Params.Name,
+				Args: redactArgs(req.GetArguments()), Decision: "allow", Outcome: "ok",
+				DurationMS: time.Since(start).Milliseconds()}
+			if id, ok := req.GetArguments()["database_id"].(string); ok {
+				e.DatabaseID = truncate(id, 80)
+			}
+			switch {
+			case err != nil:
+				e.Outcome, e.Error = "error", neon.Redact(err.Error())
+			case res != nil && res.IsError:
+				code, msg := errorCode(res)
+				e.Outcome, e.Error = "error", msg
+				if isDecision(code) {
+					e.Decision, e.Outcome = code, "denied"
+				}
+			}
+			level := slog.LevelInfo
+			if e.Outcome == "error" {
+				level = slog.LevelWarn
+			}
+			log.Log(ctx, level, "tool call", "tool", e.Tool, "tenant", e.TenantID, "database_id", e.DatabaseID,
+				"decision", e.Decision, "outcome", e.Outcome, "duration_ms", e.DurationMS)
+			if st != nil {
+				// The audit row must not be lost because the call's own context ended.
+				actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				if aerr := st.AppendAudit(actx, e); aerr != nil {
+					log.ErrorContext(ctx, "audit write failed", "tool", e.Tool, "err", aerr)
+				}
+				cancel()
+			}
+			return res, err
+		}
+	}
+}
+
+// isDecision reports whether an error code is a policy decision (a denial), as opposed to a
+// failure.
+func isDecision(code string) bool {
+	switch code {
+	case "BRANCH_LIMIT", "SNAPSHOT_LIMIT", "RESTORE_WINDOW", "COMPUTE_RANGE", "QUOTA_EXCEEDED",
+		"DATABASE_LIMIT", "NOT_FOUND", "INVALID_ARGUMENT", "RATE_LIMITED":
+		return true
+	}
+	return false
+}
+
+func errorCode(res *mcp.CallToolResult) (code, message string) {
+	for _, c := range res.Content {
+		tc, ok := c.(mcp.TextContent)
+		if !ok {
+			continue
+		}
+		var body struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal([]byte(tc.Text), &body) == nil && body.Error.Code != "" {
+			return body.Error.Code, body.Error.Message
+		}
+		return "", truncate(tc.Text, 500)
+	}
+	return "", ""
+}
+
+// redactArgs keeps the audit useful without storing anything secret or huge: strings are
+// redacted (connection URIs, tokens) and truncated.
+func redactArgs(args map[string]any) string {
+	clean := make(map[string]any, len(args))
+	for k, v := range args {
+		if s, ok := v.(string); ok {
+			v = truncate(neon.Redact(s), 200)
+		}
+		if strings.Contains(strings.ToLower(k), "password") || strings.Contains(strings.ToLower(k), "token") {
+			v = "[redacted]"
+		}
+		clean[k] = v
+	}
+	b, err := json.Marshal(clean)
+	if err != nil {
+		return "{}"
+	}
+	return truncate(string(b), 2000)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
