@@ -16,7 +16,7 @@ func DescribeLimits(d Deps) server.ServerTool {
 		name:        "describe_limits",
 		title:       "Describe limits",
 		description: "Your tier and all its limits (databases, branches, checkpoints, restore window, compute, TTLs, quotas); call it first to plan.",
-		hints:       readOnly,
+		hints:       readOnly(),
 	}, func(ctx context.Context, _ *describeLimitsArgs) (*guard.Limits, error) {
 		return d.Guard.DescribeLimits(ctx)
 	})

@@ -275,3 +275,12 @@ func validateJSON(t testing.TB, s *sjs.Schema, v any) error {
 	}
 	return s.Validate(inst)
 }
+
+func mustJSON(t testing.TB, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

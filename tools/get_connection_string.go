@@ -21,7 +21,7 @@ func GetConnectionString(d Deps) server.ServerTool {
 		name:        "get_connection_string",
 		title:       "Get connection string",
 		description: "Get a PostgreSQL connection URI for a branch (main by default); pooled unless pooled=false.",
-		hints:       readOnly,
+		hints:       readOnly(),
 	}, func(ctx context.Context, a *getConnectionStringArgs) (*guard.ConnectionResult, error) {
 		pooled := a.Pooled == nil || *a.Pooled
 		return d.Guard.GetConnectionString(ctx, guard.ConnectionInput{DatabaseID: a.DatabaseID, Branch: mainAsDefault(a.Branch), Pooled: pooled})

@@ -18,7 +18,7 @@ func GetUsage(d Deps) server.ServerTool {
 		name:        "get_usage",
 		title:       "Get usage",
 		description: "Consumption this billing period against the tier's quotas, per metric with level ok/warning (80%)/critical (95%)/exceeded, plus branch and checkpoint counts.",
-		hints:       readOnly,
+		hints:       readOnly(),
 	}, func(ctx context.Context, a *getUsageArgs) (*guard.UsageResult, error) {
 		return d.Guard.GetUsage(ctx, a.DatabaseID)
 	})

@@ -18,7 +18,7 @@ func ListBranches(d Deps) server.ServerTool {
 		name:        "list_branches",
 		title:       "List branches",
 		description: "List a database's branches (main, dev, backup) with expiry and endpoint state, and the tier's branch limit.",
-		hints:       readOnly,
+		hints:       readOnly(),
 	}, func(ctx context.Context, a *listBranchesArgs) (*guard.ListBranchesResult, error) {
 		return d.Guard.ListBranches(ctx, a.DatabaseID)
 	})

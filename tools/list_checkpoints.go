@@ -18,7 +18,7 @@ func ListCheckpoints(d Deps) server.ServerTool {
 		name:        "list_checkpoints",
 		title:       "List checkpoints",
 		description: "List a database's checkpoints, oldest first, and the tier's checkpoint limit.",
-		hints:       readOnly,
+		hints:       readOnly(),
 	}, func(ctx context.Context, a *listCheckpointsArgs) (*guard.ListCheckpointsResult, error) {
 		return d.Guard.ListCheckpoints(ctx, a.DatabaseID)
 	})

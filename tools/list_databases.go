@@ -16,7 +16,7 @@ func ListDatabases(d Deps) server.ServerTool {
 		name:        "list_databases",
 		title:       "List databases",
 		description: "List your databases with their database_id.",
-		hints:       readOnly,
+		hints:       readOnly(),
 	}, func(ctx context.Context, _ *listDatabasesArgs) (*guard.ListDatabasesResult, error) {
 		return d.Guard.ListDatabases(ctx)
 	})

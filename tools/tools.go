@@ -44,19 +44,21 @@ func (d Deps) validator() *validator.Validate {
 
 // factories lists the tools in their stable tools/list order: set-up and versioning first,
 // then reads, then housekeeping.
-var factories = [...]func(Deps) server.ServerTool{
-	CreateDatabase,
-	Checkpoint,
-	UndoToTime,
-	CreateDevBranch,
-	GetUsage,
-	ListDatabases,
-	ListCheckpoints,
-	RestoreCheckpoint,
-	ListBranches,
-	DeleteDevBranch,
-	GetConnectionString,
-	DescribeLimits,
+func factories() []func(Deps) server.ServerTool {
+	return []func(Deps) server.ServerTool{
+		CreateDatabase,
+		Checkpoint,
+		UndoToTime,
+		CreateDevBranch,
+		GetUsage,
+		ListDatabases,
+		ListCheckpoints,
+		RestoreCheckpoint,
+		ListBranches,
+		DeleteDevBranch,
+		GetConnectionString,
+		DescribeLimits,
+	}
 }
 
 // All returns every agent tool, in a stable order.
@@ -64,8 +66,9 @@ func All(d Deps) []server.ServerTool {
 	if d.validate == nil {
 		d.validate = newValidator()
 	}
-	out := make([]server.ServerTool, 0, len(factories))
-	for _, f := range factories {
+	fs := factories()
+	out := make([]server.ServerTool, 0, len(fs))
+	for _, f := range fs {
 		out = append(out, f(d))
 	}
 	return out
@@ -73,7 +76,7 @@ func All(d Deps) []server.ServerTool {
 
 // Names returns the tool names in All's order.
 func Names() []string {
-	names := make([]string, 0, len(factories))
+	names := make([]string, 0, len(factories()))
 	for _, st := range All(Deps{}) {
 		names = append(names, st.Tool.Name)
 	}
@@ -96,7 +99,7 @@ func (h hints) annotation() mcp.ToolAnnotation {
 }
 
 // readOnly is the annotation set of every tool that only reads.
-var readOnly = hints{readOnly: true, destructive: false, idempotent: true}
+func readOnly() hints { return hints{readOnly: true, destructive: false, idempotent: true} }
 
 // def is a tool's static description.
 type def struct {

@@ -21,14 +21,19 @@ import (
 // between the guard and the emulator checked against Neon's OpenAPI spec.
 func newApp(t *testing.T, mods ...func(*config.Config)) *app.App {
 	t.Helper()
+	return newAppWith(t, func(h http.Handler) http.Handler { return spectest.Wrap(t, h) }, mods...)
+}
+
+func newAppWith(tb testing.TB, wrap func(http.Handler) http.Handler, mods ...func(*config.Config)) *app.App {
+	tb.Helper()
 	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = tb.TempDir()
 	cfg.Local.OperationDelay = 5 * time.Millisecond
 	for _, m := range mods {
 		m(&cfg)
 	}
-	a, err := app.New(t.Context(), cfg, app.Options{
-		WrapEmulator: func(h http.Handler) http.Handler { return spectest.Wrap(t, h) },
+	a, err := app.New(context.Background(), cfg, app.Options{
+		WrapEmulator: wrap,
 		NeonClient: func(c *neon.Config) {
 			c.BaseBackoff, c.MaxBackoff = time.Millisecond, 20*time.Millisecond
 			c.OperationPoll = 2 * time.Millisecond
@@ -36,24 +41,24 @@ func newApp(t *testing.T, mods ...func(*config.Config)) *app.App {
 		},
 	})
 	if err != nil {
-		t.Fatalf("app.New: %v", err)
+		tb.Fatalf("app.New: %v", err)
 	}
-	t.Cleanup(func() { _ = a.Close() })
+	tb.Cleanup(func() { _ = a.Close() })
 	return a
 }
 
-func connect(t *testing.T, a *app.App) *client.Client {
-	t.Helper()
+func connect(tb testing.TB, a *app.App) *client.Client {
+	tb.Helper()
 	c, err := client.NewInProcessClient(a.MCP)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
+	tb.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(context.Background()); err != nil {
+		tb.Fatal(err)
 	}
-	if _, err := c.Initialize(t.Context(), mcp.InitializeRequest{}); err != nil {
-		t.Fatal(err)
+	if _, err := c.Initialize(context.Background(), mcp.InitializeRequest{}); err != nil {
+		tb.Fatal(err)
 	}
 	return c
 }

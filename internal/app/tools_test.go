@@ -66,7 +66,7 @@ func TestCreateDatabaseLostResponseMakesOneProject(t *testing.T) {
 	if r.Code == "" && str(r.Structured, "database_id") != str(again, "database_id") {
 		t.Fatalf("ids differ: %s vs %s", str(r.Structured, "database_id"), str(again, "database_id"))
 	}
-	if n := a.Emulator.Requests().Count("POST /projects"); n != 1 {
+	if n := a.Emulator.Requests()["POST /projects"]; n != 1 {
 		t.Fatalf("emulator received %d project creates, want exactly 1 (never blindly repeated)", n)
 	}
 	projects := countProjects(t, a, "local/lost")
@@ -104,7 +104,7 @@ func TestFreeTierBranchLimitDeniesBeforeNeon(t *testing.T) {
 	for i := 1; i <= 9; i++ {
 		mustOK(t, call(t, c, "create_dev_branch", map[string]any{"database_id": id, "name": fmt.Sprintf("dev-%d", i)}), "dev branch")
 	}
-	before := a.Emulator.Requests().Count(branchCreateRoute)
+	before := a.Emulator.Requests()[branchCreateRoute]
 	r := call(t, c, "create_dev_branch", map[string]any{"database_id": id, "name": "dev-10"})
 	if r.Code != "BRANCH_LIMIT" {
 		t.Fatalf("11th branch: got %s, want BRANCH_LIMIT", r)
@@ -112,7 +112,7 @@ func TestFreeTierBranchLimitDeniesBeforeNeon(t *testing.T) {
 	if !strings.Contains(r.Hint, "delete_dev_branch") {
 		t.Errorf("hint does not say how to free a slot: %q", r.Hint)
 	}
-	if after := a.Emulator.Requests().Count(branchCreateRoute); after != before {
+	if after := a.Emulator.Requests()[branchCreateRoute]; after != before {
 		t.Fatalf("the emulator received %d branch creates for a denied call", after-before)
 	}
 	branches := mustOK(t, call(t, c, "list_branches", map[string]any{"database_id": id}), "list_branches")

@@ -19,7 +19,7 @@ type CreateDatabaseInput struct {
 
 // Database describes one of the tenant's databases.
 type Database struct {
-	DatabaseID   string    `json:"database_id" jsonschema:"description=Neon project id; pass it to every other tool"`
+	DatabaseID   string    `json:"database_id" jsonschema_description:"Neon project id; pass it to every other tool"`
 	Name         string    `json:"name"`
 	Region       string    `json:"region"`
 	PGVersion    int       `json:"pg_version"`
@@ -30,16 +30,16 @@ type Database struct {
 // CreateDatabaseResult is create_database's result.
 type CreateDatabaseResult struct {
 	Database
-	Created          bool   `json:"created" jsonschema:"description=false when a database with this name already existed"`
+	Created          bool   `json:"created" jsonschema_description:"false when a database with this name already existed"`
 	Tier             string `json:"tier"`
-	ConnectionString string `json:"connection_string" jsonschema:"description=pooled PostgreSQL URI of the main branch"`
+	ConnectionString string `json:"connection_string" jsonschema_description:"pooled PostgreSQL URI of the main branch"`
 }
 
 // ListDatabasesResult is list_databases' result.
 type ListDatabasesResult struct {
 	Tier      string     `json:"tier"`
 	Databases []Database `json:"databases"`
-	Limit     int        `json:"limit" jsonschema:"description=max databases for the tier; 0 = unlimited"`
+	Limit     int        `json:"limit" jsonschema_description:"max databases for the tier; 0 = unlimited"`
 }
 
 // CheckpointInput is checkpoint's input.
@@ -60,7 +60,7 @@ type Checkpoint struct {
 type CheckpointResult struct {
 	DatabaseID string `json:"database_id"`
 	Checkpoint
-	Replaced []string `json:"replaced" jsonschema:"description=names of checkpoints deleted to make room (replace=true)"`
+	Replaced []string `json:"replaced" jsonschema_description:"names of checkpoints deleted to make room (replace=true)"`
 }
 
 // ListCheckpointsResult is list_checkpoints' result.
@@ -75,8 +75,8 @@ type RestoreCheckpointResult struct {
 	DatabaseID     string    `json:"database_id"`
 	Checkpoint     string    `json:"checkpoint"`
 	CheckpointID   string    `json:"checkpoint_id"`
-	MainBranchID   string    `json:"main_branch_id" jsonschema:"description=the main branch's new id (a checkpoint restore replaces the branch; the connection string is unchanged)"`
-	PreviousBranch BranchRef `json:"previous_branch" jsonschema:"description=the replaced branch, kept as a backup; delete it with delete_dev_branch when no longer needed"`
+	MainBranchID   string    `json:"main_branch_id" jsonschema_description:"the main branch's new id (a checkpoint restore replaces the branch; the connection string is unchanged)"`
+	PreviousBranch BranchRef `json:"previous_branch" jsonschema_description:"the replaced branch, kept as a backup; delete it with delete_dev_branch when no longer needed"`
 }
 
 // UndoInput is undo_to_time's input: exactly one of Timestamp and Ago is set.
@@ -97,9 +97,9 @@ type BranchRef struct {
 // UndoResult is undo_to_time's result.
 type UndoResult struct {
 	DatabaseID   string    `json:"database_id"`
-	Branch       BranchRef `json:"branch" jsonschema:"description=the restored branch: same id and connection string"`
+	Branch       BranchRef `json:"branch" jsonschema_description:"the restored branch: same id and connection string"`
 	RestoredTo   time.Time `json:"restored_to"`
-	BackupBranch BranchRef `json:"backup_branch" jsonschema:"description=holds the state from just before the undo; expires automatically"`
+	BackupBranch BranchRef `json:"backup_branch" jsonschema_description:"holds the state from just before the undo; expires automatically"`
 }
 
 // DevBranchInput is create_dev_branch's input.
@@ -117,7 +117,7 @@ type DevBranchResult struct {
 	Name             string    `json:"name"`
 	From             string    `json:"from"`
 	ExpiresAt        time.Time `json:"expires_at"`
-	ConnectionString string    `json:"connection_string" jsonschema:"description=pooled PostgreSQL URI of the new branch"`
+	ConnectionString string    `json:"connection_string" jsonschema_description:"pooled PostgreSQL URI of the new branch"`
 }
 
 // Branch is one branch of a database.
@@ -128,14 +128,14 @@ type Branch struct {
 	ParentID      string     `json:"parent_id,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
 	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
-	EndpointState string     `json:"endpoint_state" jsonschema:"description=active, idle, init, or none"`
+	EndpointState string     `json:"endpoint_state" jsonschema:"enum=active,enum=idle,enum=init,enum=none" jsonschema_description:"compute state; none = no compute"`
 }
 
 // ListBranchesResult is list_branches' result.
 type ListBranchesResult struct {
 	DatabaseID string   `json:"database_id"`
 	Branches   []Branch `json:"branches"`
-	Limit      int      `json:"limit" jsonschema:"description=max branches for the tier; every branch counts"`
+	Limit      int      `json:"limit" jsonschema_description:"max branches for the tier; every branch counts"`
 }
 
 // DeleteBranchResult is delete_dev_branch's result.
@@ -143,7 +143,7 @@ type DeleteBranchResult struct {
 	DatabaseID string `json:"database_id"`
 	BranchID   string `json:"branch_id"`
 	Name       string `json:"name"`
-	Deleted    bool   `json:"deleted" jsonschema:"description=false when it was already gone"`
+	Deleted    bool   `json:"deleted" jsonschema_description:"false when it was already gone"`
 }
 
 // ConnectionInput is get_connection_string's input.
@@ -167,7 +167,7 @@ type Metric struct {
 	Name    string  `json:"name"`
 	Unit    string  `json:"unit"`
 	Used    int64   `json:"used"`
-	Limit   int64   `json:"limit" jsonschema:"description=0 = unlimited"`
+	Limit   int64   `json:"limit" jsonschema_description:"0 = unlimited"`
 	Percent float64 `json:"percent"`
 	Level   string  `json:"level" jsonschema:"enum=ok,enum=warning,enum=critical,enum=exceeded"`
 }
@@ -200,14 +200,14 @@ type UsageResult struct {
 type Limits struct {
 	Tier                   string        `json:"tier"`
 	Org                    string        `json:"org"`
-	MaxDatabases           int           `json:"max_databases" jsonschema:"description=0 = unlimited"`
-	BranchesPerDatabase    int           `json:"branches_per_database" jsonschema:"description=every branch counts: main, dev, undo backups"`
+	MaxDatabases           int           `json:"max_databases" jsonschema_description:"0 = unlimited"`
+	BranchesPerDatabase    int           `json:"branches_per_database" jsonschema_description:"every branch counts: main, dev, undo backups"`
 	CheckpointsPerDatabase int           `json:"checkpoints_per_database"`
 	RestoreWindowSeconds   int64         `json:"restore_window_seconds"`
 	Compute                ComputeLimits `json:"compute"`
 	DevBranchTTL           TTLLimits     `json:"dev_branch_ttl"`
 	UndoBackupTTLSeconds   int64         `json:"undo_backup_ttl_seconds"`
-	Quota                  []Metric      `json:"quota" jsonschema:"description=per-database quotas this billing period (used is 0 here: see get_usage)"`
+	Quota                  []Metric      `json:"quota" jsonschema_description:"per-database quotas this billing period (used is 0 here: see get_usage)"`
 }
 
 // ComputeLimits is the tier's compute range.

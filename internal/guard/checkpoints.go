@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/neonguard/neonguard/internal/neon"
@@ -100,7 +101,12 @@ func (g *Guard) Checkpoint(ctx context.Context, in CheckpointInput) (*Checkpoint
 	}
 	snap, err := org.API.CreateSnapshot(ctx, db.ID, st.main.ID, neon.SnapshotCreate{Name: in.Name})
 	if err != nil {
-		return nil, upstream("checkpoint", err)
+		err = upstream("checkpoint", err)
+		if ge := AsError(err); ge != nil && len(replaced) > 0 {
+			ge.Message += fmt.Sprintf("; the replaced checkpoint(s) %s were already deleted", strings.Join(replaced, ", "))
+			ge.Hint = "call checkpoint again with the same name"
+		}
+		return nil, err
 	}
 	cp := store.Checkpoint{ID: snap.ID, DatabaseID: db.ID, Name: snap.Name, BranchID: st.main.ID, CreatedAt: snap.CreatedAt}
 	if err := g.store.AddCheckpoint(ctx, cp); err != nil && !errors.Is(err, store.ErrConflict) {

@@ -433,20 +433,21 @@ func TestSecretsNeverLeak(t *testing.T) {
 	var n atomic.Int32
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
+		key := strings.TrimPrefix(auth, "Bearer ") // bare: only the client's own key scrub can catch it
 		uri := "postgresql://neondb_owner:" + testPassword + "@ep-x.neon.tech/neondb"
 		switch n.Add(1) % 5 {
 		case 0:
-			writeJSON(w, 400, map[string]string{"code": "BAD " + auth, "message": "bad key " + auth + " for " + uri, "request_id": auth})
+			writeJSON(w, 400, map[string]string{"code": "BAD " + key, "message": "bad key " + key + " (" + auth + ") for " + uri, "request_id": key})
 		case 1:
 			w.WriteHeader(502)
-			_, _ = fmt.Fprintf(w, "<html><title>%s %s</title></html>", auth, uri)
+			_, _ = fmt.Fprintf(w, "<html><title>%s %s</title></html>", key, uri)
 		case 2:
-			w.Header().Set("X-Request-Id", auth)
+			w.Header().Set("X-Request-Id", key)
 			writeJSON(w, 409, map[string]any{"message": map[string]string{"password": npgPassword, "key": auth}})
 		case 3:
 			writeJSON(w, 403, map[string]any{"message": `{"password": "` + testPassword + `"} password=` + testPassword})
 		case 4:
-			writeJSON(w, 406, map[string]any{"limits": []TransferLimit{{Name: auth, Expected: uri, Actual: npgPassword}}})
+			writeJSON(w, 406, map[string]any{"limits": []TransferLimit{{Name: key, Expected: uri, Actual: npgPassword}}})
 		}
 	})
 	var logs lockedBuffer

@@ -280,11 +280,15 @@ func (c *Client) do(ctx context.Context, r *call) (result, error) {
 		if err == nil {
 			return result{status: status}, nil
 		}
+		kind := classify(err)
 		if ctx.Err() != nil {
+			if kind == failAmbiguous && !idempotent {
+				// Cancelled in flight: it may have been applied and there is no time left to look.
+				return result{}, fmt.Errorf("neon: %s %s: %w: cancelled while in flight: %w", r.method, r.route, ErrOutcomeUnknown, err)
+			}
 			return result{}, withAttempts(r, err, attempt, ctx.Err())
 		}
 		lastErr = err
-		kind := classify(err)
 		if kind == failFinal {
 			// A 409 after a lost answer is most likely our own earlier attempt (e.g. the
 			// branch name is now taken by the branch we created).

@@ -3,6 +3,7 @@ package neon
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -234,10 +235,10 @@ func TestLostAnswerAfterTimeout(t *testing.T) {
 			<-release // hold the answer past the client's timeout
 		}
 	})
-	t.Cleanup(func() { close(release) })
 	c, _ := newTestClient(t, h, func(cfg *Config) {
 		cfg.HTTPClient = &http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
 	})
+	t.Cleanup(func() { close(release) }) // before the server's Close (cleanups run last-in first-out)
 	if _, err := c.CreateSnapshot(context.Background(), pr.ID, f.branches[pr.ID][0].ID, SnapshotCreate{Name: "cp-1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -299,5 +300,23 @@ func TestLockedPOSTRetriedWithoutEffectCheck(t *testing.T) {
 	}
 	if f.Hits(rPostBranches) != 3 || f.Hits(rGetBranches) != 0 {
 		t.Errorf("posts = %d lists = %d; want 3 and 0", f.Hits(rPostBranches), f.Hits(rGetBranches))
+	}
+}
+
+func TestCancelledInFlightPOSTIsOutcomeUnknown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // let the server notice the client going away
+		cancel()                           // the request arrived (and may be applied) when the caller gives up
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	c, _ := newTestClient(t, h)
+	_, err := c.CreateBranch(ctx, "proj-1", BranchCreate{Name: "dev"}, nil)
+	noteErr(err)
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want ErrOutcomeUnknown and context.Canceled", err)
 	}
 }

@@ -19,6 +19,9 @@ type Faults struct {
 	latencyMin time.Duration
 	latencyMax time.Duration
 	drops      map[string]int // "METHOD /route/template" → remaining count
+	// retryAfter is the Retry-After (seconds) of injected failures; 0 sends none, so a test
+	// can exercise the client's own backoff instead of waiting whole seconds.
+	retryAfter int
 }
 
 // FaultConfig is the JSON body of POST /__neonlocal/faults. Every field is
@@ -26,7 +29,7 @@ type Faults struct {
 //
 //	{"reset": true, "seed": 42,
 //	 "failure_rate": 0.3, "failure_statuses": [423, 429, 503],
-//	 "latency_ms": 10, "latency_max_ms": 50,
+//	 "latency_ms": 10, "latency_max_ms": 50, "retry_after_s": 0,
 //	 "drop": [{"method": "POST", "route": "/projects", "count": 1}]}
 type FaultConfig struct {
 	Reset           bool        `json:"reset,omitempty"`
@@ -35,6 +38,7 @@ type FaultConfig struct {
 	FailureStatuses []int       `json:"failure_statuses,omitempty"`
 	LatencyMs       *int        `json:"latency_ms,omitempty"`
 	LatencyMaxMs    *int        `json:"latency_max_ms,omitempty"`
+	RetryAfterS     *int        `json:"retry_after_s,omitempty"`
 	Drop            []DropFault `json:"drop,omitempty"`
 }
 
@@ -49,7 +53,7 @@ func newFaults(seed int64) *Faults {
 	if seed == 0 {
 		seed = time.Now().UnixNano()
 	}
-	return &Faults{rng: rand.New(rand.NewPCG(uint64(seed), 0x6e656f6e)), drops: map[string]int{}}
+	return &Faults{rng: rand.New(rand.NewPCG(uint64(seed), 0x6e656f6e)), drops: map[string]int{}, retryAfter: 1}
 }
 
 // Seed makes the failure and latency draws reproducible.
@@ -66,6 +70,14 @@ func (f *Faults) SetFailureRate(rate float64, statuses ...int) {
 	defer f.mu.Unlock()
 	f.rate = min(max(rate, 0), 1)
 	f.statuses = append([]int(nil), statuses...)
+}
+
+// SetRetryAfter sets the Retry-After (seconds) sent with injected failures; 0 sends none.
+// The default is 1, as Neon's own 423 answers.
+func (f *Faults) SetRetryAfter(seconds int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.retryAfter = max(seconds, 0)
 }
 
 // SetLatency delays every API request by a random duration in [lo, hi]
@@ -94,7 +106,7 @@ func (f *Faults) DropResponses(method, route string, n int) {
 func (f *Faults) Reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.rate, f.statuses, f.latencyMin, f.latencyMax = 0, nil, 0, 0
+	f.rate, f.statuses, f.latencyMin, f.latencyMax, f.retryAfter = 0, nil, 0, 0, 1
 	f.drops = map[string]int{}
 }
 
@@ -114,6 +126,9 @@ func (f *Faults) Apply(c FaultConfig) {
 		hi := time.Duration(ptrOr(c.LatencyMaxMs, 0)) * time.Millisecond
 		f.SetLatency(lo, hi)
 	}
+	if c.RetryAfterS != nil {
+		f.SetRetryAfter(*c.RetryAfterS)
+	}
 	for _, d := range c.Drop {
 		f.DropResponses(d.Method, d.Route, d.Count)
 	}
@@ -125,7 +140,8 @@ func (f *Faults) Config() FaultConfig {
 	defer f.mu.Unlock()
 	rate := f.rate
 	lo, hi := int(f.latencyMin/time.Millisecond), int(f.latencyMax/time.Millisecond)
-	c := FaultConfig{FailureRate: &rate, FailureStatuses: append([]int(nil), f.statuses...), LatencyMs: &lo, LatencyMaxMs: &hi}
+	ra := f.retryAfter
+	c := FaultConfig{FailureRate: &rate, FailureStatuses: append([]int(nil), f.statuses...), LatencyMs: &lo, LatencyMaxMs: &hi, RetryAfterS: &ra}
 	for k, n := range f.drops {
 		m, r, _ := strings.Cut(k, " ")
 		c.Drop = append(c.Drop, DropFault{Method: m, Route: r, Count: n})
@@ -142,17 +158,17 @@ func (f *Faults) latency() time.Duration {
 	return f.latencyMin + time.Duration(f.rng.Int64N(int64(f.latencyMax-f.latencyMin)+1))
 }
 
-// fail decides whether this request gets an injected failure status.
-func (f *Faults) fail(string) (int, bool) {
+// fail decides whether this request gets an injected failure status, and its Retry-After.
+func (f *Faults) fail(string) (status, retryAfter int, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.rate <= 0 || f.rng.Float64() >= f.rate {
-		return 0, false
+		return 0, 0, false
 	}
 	if len(f.statuses) == 0 {
-		return http.StatusServiceUnavailable, true
+		return http.StatusServiceUnavailable, f.retryAfter, true
 	}
-	return f.statuses[f.rng.IntN(len(f.statuses))], true
+	return f.statuses[f.rng.IntN(len(f.statuses))], f.retryAfter, true
 }
 
 // takeDrop consumes one armed drop for method+route.

@@ -271,8 +271,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, route string, 
 			return
 		}
 	}
-	if status, ok := s.faults.fail(route); ok {
-		s.writeError(w, r, &apiError{status: status, msg: "injected fault", retryAfter: 1})
+	if status, retryAfter, ok := s.faults.fail(route); ok {
+		s.writeError(w, r, &apiError{status: status, msg: "injected fault", retryAfter: retryAfter})
 		return
 	}
 	p, ok := s.authenticate(r)
