@@ -12,7 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-		"time"
+	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
