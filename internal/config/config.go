@@ -67,8 +67,8 @@ type Config struct {
 	Store       string        `yaml:"store" env:"NEONGUARD_STORE" usage:"metadata store: empty for DATA_DIR/neonguard.db, or sqlite:PATH"`
 	Defaults    Defaults      `yaml:"defaults"`
 	CallTimeout time.Duration `yaml:"call_timeout" env:"NEONGUARD_CALL_TIMEOUT" default:"60s" usage:"maximum duration of one tool call"`
-	// Policy is YAML only: plans and tiers are maps, merged over
-	// policy.Default() by key (a tier given replaces or adds that tier).
+	// Policy is YAML only: plans and tiers are maps, merged over policy.Default() by key and,
+	// within a plan or tier of a known name, field by field (a new name starts from zero).
 	Policy policy.Config `yaml:"policy" env:"-"`
 }
 
@@ -204,16 +204,54 @@ func (c *Config) decodeYAML(data []byte) error {
 	if merged.Tiers == nil {
 		merged.Tiers = map[string]policy.Tier{}
 	}
-	for name, p := range c.Policy.Plans {
+	// A plan or tier given in the file is decoded over the one of the same name, field by
+	// field: `tiers: {free: {checkpoints: 0}}` changes one limit and keeps the rest.
+	for name, node := range policyNodes(&root, "plans") {
+		p := merged.Plans[name]
+		if err := node.Decode(&p); err != nil {
+			return err
+		}
 		p.Name = name
 		merged.Plans[name] = p
 	}
-	for name, t := range c.Policy.Tiers {
+	for name, node := range policyNodes(&root, "tiers") {
+		t := merged.Tiers[name]
+		if err := node.Decode(&t); err != nil {
+			return err
+		}
 		t.Name = name
 		merged.Tiers[name] = t
 	}
 	c.Policy = merged
 	return nil
+}
+
+// policyNodes returns the entries of policy.<section> in a YAML document, by name.
+func policyNodes(root *yaml.Node, section string) map[string]*yaml.Node {
+	out := map[string]*yaml.Node{}
+	doc := root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		doc = doc.Content[0]
+	}
+	child := func(m *yaml.Node, key string) *yaml.Node {
+		if m == nil || m.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key {
+				return m.Content[i+1]
+			}
+		}
+		return nil
+	}
+	sec := child(child(doc, "policy"), section)
+	if sec == nil || sec.Kind != yaml.MappingNode {
+		return out
+	}
+	for i := 0; i+1 < len(sec.Content); i += 2 {
+		out[sec.Content[i].Value] = sec.Content[i+1]
+	}
+	return out
 }
 
 // checkKeys reports every mapping key in n that the type t has no field for,

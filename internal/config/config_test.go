@@ -670,3 +670,20 @@ func TestSQLitePath(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyPartialTierKeepsTheRest(t *testing.T) {
+	c := load(t, "policy:\n  tiers:\n    free:\n      max_databases: 3\n      quota: {active_time_seconds: 1000}\n", env("HOME", "/h"))
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	got, err := c.Policy.Tier("free")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := policy.Default().Tiers["free"]
+	want.MaxDatabases = 3
+	want.Quota.ActiveTimeSeconds = 1000
+	if got != want {
+		t.Fatalf("free tier = %+v\nwant %+v", got, want)
+	}
+}

@@ -123,7 +123,7 @@ func audit(st store.Store, log *slog.Logger) mcpserver.ToolHandlerMiddleware {
 				Args: redactArgs(req.GetArguments()), Decision: "allow", Outcome: "ok",
 				DurationMS: time.Since(start).Milliseconds()}
 			if id, ok := req.GetArguments()["database_id"].(string); ok {
-				e.DatabaseID = truncate(id, 80)
+				e.DatabaseID = truncate(neon.Redact(id), 80)
 			}
 			switch {
 			case err != nil:

@@ -1,0 +1,186 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/policy"
+	"github.com/neonguard/neonguard/internal/server"
+	"github.com/neonguard/neonguard/internal/store"
+)
+
+// fakeGuard lets a test decide what each use case does; unset ones panic (the embedded nil
+// interface), which is itself a case the server must survive.
+type fakeGuard struct {
+	guard.UseCases
+	limits func(ctx context.Context) (*guard.Limits, error)
+	usage  func(ctx context.Context, id string) (*guard.UsageResult, error)
+}
+
+func (f *fakeGuard) DescribeLimits(ctx context.Context) (*guard.Limits, error) { return f.limits(ctx) }
+func (f *fakeGuard) GetUsage(ctx context.Context, id string) (*guard.UsageResult, error) {
+	return f.usage(ctx, id)
+}
+
+func openStore(t testing.TB) store.Store {
+	t.Helper()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+func start(t testing.TB, s *mcpserver.MCPServer) *client.Client {
+	t.Helper()
+	c, err := client.NewInProcessClient(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Initialize(context.Background(), mcp.InitializeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func callTool(t *testing.T, ctx context.Context, c *client.Client, name string, args map[string]any) *mcp.CallToolResult {
+	t.Helper()
+	var req mcp.CallToolRequest
+	req.Params.Name = name
+	req.Params.Arguments = args
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return res
+}
+
+func errorCode(t *testing.T, res *mcp.CallToolResult) string {
+	t.Helper()
+	if !res.IsError {
+		return ""
+	}
+	var body struct{ Error struct{ Code string } }
+	if err := json.Unmarshal([]byte(res.Content[0].(mcp.TextContent).Text), &body); err != nil {
+		t.Fatal(err)
+	}
+	return body.Error.Code
+}
+
+func TestEveryCallIsAuditedWithDecisionAndOutcome(t *testing.T) {
+	st := openStore(t)
+	g := &fakeGuard{
+		limits: func(ctx context.Context) (*guard.Limits, error) {
+			p, _ := guard.PrincipalFrom(ctx)
+			return &guard.Limits{Tier: "free:" + p.TenantID, Quota: []guard.Metric{}}, nil
+		},
+		usage: func(ctx context.Context, id string) (*guard.UsageResult, error) {
+			return nil, &guard.Error{Code: policy.NotFound, Message: "database \"" + id + "\" not found", Hint: "list"}
+		},
+	}
+	s := server.New(server.Options{Guard: g, Audit: st, DefaultPrincipal: &guard.Principal{TenantID: "t1"}})
+	c := start(t, s)
+
+	if code := errorCode(t, callTool(t, context.Background(), c, "describe_limits", nil)); code != "" {
+		t.Fatalf("describe_limits: %s", code)
+	}
+	if code := errorCode(t, callTool(t, context.Background(), c, "get_usage", map[string]any{"database_id": "other-tenants-db"})); code != "NOT_FOUND" {
+		t.Fatalf("get_usage: %s, want NOT_FOUND", code)
+	}
+	// A malformed argument is refused by the tool and still audited, with secrets redacted.
+	secret := "postgresql://u:npg_SuperSecret@h/db"
+	if code := errorCode(t, callTool(t, context.Background(), c, "get_usage", map[string]any{"database_id": secret})); code != "INVALID_ARGUMENT" {
+		t.Fatalf("get_usage with a URI as id: %s, want INVALID_ARGUMENT", code)
+	}
+	rows, err := st.ListAudit(context.Background(), store.AuditFilter{TenantID: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("%d audit rows, want 3", len(rows))
+	}
+	// newest first
+	if r := rows[2]; r.Tool != "describe_limits" || r.Decision != "allow" || r.Outcome != "ok" {
+		t.Errorf("describe_limits row = %+v", r)
+	}
+	if r := rows[1]; r.Tool != "get_usage" || r.Decision != "NOT_FOUND" || r.Outcome != "denied" || r.DatabaseID != "other-tenants-db" {
+		t.Errorf("get_usage row = %+v", r)
+	}
+	if r := rows[0]; r.Decision != "INVALID_ARGUMENT" || strings.Contains(r.Args+r.DatabaseID+r.Error, "SuperSecret") {
+		t.Errorf("audit row keeps a password or lacks the decision: %+v", r)
+	}
+}
+
+func TestPanicsBecomeProtocolErrorsAndAreAudited(t *testing.T) {
+	st := openStore(t)
+	s := server.New(server.Options{Guard: &fakeGuard{}, Audit: st, DefaultPrincipal: &guard.Principal{TenantID: "t1"}})
+	c := start(t, s)
+	var req mcp.CallToolRequest
+	req.Params.Name = "list_databases" // fakeGuard has no ListDatabases: nil interface call
+	res, err := c.CallTool(context.Background(), req)
+	if err == nil && (res == nil || !res.IsError) {
+		t.Fatalf("a panicking use case must not succeed: %+v", res)
+	}
+	// The server is still alive.
+	if _, err := c.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil {
+		t.Fatalf("server died after a panic: %v", err)
+	}
+}
+
+func TestNoPrincipalIsRefusedOnMultiTenantTransports(t *testing.T) {
+	called := false
+	g := &fakeGuard{limits: func(context.Context) (*guard.Limits, error) {
+		called = true
+		return &guard.Limits{Quota: []guard.Metric{}}, nil
+	}}
+	s := server.New(server.Options{Guard: g}) // no DefaultPrincipal
+	c := start(t, s)
+	res := callTool(t, context.Background(), c, "describe_limits", nil)
+	if errorCode(t, res) != "UNAUTHENTICATED" || called {
+		t.Fatalf("call without a principal: code %q, guard called %v", errorCode(t, res), called)
+	}
+	ctx := guard.ContextWithPrincipal(context.Background(), guard.Principal{TenantID: "t2"})
+	if code := errorCode(t, callTool(t, ctx, c, "describe_limits", nil)); code != "" || !called {
+		t.Fatalf("call with a principal: %q", code)
+	}
+}
+
+func TestCallTimeoutBoundsAStuckUpstream(t *testing.T) {
+	g := &fakeGuard{limits: func(ctx context.Context) (*guard.Limits, error) {
+		<-ctx.Done() // a stuck upstream that honours cancellation
+		return nil, ctx.Err()
+	}}
+	s := server.New(server.Options{Guard: g, DefaultPrincipal: &guard.Principal{TenantID: "t"},
+		CallTimeout: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	c := start(t, s)
+	done := make(chan *mcp.CallToolResult, 1)
+	go func() {
+		var req mcp.CallToolRequest
+		req.Params.Name = "describe_limits"
+		res, _ := c.CallTool(context.Background(), req)
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		if res == nil || !res.IsError {
+			t.Fatalf("a timed-out call must be an error result: %+v", res)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call timeout did not end the call")
+	}
+}
