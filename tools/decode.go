@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -190,6 +191,12 @@ func newValidator() *validator.Validate {
 		}
 	}
 	must("ident", func(fl validator.FieldLevel) bool { return ident.MatchString(fl.Field().String()) })
+	// ref: a name or id of something that exists (Neon names branches it makes itself, e.g.
+	// "main (old)"), matched against a list: any printable text.
+	must("ref", func(fl validator.FieldLevel) bool {
+		s := fl.Field().String()
+		return s != "" && strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0 && utf8.ValidString(s)
+	})
 	must("duration", func(fl validator.FieldLevel) bool {
 		_, err := parseDuration(fl.Field().String())
 		return err == nil
@@ -240,6 +247,8 @@ func ruleText(fe validator.FieldError) string {
 		return "at most " + fe.Param()
 	case "ident":
 		return "letters, digits, '.', '_' and '-' only, starting with a letter or digit"
+	case "ref":
+		return "a name or id from a list tool (printable text)"
 	case "duration":
 		return "must be a duration like 24h (units s, m, h, d)"
 	case "rfc3339":

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/neonguard/neonguard/internal/neonlocal"
+	"github.com/neonguard/neonguard/internal/app"
 )
 
 func newLocalCmd(g *globals) *cobra.Command {
@@ -29,15 +29,11 @@ func newLocalCmd(g *globals) *cobra.Command {
 			}
 			log := g.logger(cfg)
 			ctx := cmd.Context()
-			emu, err := neonlocal.New(ctx, neonlocal.Options{
-				DataDir: cfg.DataDir, PersonalAPIKey: cfg.Local.PersonalAPIKey,
-				FreeOrgAPIKey: cfg.Local.FreeOrgAPIKey, PaidOrgAPIKey: cfg.Local.PaidOrgAPIKey,
-				OperationDelay: cfg.Local.OperationDelay, Logger: log,
-			})
+			emu, closeEmu, err := app.NewEmulator(ctx, cfg, log)
 			if err != nil {
 				return err
 			}
-			defer emu.Close()
+			defer closeEmu()
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -20,6 +21,8 @@ import (
 	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/neonlocal"
+	"github.com/neonguard/neonguard/internal/neonlocal/dataplane"
+	"github.com/neonguard/neonguard/internal/neonlocal/pgctl"
 	"github.com/neonguard/neonguard/internal/server"
 	"github.com/neonguard/neonguard/internal/store"
 )
@@ -114,22 +117,62 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	return st, nil
 }
 
-// startEmulator runs the embedded Neon API emulator on a loopback port and returns clients for
-// its two orgs. The guard talks to it over HTTP exactly as it talks to Neon.
-func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger) ([]guard.Org, error) {
-	emu, err := neonlocal.New(ctx, neonlocal.Options{
+// NewEmulator builds the local Neon API emulator with its data plane: real PostgreSQL
+// clusters when PostgreSQL is installed (local.postgres auto or on), the API alone otherwise.
+// The returned close function stops both.
+func NewEmulator(ctx context.Context, cfg config.Config, log *slog.Logger) (*neonlocal.Server, func() error, error) {
+	var dp *dataplane.DataPlane
+	if cfg.Local.Postgres != "off" {
+		var err error
+		dp, err = dataplane.New(ctx, dataplane.Options{
+			Dir: filepath.Join(cfg.DataDir, "pg"), BinDir: cfg.Local.PGBinDir, User: cfg.Local.PGUser,
+			Logger: log.With("component", "dataplane"),
+		})
+		switch {
+		case err != nil && cfg.Local.Postgres == "auto" && errors.Is(err, pgctl.ErrNoPostgres):
+			log.Warn("PostgreSQL is not installed: the local backend serves the Neon API, but its connection strings do not connect", "err", err)
+			dp = nil
+		case err != nil:
+			return nil, nil, fmt.Errorf("local databases: %w", err)
+		}
+	}
+	opts := neonlocal.Options{
 		DataDir:        cfg.DataDir,
 		PersonalAPIKey: cfg.Local.PersonalAPIKey,
 		FreeOrgAPIKey:  cfg.Local.FreeOrgAPIKey,
 		PaidOrgAPIKey:  cfg.Local.PaidOrgAPIKey,
 		OperationDelay: cfg.Local.OperationDelay,
 		Logger:         log.With("component", "neonlocal"),
-	})
+	}
+	if dp != nil {
+		opts.DataPlane = dp
+	}
+	emu, err := neonlocal.New(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("local emulator: %w", err)
+		if dp != nil {
+			_ = dp.Close()
+		}
+		return nil, nil, fmt.Errorf("local emulator: %w", err)
+	}
+	closeAll := func() error {
+		err := emu.Close()
+		if dp != nil {
+			err = errors.Join(err, dp.Close())
+		}
+		return err
+	}
+	return emu, closeAll, nil
+}
+
+// startEmulator runs the embedded Neon API emulator on a loopback port and returns clients for
+// its two orgs. The guard talks to it over HTTP exactly as it talks to Neon.
+func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger) ([]guard.Org, error) {
+	emu, closeEmu, err := NewEmulator(ctx, cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	a.Emulator = emu
-	a.closers = append(a.closers, emu.Close)
+	a.closers = append(a.closers, closeEmu)
 
 	ln, err := net.Listen("tcp", cfg.Local.Listen)
 	if err != nil {

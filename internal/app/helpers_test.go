@@ -3,7 +3,10 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,15 +27,23 @@ func newApp(t *testing.T, mods ...func(*config.Config)) *app.App {
 	return newAppWith(t, func(h http.Handler) http.Handler { return spectest.Wrap(t, h) }, mods...)
 }
 
+// The control-plane tests run without PostgreSQL (the API and the policy are what they test);
+// the data-plane tests switch it on with withPostgres.
 func newAppWith(tb testing.TB, wrap func(http.Handler) http.Handler, mods ...func(*config.Config)) *app.App {
 	tb.Helper()
 	cfg := config.Default()
 	cfg.DataDir = tb.TempDir()
 	cfg.Local.OperationDelay = 5 * time.Millisecond
+	cfg.Local.Postgres = "off"
 	for _, m := range mods {
 		m(&cfg)
 	}
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("NEONGUARD_TEST_LOG") != "" { // debug aid: the whole server's log on stderr
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	a, err := app.New(context.Background(), cfg, app.Options{
+		Logger:       log,
 		WrapEmulator: wrap,
 		NeonClient: func(c *neon.Config) {
 			c.BaseBackoff, c.MaxBackoff = time.Millisecond, 20*time.Millisecond
@@ -140,4 +151,17 @@ func asTenant(ctx context.Context, tenant string) context.Context {
 func str(m map[string]any, key string) string {
 	s, _ := m[key].(string)
 	return s
+}
+
+// reachableDir is a temporary data dir that PostgreSQL's unprivileged user can reach when
+// the tests run as root (t.TempDir's parents are private).
+func reachableDir(tb testing.TB) string {
+	tb.Helper()
+	d := tb.TempDir()
+	for _, p := range []string{filepath.Dir(d), d} {
+		if err := os.Chmod(p, 0o711); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return d
 }

@@ -56,7 +56,7 @@ var ErrUnknownSetting = errors.New("unknown setting")
 // Config is every neonguard setting. The zero value is not useful: start
 // from Default or Load.
 type Config struct {
-	DataDir string `yaml:"data_dir" env:"NEONGUARD_DATA_DIR" doc_default:"$XDG_DATA_HOME/neonguard or ~/.local/share/neonguard" usage:"directory for the state database and the local backend's Postgres data"`
+	DataDir string `yaml:"data_dir" env:"NEONGUARD_DATA_DIR" doc_default:"/var/lib/neonguard as root, else $XDG_DATA_HOME/neonguard or ~/.local/share/neonguard" usage:"directory for the state database and the local backend's Postgres data"`
 	Log     Log    `yaml:"log"`
 	Tenant  string `yaml:"tenant" env:"NEONGUARD_TENANT" default:"local" usage:"tenant id of the stdio client"`
 	Tier    string `yaml:"tier" env:"NEONGUARD_TIER" default:"free" usage:"tier of the stdio tenant (a key of policy.tiers)"`
@@ -96,6 +96,9 @@ type Local struct {
 	PaidOrgAPIKey  string        `yaml:"paid_org_api_key" env:"NEONGUARD_LOCAL_PAID_ORG_API_KEY" secret:"true" usage:"paid org API key the emulator accepts (empty: generated)"`
 	Listen         string        `yaml:"listen" env:"NEONGUARD_LOCAL_LISTEN" default:"127.0.0.1:0" usage:"address of the emulator's HTTP API (port 0: any free port)"`
 	OperationDelay time.Duration `yaml:"operation_delay" env:"NEONGUARD_LOCAL_OPERATION_DELAY" default:"50ms" usage:"how long emulated operations stay running (0: finish at once)"`
+	Postgres       string        `yaml:"postgres" env:"NEONGUARD_LOCAL_POSTGRES" default:"auto" usage:"real databases behind the emulator: auto (when PostgreSQL is installed), on, or off (API only)"`
+	PGBinDir       string        `yaml:"pg_bin_dir" env:"NEONGUARD_LOCAL_PG_BIN_DIR" usage:"PostgreSQL server binaries (empty: PATH, pg_config, /usr/lib/postgresql/*/bin)"`
+	PGUser         string        `yaml:"pg_user" env:"NEONGUARD_LOCAL_PG_USER" default:"postgres" usage:"unprivileged user PostgreSQL runs as when neonguard runs as root"`
 }
 
 // Defaults are used when a tool call leaves an argument out.
@@ -128,7 +131,7 @@ func defaults(getenv func(string) string) Config {
 			panic(fmt.Sprintf("config: bad default for %s: %v", f.key, err))
 		}
 	}
-	c.DataDir = defaultDataDir(getenv)
+	c.DataDir = defaultDataDir(getenv, os.Geteuid())
 	c.Policy = policy.Default()
 	return c
 }
@@ -136,7 +139,12 @@ func defaults(getenv func(string) string) Config {
 // defaultDataDir follows the XDG base directory spec, which ignores a
 // relative XDG_DATA_HOME. Without HOME it returns "" and Validate asks for
 // data_dir.
-func defaultDataDir(getenv func(string) string) string {
+func defaultDataDir(getenv func(string) string, euid int) string {
+	// As root, PostgreSQL runs as an unprivileged user that cannot enter /root (0700), so
+	// root gets the system-wide location daemons use.
+	if euid == 0 {
+		return "/var/lib/neonguard"
+	}
 	if x := getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
 		return filepath.Join(x, "neonguard")
 	}
@@ -542,6 +550,11 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Local.Listen); err != nil {
 		bad("local.listen", "%q is not host:port (e.g. 127.0.0.1:0)", c.Local.Listen)
+	}
+	switch c.Local.Postgres {
+	case "auto", "on", "off":
+	default:
+		bad("local.postgres", "%q must be auto, on or off", c.Local.Postgres)
 	}
 	if c.Local.OperationDelay < 0 {
 		bad("local.operation_delay", "%s must not be negative", c.Local.OperationDelay)

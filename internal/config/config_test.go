@@ -54,14 +54,18 @@ func load(t *testing.T, yamlText string, getenv func(string) string) Config {
 
 func TestDefaults(t *testing.T) {
 	c := load(t, "", env("HOME", "/home/u"))
+	dataDir := "/home/u/.local/share/neonguard"
+	if os.Geteuid() == 0 {
+		dataDir = "/var/lib/neonguard"
+	}
 	want := Config{
-		DataDir:     "/home/u/.local/share/neonguard",
+		DataDir:     dataDir,
 		Log:         Log{Level: "info", Format: "auto"},
 		Tenant:      "local",
 		Tier:        "free",
 		BackendMode: "auto",
 		Neon:        Neon{APIHost: "https://console.neon.tech/api/v2"},
-		Local:       Local{Listen: "127.0.0.1:0", OperationDelay: 50 * time.Millisecond},
+		Local:       Local{Listen: "127.0.0.1:0", OperationDelay: 50 * time.Millisecond, Postgres: "auto", PGUser: "postgres"},
 		Defaults:    Defaults{Region: "aws-us-east-2", PGVersion: 17},
 		CallTimeout: 60 * time.Second,
 		Policy:      policy.Default(),
@@ -75,7 +79,7 @@ func TestDefaults(t *testing.T) {
 	if c.Backend() != BackendLocal {
 		t.Errorf("Backend() = %q, want local", c.Backend())
 	}
-	if got := c.SQLitePath(); got != "/home/u/.local/share/neonguard/neonguard.db" {
+	if got := c.SQLitePath(); got != dataDir+"/neonguard.db" {
 		t.Errorf("SQLitePath() = %q", got)
 	}
 	if Default().Tier != "free" {
@@ -94,9 +98,15 @@ func TestDefaultDataDir(t *testing.T) {
 		{nil, ""},
 	}
 	for _, tt := range tests {
-		if got := defaultDataDir(env(tt.env...)); got != tt.want {
+		if got := defaultDataDir(env(tt.env...), 1000); got != tt.want {
 			t.Errorf("defaultDataDir(%v) = %q, want %q", tt.env, got, tt.want)
 		}
+	}
+	if got := defaultDataDir(env("HOME", "/root"), 0); got != "/var/lib/neonguard" {
+		t.Errorf("defaultDataDir as root = %q, want /var/lib/neonguard", got)
+	}
+	if os.Geteuid() == 0 {
+		return // root always has a default data dir
 	}
 	c := load(t, "", env())
 	err := c.Validate()

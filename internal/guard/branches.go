@@ -66,23 +66,15 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 		SourceBranchID: b.ID, SourceTimestamp: &target, PreserveUnderName: backupName,
 	})
 	if err != nil {
-		return nil, upstream("undo_to_time", err)
+		return nil, upstream("undo_to_time", err, fmt.Sprintf("call list_branches: if a branch named %q exists, the undo happened; otherwise call undo_to_time again", backupName))
 	}
+	// The undo happened: what follows is bookkeeping that must not be lost with the caller.
+	ctx = context.WithoutCancel(ctx)
 	backup, err := g.findBackup(ctx, org, db.ID, restored, backupName)
 	if err != nil {
 		return nil, err
 	}
-	expires := now.Add(c.tier.UndoBackupTTL).UTC().Truncate(time.Second)
-	ref := BranchRef{BranchID: backup.ID, Name: backup.Name}
-	if _, err := org.API.UpdateBranch(ctx, db.ID, backup.ID, neon.BranchUpdate{ExpiresAt: &expires}); err != nil {
-		g.log.WarnContext(ctx, "could not set the undo backup's expiry", "database_id", db.ID, "branch_id", backup.ID, "err", err)
-	} else {
-		ref.ExpiresAt = &expires
-	}
-	if err := g.store.AddBranch(ctx, store.Branch{ID: backup.ID, DatabaseID: db.ID, Name: backup.Name, Kind: store.BranchBackup,
-		ExpiresAt: ref.ExpiresAt, CreatedAt: now}); err != nil && !errors.Is(err, store.ErrConflict) {
-		return nil, err
-	}
+	ref := g.recordBackup(ctx, org, db.ID, backup, now.Add(c.tier.UndoBackupTTL))
 	return &UndoResult{DatabaseID: db.ID, Branch: BranchRef{BranchID: restored.ID, Name: restored.Name},
 		RestoredTo: target, BackupBranch: ref}, nil
 }
@@ -106,6 +98,24 @@ func (g *Guard) findBackup(ctx context.Context, org Org, projectID string, resto
 	}
 	return neon.Branch{}, &Error{Code: policy.Upstream, Message: "the undo succeeded but its backup branch was not found",
 		Hint: "call list_branches; the restored branch is usable"}
+}
+
+// recordBackup gives a backup branch (an undo's pre-restore state, or the branch a
+// checkpoint restore replaced) its expiry and records it. The restore already happened, so
+// a failure here is logged, not returned: the backup then stays until deleted.
+func (g *Guard) recordBackup(ctx context.Context, org Org, databaseID string, b neon.Branch, expires time.Time) BranchRef {
+	expires = expires.UTC().Truncate(time.Second)
+	ref := BranchRef{BranchID: b.ID, Name: b.Name}
+	if _, err := org.API.UpdateBranch(ctx, databaseID, b.ID, neon.BranchUpdate{ExpiresAt: &expires}); err != nil {
+		g.log.WarnContext(ctx, "could not set a backup branch's expiry", "database_id", databaseID, "branch_id", b.ID, "err", err)
+	} else {
+		ref.ExpiresAt = &expires
+	}
+	if err := g.store.AddBranch(ctx, store.Branch{ID: b.ID, DatabaseID: databaseID, Name: b.Name, Kind: store.BranchBackup,
+		ExpiresAt: ref.ExpiresAt, CreatedAt: g.now()}); err != nil && !errors.Is(err, store.ErrConflict) {
+		g.log.ErrorContext(ctx, "could not record a backup branch", "database_id", databaseID, "branch_id", b.ID, "err", err)
+	}
+	return ref
 }
 
 func uniqueName(st *dbState, base string) string {
@@ -171,6 +181,14 @@ func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBra
 	if d := policy.CheckNewBranch(c.tier, st.refs()); !d.Allow {
 		return nil, denied(d)
 	}
+	// A new compute on a project over its quota would be suspended by Neon at once.
+	p, err := org.API.GetProject(ctx, db.ID)
+	if err != nil {
+		return nil, upstream("create_dev_branch", err)
+	}
+	if d := policy.CheckQuota(c.tier, usageOf(p, st.branches)); !d.Allow {
+		return nil, denied(d)
+	}
 	expires := now.Add(ttl).UTC().Truncate(time.Second)
 	endpoint := neon.EndpointCreate{Type: neon.EndpointReadWrite, AutoscalingLimitMinCU: c.tier.MinComputeCU,
 		AutoscalingLimitMaxCU: c.tier.MaxComputeCU, SuspendTimeoutSeconds: int64(c.tier.SuspendTimeout.Seconds())}
@@ -181,18 +199,19 @@ func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBra
 			ParentID: st.main.ID, Name: in.Name, ParentTimestamp: at, ExpiresAt: &expires,
 		}, []neon.EndpointCreate{endpoint})
 		if err != nil {
-			return nil, upstream("create_dev_branch", err)
+			return nil, upstream("create_dev_branch", err, fmt.Sprintf("call list_branches: if %q exists it was created; otherwise call create_dev_branch again", in.Name))
 		}
 		branchID = created.Branch.ID
+		ctx = context.WithoutCancel(ctx) // it exists now: record it whatever happens to the caller
+		if err := g.recordDev(ctx, db.ID, branchID, in.Name, expires); err != nil {
+			return nil, err
+		}
 	} else {
-		branchID, err = g.branchFromCheckpoint(ctx, org, db, from, in.Name, expires, endpoint)
+		branchID, err = g.branchFromCheckpoint(ctx, org, st, from, in.Name, expires, endpoint)
 		if err != nil {
 			return nil, err
 		}
-	}
-	if err := g.store.AddBranch(ctx, store.Branch{ID: branchID, DatabaseID: db.ID, Name: in.Name, Kind: store.BranchDev,
-		ExpiresAt: &expires, CreatedAt: now}); err != nil && !errors.Is(err, store.ErrConflict) {
-		return nil, err
+		ctx = context.WithoutCancel(ctx)
 	}
 	uri, err := g.connectionURI(ctx, org, db, branchID, true)
 	if err != nil {
@@ -201,9 +220,19 @@ func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBra
 	return &DevBranchResult{DatabaseID: db.ID, BranchID: branchID, Name: in.Name, From: from, ExpiresAt: expires, ConnectionString: uri}, nil
 }
 
+func (g *Guard) recordDev(ctx context.Context, databaseID, branchID, name string, expires time.Time) error {
+	err := g.store.AddBranch(ctx, store.Branch{ID: branchID, DatabaseID: databaseID, Name: name, Kind: store.BranchDev,
+		ExpiresAt: &expires, CreatedAt: g.now()})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	return nil
+}
+
 // branchFromCheckpoint makes a dev branch holding a checkpoint's data: a snapshot restore that
 // is not finalized is a new branch of its own, leaving main alone.
-func (g *Guard) branchFromCheckpoint(ctx context.Context, org Org, db store.Database, checkpoint, name string, expires time.Time, ep neon.EndpointCreate) (string, error) {
+func (g *Guard) branchFromCheckpoint(ctx context.Context, org Org, st *dbState, checkpoint, name string, expires time.Time, ep neon.EndpointCreate) (string, error) {
+	db := st.db
 	snaps, err := snapshots(ctx, org, db.ID)
 	if err != nil {
 		return "", err
@@ -219,17 +248,29 @@ func (g *Guard) branchFromCheckpoint(ctx context.Context, org Org, db store.Data
 		return "", invalid(fmt.Sprintf("from %q is neither main, a checkpoint, nor an RFC 3339 time", checkpoint),
 			"use from=\"main\", a name from list_checkpoints, or a time like 2026-01-02T15:04:05Z")
 	}
-	restored, err := org.API.RestoreSnapshot(ctx, db.ID, snap.ID, neon.SnapshotRestore{Name: name})
+	// The target must be today's main: after a checkpoint restore the snapshot's source is
+	// the replaced branch, which may be gone.
+	restored, err := org.API.RestoreSnapshot(ctx, db.ID, snap.ID, neon.SnapshotRestore{Name: name, TargetBranchID: st.main.ID})
 	if err != nil {
-		return "", upstream("create_dev_branch", err)
+		return "", upstream("create_dev_branch", err, fmt.Sprintf("call list_branches: if %q exists it was created; otherwise call create_dev_branch again", name))
 	}
 	id := restored.Branch.ID
+	ctx = context.WithoutCancel(ctx)
+	if err := g.recordDev(ctx, db.ID, id, name, expires); err != nil {
+		return "", err
+	}
+	partial := func(what string, err error) error {
+		ge := AsError(upstream("create_dev_branch: "+what, err))
+		ge.Message += fmt.Sprintf("; branch %q was created without it", name)
+		ge.Hint = fmt.Sprintf("delete it with delete_dev_branch (branch=%q) and call create_dev_branch again", name)
+		return ge
+	}
 	if _, err := org.API.UpdateBranch(ctx, db.ID, id, neon.BranchUpdate{ExpiresAt: &expires}); err != nil {
-		return "", upstream("create_dev_branch: set expiry", err)
+		return "", partial("set expiry", err)
 	}
 	if len(restored.Endpoints) == 0 {
 		if _, err := org.API.CreateEndpoint(ctx, db.ID, id, ep); err != nil {
-			return "", upstream("create_dev_branch: create compute", err)
+			return "", partial("create compute", err)
 		}
 	}
 	return id, nil
@@ -262,8 +303,10 @@ func (g *Guard) ListBranches(ctx context.Context, databaseID string) (*ListBranc
 	out := &ListBranchesResult{DatabaseID: db.ID, Branches: make([]Branch, 0, len(st.branches)), Limit: c.tier.Branches}
 	for _, b := range st.branches {
 		es := state[b.ID]
-		if es == "" {
-			es = "none"
+		switch es {
+		case neon.EndpointStateActive, neon.EndpointStateIdle, neon.EndpointStateInit:
+		default:
+			es = "none" // no compute, or a state this contract does not know
 		}
 		var exp *time.Time
 		if b.ExpiresAt != nil {
@@ -311,11 +354,33 @@ func (g *Guard) DeleteDevBranch(ctx context.Context, databaseID, branch string) 
 	}
 	// Whether a branch with children may go is Neon's call (an undo backup is the restored
 	// branch's parent on Neon); its 422 comes back as INVALID_ARGUMENT with Neon's reason.
-	if err := org.API.DeleteBranch(ctx, db.ID, b.ID); err != nil && !errors.Is(err, neon.ErrNotFound) {
+	if err := g.deleteBranch(ctx, org, db.ID, b, st.kind(b)); err != nil {
 		return nil, upstream("delete_dev_branch", err)
 	}
 	if err := g.store.DeleteBranch(ctx, db.ID, b.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	return &DeleteBranchResult{DatabaseID: db.ID, BranchID: b.ID, Name: b.Name, Deleted: true}, nil
+}
+
+// deleteBranch deletes a branch. On Neon an undo backup is the restored branch's parent and
+// may be refused (422) for a while after the restore; a backup's deletion is retried a few
+// times before the refusal reaches the agent.
+func (g *Guard) deleteBranch(ctx context.Context, org Org, databaseID string, b neon.Branch, kind string) error {
+	for attempt := 0; ; attempt++ {
+		err := org.API.DeleteBranch(ctx, databaseID, b.ID)
+		var apiErr *neon.APIError
+		switch {
+		case err == nil, errors.Is(err, neon.ErrNotFound):
+			return nil
+		case kind == store.BranchBackup && attempt < 3 && errors.As(err, &apiErr) && apiErr.StatusCode == 422:
+			select {
+			case <-time.After(time.Duration(attempt+1) * time.Second):
+			case <-ctx.Done():
+				return err
+			}
+		default:
+			return err
+		}
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
@@ -185,24 +184,14 @@ func (g *Guard) RestoreCheckpoint(ctx context.Context, databaseID, checkpoint st
 	if err != nil {
 		return nil, upstream("restore_checkpoint", err)
 	}
+	ctx = context.WithoutCancel(ctx) // restored: the bookkeeping must not be lost with the caller
 	if err := g.store.SetRootBranch(ctx, db.ID, restored.Branch.ID); err != nil {
 		return nil, err
 	}
-	prev := BranchRef{BranchID: old.ID, Name: old.Name}
 	if b, err := org.API.GetBranch(ctx, db.ID, old.ID); err == nil {
-		prev.Name = b.Name
+		old = *b // renamed "main (old)" by the finalize
 	}
-	expires := g.now().Add(c.tier.UndoBackupTTL).UTC().Truncate(time.Second)
-	if _, err := org.API.UpdateBranch(ctx, db.ID, old.ID, neon.BranchUpdate{ExpiresAt: &expires}); err != nil {
-		// The restore itself succeeded; a missing TTL only means the backup stays until deleted.
-		g.log.WarnContext(ctx, "could not set the expiry of the replaced branch", "database_id", db.ID, "branch_id", old.ID, "err", err)
-	} else {
-		prev.ExpiresAt = &expires
-	}
-	if err := g.store.AddBranch(ctx, store.Branch{ID: old.ID, DatabaseID: db.ID, Name: prev.Name, Kind: store.BranchBackup,
-		ExpiresAt: prev.ExpiresAt, CreatedAt: g.now()}); err != nil && !errors.Is(err, store.ErrConflict) {
-		return nil, err
-	}
+	prev := g.recordBackup(ctx, org, db.ID, old, g.now().Add(c.tier.UndoBackupTTL))
 	return &RestoreCheckpointResult{DatabaseID: db.ID, Checkpoint: snap.Name, CheckpointID: snap.ID,
 		MainBranchID: restored.Branch.ID, PreviousBranch: prev}, nil
 }

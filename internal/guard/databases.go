@@ -11,10 +11,11 @@ import (
 	"github.com/neonguard/neonguard/internal/store"
 )
 
-// NamePattern is what database, branch and checkpoint names must match.
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+// namePattern is what database, branch and checkpoint names must match (tools/ checks the
+// same rule first).
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-const nameRule = "1-63 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+const nameRule = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 func checkName(arg, v string) error {
 	if !namePattern.MatchString(v) {
@@ -53,8 +54,9 @@ func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*Cr
 		return nil, invalid(fmt.Sprintf("pg_version %d is not supported", pg), "use a PostgreSQL major version from 14 to 18, or omit it")
 	}
 
-	// One create per (tenant, name) at a time: the second caller waits and then sees the first's row.
-	unlock, err := g.lock(ctx, "create:"+c.tenant.ID+"/"+in.Name)
+	// One create per tenant at a time: a second call with the same name waits and then sees
+	// the first's row, and two different names cannot both pass the database limit.
+	unlock, err := g.lock(ctx, "tenant:"+c.tenant.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -71,9 +73,6 @@ func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*Cr
 		return nil, err
 	}
 	if d := policy.CheckDatabaseCount(c.tier, n); !d.Allow {
-		return nil, denied(d)
-	}
-	if d := policy.CheckCompute(c.tier, c.tier.MinComputeCU, c.tier.MaxComputeCU); !d.Allow {
 		return nil, denied(d)
 	}
 
@@ -99,7 +98,7 @@ func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*Cr
 				// Neon refused or never got it: nothing exists, so drop the reservation.
 				_ = g.store.ForgetReservation(ctx, c.tenant.ID, in.Name)
 			}
-			return nil, upstream("create_database", err)
+			return nil, upstream("create_database", err, "call create_database again with the same name: it is idempotent and finds a database the lost answer created")
 		}
 	}
 
@@ -114,7 +113,8 @@ func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*Cr
 	if len(created.Databases) > 0 {
 		db.DatabaseName = created.Databases[0].Name
 	}
-	if err := g.store.CompleteDatabase(ctx, db); err != nil {
+	// Neon made it: record it even if the caller has gone.
+	if err := g.store.CompleteDatabase(context.WithoutCancel(ctx), db); err != nil {
 		return nil, err
 	}
 	uri, err := g.connectionURI(ctx, c.org, db, db.RootBranchID, true)
@@ -233,6 +233,9 @@ func (g *Guard) GetConnectionString(ctx context.Context, in ConnectionInput) (*C
 	if err != nil {
 		return nil, err
 	}
+	if err := g.ensureCompute(ctx, c, org, db, b.ID); err != nil {
+		return nil, err
+	}
 	uri, err := g.connectionURI(ctx, org, db, b.ID, in.Pooled)
 	if err != nil {
 		return nil, err
@@ -265,4 +268,31 @@ func metrics(t policy.Tier, u policy.Usage) []Metric {
 		out = append(out, Metric{Name: m.Name, Unit: m.Unit, Used: m.Used, Limit: m.Limit, Percent: m.Percent, Level: m.Level})
 	}
 	return out
+}
+
+// ensureCompute gives a branch without one (an undo backup, a checkpoint restore's leftover) a
+// compute in the tier's range, so that it can be connected to and inspected.
+func (g *Guard) ensureCompute(ctx context.Context, c caller, org Org, db store.Database, branchID string) error {
+	eps, err := org.API.ListBranchEndpoints(ctx, db.ID, branchID)
+	if err != nil {
+		return upstream("get connection string", err)
+	}
+	if len(eps) > 0 {
+		return nil
+	}
+	unlock, err := g.lock(ctx, "db:"+db.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if eps, err := org.API.ListBranchEndpoints(ctx, db.ID, branchID); err == nil && len(eps) > 0 {
+		return nil // another call made it meanwhile
+	}
+	_, err = org.API.CreateEndpoint(ctx, db.ID, branchID, neon.EndpointCreate{Type: neon.EndpointReadWrite,
+		AutoscalingLimitMinCU: c.tier.MinComputeCU, AutoscalingLimitMaxCU: c.tier.MaxComputeCU,
+		SuspendTimeoutSeconds: int64(c.tier.SuspendTimeout.Seconds())})
+	if err != nil {
+		return upstream("start a compute for the branch", err)
+	}
+	return nil
 }

@@ -12,7 +12,8 @@ import (
 
 // upstream turns a failed Neon call into an error the agent can act on. The message names what
 // failed and Neon's own code (redacted); the cause stays in Err for the logs.
-func upstream(what string, err error) error {
+// A hint, when given, replaces the generic one for an outcome Neon left unknown.
+func upstream(what string, err error, unknownHint ...string) error {
 	if err == nil {
 		return nil
 	}
@@ -35,8 +36,15 @@ func upstream(what string, err error) error {
 		return &Error{Code: policy.RestoreWindow, Message: what + ": the time is outside the restore window",
 			Hint: "call describe_limits for the restore window; use a more recent time or restore_checkpoint", Err: err}
 	case errors.Is(err, neon.ErrOutcomeUnknown):
+		hint := "list the database's branches or checkpoints to see whether it happened before retrying"
+		if len(unknownHint) > 0 {
+			hint = unknownHint[0]
+		}
 		return &Error{Code: policy.Upstream, Message: what + ": Neon's answer was lost and the outcome is unknown",
-			Hint: "list the database's branches or checkpoints to see whether it happened before retrying", Err: err}
+			Hint: hint, Err: err}
+	case errors.Is(err, neon.ErrNotFound):
+		return &Error{Code: policy.NotFound, Message: what + ": not found on Neon (it may have expired or been deleted)",
+			Hint: "call list_branches or list_checkpoints to see what exists", Err: err}
 	case errors.Is(err, neon.ErrBadRequest), errors.Is(err, neon.ErrConflict),
 		apiErr != nil && apiErr.StatusCode == http.StatusUnprocessableEntity:
 		msg := what + ": Neon refused the request"

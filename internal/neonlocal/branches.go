@@ -124,9 +124,13 @@ func (s *Server) rootLikeLocked(b *branch) bool {
 
 func (s *Server) branchSpecLocked(b *branch, at *time.Time) BranchSpec {
 	prj := s.st.Projects[b.ProjectID]
-	spec := BranchSpec{ProjectID: b.ProjectID, BranchID: b.ID, ParentID: b.ParentID, SchemaOnly: b.InitSource == "schema-only"}
+	spec := BranchSpec{ProjectID: b.ProjectID, BranchID: b.ID, ParentID: b.ParentID, SchemaOnly: b.InitSource == "schema-only",
+		FromSnapshotID: b.RestoredFrom}
 	if at != nil {
 		spec.ParentTime = *at
+	}
+	if spec.FromSnapshotID != "" {
+		spec.ParentID = ""
 	}
 	if prj != nil {
 		spec.PgVersion, spec.RoleName, spec.RolePassword, spec.DatabaseName = prj.PgVersion, prj.RoleName, prj.RolePassword, prj.DatabaseName

@@ -37,19 +37,42 @@ type DataPlane interface {
 	// DeleteProject drops everything of a project. It is called after the
 	// project vanished from the API, outside any operation.
 	DeleteProject(ctx context.Context, projectID string) error
+	// Reconcile is called once at start, before the API serves, with every branch (parents
+	// before children) and every endpoint: it remakes what a crash interrupted and makes
+	// every endpoint's port accept connections again.
+	Reconcile(ctx context.Context, branches []BranchSpec, endpoints []EndpointSpec) error
+	// Usage reports what a project's computes consumed since the data plane started
+	// (counters that only grow), and each branch's logical size now.
+	Usage(ctx context.Context, projectID string) (Usage, error)
+	// Restrict refuses new connections to a project's endpoints with reason (quota
+	// exceeded), or accepts them again when reason is "". readOnly lists the branches over
+	// the logical size quota: their databases refuse writes.
+	Restrict(ctx context.Context, projectID, reason string, readOnly []string) error
+}
+
+// Usage is a project's consumption as the data plane measures it.
+type Usage struct {
+	ActiveTime    time.Duration    // time its computes were up
+	CPUTime       time.Duration    // CPU time of its PostgreSQL processes
+	WrittenBytes  int64            // WAL written
+	TransferBytes int64            // bytes sent to clients through the endpoints
+	LogicalSize   map[string]int64 // per branch: size of the project's database
 }
 
 // BranchSpec describes a branch to create.
 type BranchSpec struct {
-	ProjectID    string
-	BranchID     string
-	ParentID     string    // "" for a root branch
-	ParentTime   time.Time // point of the parent's history; zero = head
-	SchemaOnly   bool
-	PgVersion    int
-	RoleName     string
-	RolePassword string
-	DatabaseName string
+	ProjectID  string
+	BranchID   string
+	ParentID   string    // "" for a root branch
+	ParentTime time.Time // point of the parent's history; zero = head
+	SchemaOnly bool
+	// FromSnapshotID is set for a branch made by a snapshot restore (Reconcile remakes it
+	// from the snapshot).
+	FromSnapshotID string
+	PgVersion      int
+	RoleName       string
+	RolePassword   string
+	DatabaseName   string
 }
 
 // RestoreSpec describes an in-place (PITR) restore.
@@ -72,16 +95,19 @@ type SnapshotSpec struct {
 
 // EndpointSpec describes a compute endpoint.
 type EndpointSpec struct {
-	ProjectID    string
-	BranchID     string
-	EndpointID   string
-	Port         int
-	ReadOnly     bool
-	PgVersion    int
-	PgSettings   map[string]string
-	RoleName     string
-	RolePassword string
-	DatabaseName string
+	ProjectID  string
+	BranchID   string
+	EndpointID string
+	Port       int
+	ReadOnly   bool
+	// SuspendTimeout is how long the compute stays up without connections: 0 = the
+	// default, negative = never.
+	SuspendTimeout time.Duration
+	PgVersion      int
+	PgSettings     map[string]string
+	RoleName       string
+	RolePassword   string
+	DatabaseName   string
 }
 
 // NopDataPlane does nothing; it is used until the real data plane exists.
@@ -98,3 +124,8 @@ func (NopDataPlane) DeleteSnapshot(context.Context, string, string) error       
 func (NopDataPlane) StartEndpoint(context.Context, EndpointSpec) error           { return nil }
 func (NopDataPlane) SuspendEndpoint(context.Context, EndpointSpec) error         { return nil }
 func (NopDataPlane) DeleteProject(context.Context, string) error                 { return nil }
+func (NopDataPlane) Reconcile(context.Context, []BranchSpec, []EndpointSpec) error {
+	return nil
+}
+func (NopDataPlane) Usage(context.Context, string) (Usage, error)             { return Usage{}, nil }
+func (NopDataPlane) Restrict(context.Context, string, string, []string) error { return nil }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // allocPortLocked picks a free loopback TCP port that no endpoint holds
@@ -53,7 +54,8 @@ func (s *Server) addEndpointLocked(prj *project, branchID, typ string, port int,
 
 func (s *Server) endpointSpecLocked(e *endpoint) EndpointSpec {
 	spec := EndpointSpec{ProjectID: e.ProjectID, BranchID: e.BranchID, EndpointID: e.ID, Port: e.Port,
-		ReadOnly: e.Type == "read_only", PgSettings: copyMap(e.PgSettings)}
+		ReadOnly: e.Type == "read_only", PgSettings: copyMap(e.PgSettings),
+		SuspendTimeout: time.Duration(e.SuspendTimeout) * time.Second}
 	if prj := s.st.Projects[e.ProjectID]; prj != nil {
 		spec.PgVersion, spec.RoleName, spec.RolePassword, spec.DatabaseName = prj.PgVersion, prj.RoleName, prj.RolePassword, prj.DatabaseName
 	}

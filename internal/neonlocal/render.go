@@ -297,7 +297,7 @@ func (s *Server) renderBranch(b *branch) apiBranch {
 		CreationSource: "console", Primary: b.Default, Default: b.Default, Protected: b.Protected,
 		CreatedAt: ts(b.CreatedAt), UpdatedAt: ts(b.UpdatedAt), ExpiresAt: tsPtr(b.ExpiresAt),
 		LastResetAt: tsPtr(b.LastResetAt), InitSource: b.InitSource, RestoreStatus: b.RestoreStatus,
-		RestoredFrom: b.RestoredFrom, RestoredAs: b.RestoredAs,
+		RestoredFrom: b.RestoredFrom, RestoredAs: b.RestoredAs, LogicalSize: b.LogicalSize,
 	}
 	if b.ParentTime != nil {
 		out.ParentTimestamp = ts(*b.ParentTime)

@@ -1,6 +1,7 @@
 package neonlocal
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +42,9 @@ type Options struct {
 	// SweepInterval is how often expired branches and snapshots are deleted
 	// (default 1s).
 	SweepInterval time.Duration
+	// UsageInterval is how often the data plane's usage is added to the projects' counters
+	// and their quotas enforced (default 5s).
+	UsageInterval time.Duration
 	// FaultSeed seeds the fault-injection RNG (0 = time based).
 	FaultSeed int64
 }
@@ -74,9 +80,15 @@ type Server struct {
 	limMu    sync.Mutex
 	limiters map[string]*rate.Limiter
 
-	mu     sync.Mutex // guards st and closed
-	st     *state
-	closed bool
+	usageMu sync.Mutex
+	usage   map[string]usageMark // by project: the data plane's counters at the last sample
+
+	mu       sync.Mutex // guards st, closed and readOnly
+	st       *state
+	closed   bool
+	readOnly map[string]string // by project: the read-only branch set last applied
+
+	lock *os.File // held for the Server's life: one emulator per data dir
 }
 
 // New loads (or initialises) the state under opts.DataDir and returns a
@@ -103,6 +115,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.SweepInterval <= 0 {
 		opts.SweepInterval = time.Second
 	}
+	if opts.UsageInterval <= 0 {
+		opts.UsageInterval = 5 * time.Second
+	}
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger,
@@ -112,21 +127,36 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		path:     statePath(opts.DataDir),
 		stats:    map[string]int{},
 		limiters: map[string]*rate.Limiter{},
+		usage:    map[string]usageMark{},
 	}
+	lock, err := lockDataDir(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("neonlocal: %w", err)
+	}
+	s.lock = lock
 	st, err := loadState(s.path)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("neonlocal: %w", err)
 	}
 	s.st = st
 	s.initCredentials()
 	s.recoverLocked(s.now())
 	if err := s.saveLocked(); err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("neonlocal: %w", err)
+	}
+	branches, endpoints := s.reconcileSpecsLocked()
+	if err := s.dp.Reconcile(ctx, branches, endpoints); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("neonlocal: data plane: %w", err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.routes()
 	s.wg.Add(1)
 	go s.sweepLoop(ctx)
+	s.wg.Add(1)
+	go s.usageLoop(ctx)
 	return s, nil
 }
 
@@ -188,7 +218,31 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.saveLocked()
+	err := s.saveLocked()
+	if s.lock != nil {
+		s.lock.Close()
+	}
+	return err
+}
+
+// reconcileSpecsLocked lists every branch (parents before children) and endpoint for the
+// data plane's start-up reconciliation.
+func (s *Server) reconcileSpecsLocked() ([]BranchSpec, []EndpointSpec) {
+	bs := make([]*branch, 0, len(s.st.Branches))
+	for _, b := range s.st.Branches {
+		bs = append(bs, b)
+	}
+	slices.SortFunc(bs, func(a, b *branch) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID)) })
+	branches := make([]BranchSpec, 0, len(bs))
+	for _, b := range bs {
+		branches = append(branches, s.branchSpecLocked(b, b.ParentTime))
+	}
+	eps := s.endpointsWhereLocked(func(*endpoint) bool { return true })
+	endpoints := make([]EndpointSpec, 0, len(eps))
+	for _, e := range eps {
+		endpoints = append(endpoints, s.endpointSpecLocked(e))
+	}
+	return branches, endpoints
 }
 
 func (s *Server) now() time.Time { return s.opts.Now().UTC() }

@@ -61,6 +61,10 @@ type project struct {
 	StorageBytesHour   int64             `json:"data_storage_bytes_hour"`
 	SyntheticStorage   int64             `json:"synthetic_storage_size"`
 	Annotations        map[string]string `json:"annotations,omitempty"`
+	// PeriodStart is the consumption period the counters above belong to; they restart
+	// at zero in a new one. QuotaExceeded names the quota that suspended the project.
+	PeriodStart   time.Time `json:"period_start"`
+	QuotaExceeded string    `json:"quota_exceeded,omitempty"`
 }
 
 type endpointDefaults struct {
@@ -91,6 +95,7 @@ type branch struct {
 	RestoredAs      string            `json:"restored_as,omitempty"`
 	RestoreTargetID string            `json:"restore_target_id,omitempty"` // snapshot restore: branch to replace on finalize
 	BackupOf        string            `json:"backup_of,omitempty"`         // PITR backup: the branch it was made for
+	LogicalSize     int64             `json:"logical_size,omitempty"`
 	Annotations     map[string]string `json:"annotations,omitempty"`
 	AnnotatedAt     time.Time         `json:"annotated_at"`
 }

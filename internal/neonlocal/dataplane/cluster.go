@@ -1,0 +1,237 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/neonguard/neonguard/internal/neonlocal/pgctl"
+)
+
+// holdGrace is how long a cluster started for the data plane's own work (a backup, a
+// restore) keeps running afterwards, so the endpoint start that usually follows is warm.
+const holdGrace = 10 * time.Second
+
+// cluster is a branch's PostgreSQL: its directories and, while it runs, its process. It runs
+// while an endpoint's proxy wants it or while the data plane holds it for its own work.
+type cluster struct {
+	dp        *DataPlane
+	projectID string
+	branchID  string
+
+	mu     sync.Mutex
+	proc   *pgctl.Process
+	holds  int
+	wanted bool // a proxy started it and has not stopped it
+	timer  *time.Timer
+
+	// Usage since the data plane started, read by sample.
+	lastLSN  int64
+	written  int64
+	size     int64
+	cpuDone  time.Duration // CPU of runs that ended
+	cpuRun   time.Duration // CPU of the current run, as last sampled
+	readOnly bool
+}
+
+func (dp *DataPlane) cluster(projectID, branchID string) *cluster {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	c, ok := dp.clusters[branchID]
+	if !ok {
+		c = &cluster{dp: dp, projectID: projectID, branchID: branchID}
+		dp.clusters[branchID] = c
+	}
+	return c
+}
+
+func (c *cluster) dir() string        { return c.dp.branchDir(c.projectID, c.branchID) }
+func (c *cluster) dataDir() string    { return filepath.Join(c.dir(), "data") }
+func (c *cluster) archiveDir() string { return filepath.Join(c.dir(), "archive") }
+func (c *cluster) backupsDir() string { return filepath.Join(c.dir(), "backups") }
+func (c *cluster) metaPath() string   { return filepath.Join(c.dir(), "branch.json") }
+func (c *cluster) socketDir() string  { return filepath.Join(c.dp.sockRoot, c.branchID) }
+
+func (c *cluster) meta() (branchMeta, error) {
+	var m branchMeta
+	err := readJSON(c.metaPath(), &m)
+	if isNotExist(err) {
+		return branchMeta{}, nil
+	}
+	return m, err
+}
+
+func (dp *DataPlane) serverConfig(dataDir, archiveDir, socketDir string) pgctl.ServerConfig {
+	settings := map[string]string{"max_connections": "50", "shared_buffers": "16MB"}
+	for k, v := range dp.o.Settings {
+		settings[k] = v
+	}
+	return pgctl.ServerConfig{DataDir: dataDir, SocketDir: socketDir, ArchiveDir: archiveDir,
+		CertFile: dp.cert, KeyFile: dp.key, Settings: settings}
+}
+
+// ensureDirs creates the branch's directories, owned by the PostgreSQL user.
+func (c *cluster) ensureDirs() error {
+	for _, d := range []string{c.dir(), c.archiveDir(), c.backupsDir(), c.socketDir()} {
+		if err := c.dp.mkdir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startLocked starts postgres unless it runs; c.mu is held.
+func (c *cluster) startLocked(ctx context.Context) (*pgctl.Process, error) {
+	if c.proc != nil {
+		select {
+		case <-c.proc.Exited():
+			c.proc = nil // it died: start it again
+		default:
+			return c.proc, nil
+		}
+	}
+	if !exists(filepath.Join(c.dataDir(), "PG_VERSION")) {
+		return nil, fmt.Errorf("branch %s has no data", c.branchID)
+	}
+	if err := c.ensureDirs(); err != nil {
+		return nil, err
+	}
+	if _, err := c.dp.tk.StopOrphan(ctx, c.dataDir()); err != nil {
+		return nil, fmt.Errorf("branch %s: stop orphaned postgres: %w", c.branchID, err)
+	}
+	p, err := c.dp.tk.Start(ctx, c.dp.serverConfig(c.dataDir(), c.archiveDir(), c.socketDir()))
+	if err != nil {
+		return nil, fmt.Errorf("branch %s: start postgres: %w", c.branchID, err)
+	}
+	c.proc = p
+	return p, nil
+}
+
+// hold starts the cluster for the data plane's own work; release ends the hold.
+func (c *cluster) hold(ctx context.Context) (*pgctl.Process, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, err := c.startLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.holds++
+	c.stopTimerLocked()
+	return p, nil
+}
+
+func (c *cluster) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holds--
+	if c.holds == 0 && !c.wanted && c.proc != nil {
+		c.stopTimerLocked()
+		c.timer = time.AfterFunc(holdGrace, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.holds == 0 && !c.wanted {
+				_ = c.stopLocked(context.Background())
+			}
+		})
+	}
+}
+
+func (c *cluster) stopTimerLocked() {
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+}
+
+// want starts the cluster for an endpoint (the proxy's Start).
+func (c *cluster) want(ctx context.Context) (*pgctl.Process, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, err := c.startLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.wanted = true
+	c.stopTimerLocked()
+	return p, nil
+}
+
+// unwant is the proxy's Stop: the endpoint suspended. The process stops unless the data
+// plane holds it.
+func (c *cluster) unwant(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wanted = false
+	if c.holds > 0 {
+		return nil
+	}
+	return c.stopLocked(ctx)
+}
+
+// stop stops the process whatever wants it (restore, delete, close).
+func (c *cluster) stop(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopLocked(ctx)
+}
+
+func (c *cluster) stopLocked(ctx context.Context) error {
+	c.stopTimerLocked()
+	if c.proc == nil {
+		return nil
+	}
+	// A stop always runs to a clean shutdown (pgctl escalates after its own grace period):
+	// a caller giving up must not turn it into an immediate one, which needs crash recovery.
+	ctx = context.WithoutCancel(ctx)
+	cpu := cpuTime(c.proc.PID) // the last reading before the process is gone
+	err := c.proc.Stop(ctx)
+	c.cpuDone += max(cpu, c.cpuRun)
+	c.cpuRun = 0
+	c.proc = nil
+	return err
+}
+
+func (c *cluster) running() *pgctl.Process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil {
+		return nil
+	}
+	select {
+	case <-c.proc.Exited():
+		c.proc = nil
+		return nil
+	default:
+		return c.proc
+	}
+}
+
+// takeBackup adds a base backup of the running cluster to the branch's history.
+func (c *cluster) takeBackup(ctx context.Context) error {
+	p, err := c.hold(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.release()
+	lsn, err := c.dp.tk.CurrentLSN(ctx, c.socketDir(), p.Port)
+	if err != nil {
+		return fmt.Errorf("branch %s: %w", c.branchID, err)
+	}
+	name := strconv.FormatInt(time.Now().UnixMicro(), 10)
+	dst := filepath.Join(c.backupsDir(), name)
+	if err := c.dp.tk.BaseBackup(ctx, c.socketDir(), p.Port, dst); err != nil {
+		return fmt.Errorf("branch %s: base backup: %w", c.branchID, err)
+	}
+	// The backup is consistent at its end, which is before now: a target at or after now
+	// can start from it.
+	m, err := c.meta()
+	if err != nil {
+		return err
+	}
+	m.Backups = append(m.Backups, backup{Dir: name, Time: time.Now().UTC(), LSN: lsn})
+	sortBackups(m.Backups)
+	return writeJSON(c.metaPath(), m)
+}

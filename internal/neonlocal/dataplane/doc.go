@@ -1,0 +1,30 @@
+// Package dataplane is the local emulator's data plane: real PostgreSQL behind the control
+// plane's projects, branches, snapshots and endpoints (it implements neonlocal.DataPlane).
+//
+// # Model
+//
+//   - A branch is a PostgreSQL cluster (a data directory) with its own WAL archive and the
+//     base backups taken of it: one when it is made, one after each in-place restore.
+//   - An endpoint is a loopback port owned by a wake-on-connect proxy (package proxy) in
+//     front of its branch's postgres process: the port is the endpoint's for its whole life;
+//     the process stops after the endpoint's suspend timeout without connections and starts
+//     again on the next connection. PostgreSQL serves TLS itself (one self-signed certificate
+//     per data dir), so `sslmode=require` connection strings work unchanged.
+//   - Branch from a parent's head: a base backup of the running parent (or a copy of the
+//     stopped one). At a time or LSN: the parent's latest base backup before that point plus
+//     its archived WAL, replayed with recovery_target_time/lsn and promoted. The parent first
+//     writes a commit record and switches WAL (pgctl.ForceSwitch), or recovery could never
+//     reach a target after the parent's last commit.
+//   - Restore in place (undo): the point in time is rebuilt next to the branch in a temporary
+//     directory; then the branch's process stops, its old data directory becomes the backup
+//     branch's, the rebuilt one takes its place, and the same endpoints start again on the
+//     same ports. A journal file makes the swap crash-safe: after a crash it is finished or
+//     undone, never left half done.
+//   - A snapshot is a base backup kept under the project; restoring it copies it into the
+//     new branch.
+//
+// Layout under Options.Dir: tls/ (certificate), template/PGMAJOR/ (an initdb'd cluster
+// copied for every new project), projects/PROJECT/project.json (role, password, database),
+// projects/PROJECT/branches/BRANCH/{data,archive,backups/N,branch.json},
+// projects/PROJECT/snapshots/SNAPSHOT/.
+package dataplane

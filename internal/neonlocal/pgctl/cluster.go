@@ -1,0 +1,308 @@
+package pgctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// AdminUser is the bootstrap superuser of every cluster. It logs in only over
+// the private unix socket (trust); TCP requires TLS and a SCRAM password.
+const AdminUser = "neonguard_admin"
+
+// Toolkit runs PostgreSQL programs of one installation as one identity.
+type Toolkit struct {
+	Bin    Binaries
+	RunAs  RunAs
+	Logger *slog.Logger // nil: discard
+
+	// NoSync skips fsync in initdb, pg_basebackup, CopyCluster and the
+	// archive_command. Only for tests and benchmarks: a crash may corrupt.
+	NoSync bool
+	// StopGrace is how long Stop waits after SIGINT (fast shutdown) before
+	// SIGQUIT (immediate shutdown). Zero means 30s.
+	StopGrace time.Duration
+}
+
+func (t *Toolkit) log() *slog.Logger {
+	if t.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return t.Logger
+}
+
+// InitDB creates a new cluster in dataDir (which must not exist or be empty):
+// superuser AdminUser, UTF8, C locale (locale-independent sort order, and
+// no dependency on the host's installed locales), and our pg_hba.conf.
+func (t *Toolkit) InitDB(ctx context.Context, dataDir string) error {
+	dataDir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return err
+	}
+	if ents, err := os.ReadDir(dataDir); err == nil && len(ents) > 0 {
+		return fmt.Errorf("initdb: %s is not empty", dataDir)
+	}
+	if err := t.RunAs.mkdirPrivate(dataDir); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	if err := t.RunAs.checkAccess(ctx, dataDir); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	args := []string{
+		"-D", dataDir,
+		"-U", AdminUser,
+		"--auth-local=trust",
+		"--auth-host=scram-sha-256",
+		"-E", "UTF8",
+		"--locale=C",
+	}
+	if t.Bin.Major >= 14 {
+		args = append(args, "--no-instructions")
+	}
+	if t.NoSync {
+		args = append(args, "--no-sync")
+	}
+	start := time.Now()
+	cmd := withHome(t.RunAs.Command(ctx, t.Bin.Path("initdb"), args...), dataDir)
+	cmd.Dir = dataDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb %s: %w: %s", dataDir, err, tail(string(out), 20))
+	}
+	if err := t.WriteHBA(dataDir); err != nil {
+		return err
+	}
+	if err := t.includeConf(dataDir); err != nil {
+		return err
+	}
+	t.log().Debug("initdb done", "data_dir", dataDir, "elapsed", time.Since(start))
+	return nil
+}
+
+// hbaConf: the socket dir is private (0700, owned by RunAs), so trust on it
+// admits only root, neonguard's own user and the PostgreSQL user. TCP is TLS
+// + SCRAM only; no plain "host" line, as Neon requires TLS.
+const hbaConf = `# Written by neonguard (pgctl). TCP requires TLS and a SCRAM password.
+# TYPE   DATABASE     USER  ADDRESS        METHOD
+local    all          all                  trust
+local    replication  all                  trust
+hostssl  all          all   127.0.0.1/32   scram-sha-256
+hostssl  all          all   ::1/128        scram-sha-256
+`
+
+// WriteHBA (re)writes dataDir/pg_hba.conf with neonguard's rules.
+func (t *Toolkit) WriteHBA(dataDir string) error {
+	dataDir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return err
+	}
+	if err := t.RunAs.writeFile(filepath.Join(dataDir, "pg_hba.conf"), []byte(hbaConf), 0o600); err != nil {
+		return fmt.Errorf("write pg_hba.conf: %w", err)
+	}
+	return nil
+}
+
+// Configuration files written into the data directory and included from
+// postgresql.conf, so a copied cluster is startable by hand for debugging.
+const (
+	serverConfName   = "neonguard.conf"          // rewritten by every Start
+	recoveryConfName = "neonguard.recovery.conf" // written by PrepareRecovery
+)
+
+// includeConf makes postgresql.conf include our files (after its own
+// settings, so ours win; postgresql.auto.conf still overrides both).
+func (t *Toolkit) includeConf(dataDir string) error {
+	p := filepath.Join(dataDir, "postgresql.conf")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	for _, n := range []string{serverConfName, recoveryConfName} {
+		line := "include_if_exists = '" + n + "'"
+		if !strings.Contains(s, line) {
+			s += "\n" + line + "\n"
+		}
+	}
+	if s != string(b) {
+		if err := t.RunAs.writeFile(p, []byte(s), 0o600); err != nil {
+			return err
+		}
+	}
+	// Present even when empty: postgres logs every missing include_if_exists.
+	rc := filepath.Join(dataDir, recoveryConfName)
+	if _, err := os.Stat(rc); errors.Is(err, fs.ErrNotExist) {
+		return t.RunAs.writeFile(rc, nil, 0o600)
+	}
+	return nil
+}
+
+// CopyCluster makes a cold copy of the STOPPED cluster src at dst, preserving
+// modes and ownership (the copy uses copy_file_range, which reflinks on
+// filesystems that support it). The copy is assembled in dst+".tmp" and
+// renamed, so a crash never leaves a half copy at dst.
+func (t *Toolkit) CopyCluster(ctx context.Context, src, dst string) error {
+	src, err := filepath.Abs(src)
+	if err != nil {
+		return err
+	}
+	dst, err = filepath.Abs(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(src, "PG_VERSION")); err != nil {
+		return fmt.Errorf("copy cluster: %s is not a data directory: %w", src, err)
+	}
+	if pid, alive := postmasterAlive(src); alive {
+		return fmt.Errorf("copy cluster: %s is in use by running postgres (pid %d); stop it first", src, pid)
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return fmt.Errorf("copy cluster: %s already exists", dst)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(src, "pg_tblspc")); len(ents) > 0 {
+		return fmt.Errorf("copy cluster: %s uses tablespaces, which are not supported", src)
+	}
+	tmp := dst + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil { // leftover of an earlier crash
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	start := time.Now()
+	var dirs []string
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "postmaster.pid" || rel == "postmaster.opts" {
+			return nil // stale: the copy has never run
+		}
+		target := filepath.Join(tmp, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			if err := os.Mkdir(target, info.Mode().Perm()); err != nil {
+				return err
+			}
+			dirs = append(dirs, target)
+		case d.Type()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(l, target); err != nil {
+				return err
+			}
+		case d.Type().IsRegular():
+			if err := copyFile(p, target, info.Mode().Perm(), !t.NoSync); err != nil {
+				return err
+			}
+		default:
+			return nil // sockets etc. do not belong in a data dir
+		}
+		return preserveOwner(target, info)
+	})
+	if err == nil && !t.NoSync {
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err = syncDir(dirs[i]); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("copy cluster %s → %s: %w", src, dst, err)
+	}
+	if err := os.Chmod(tmp, 0o700); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("copy cluster: %w", err)
+	}
+	if !t.NoSync {
+		_ = syncDir(filepath.Dir(dst))
+	}
+	t.log().Debug("cluster copied", "src", src, "dst", dst, "elapsed", time.Since(start))
+	return nil
+}
+
+func copyFile(src, dst string, perm os.FileMode, sync bool) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if sync {
+		if err := out.Sync(); err != nil {
+			out.Close()
+			return err
+		}
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(dst, perm) // umask
+}
+
+func preserveOwner(path string, info fs.FileInfo) error {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok || os.Geteuid() != 0 {
+		return nil
+	}
+	return os.Lchown(path, int(st.Uid), int(st.Gid))
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// stderrOf returns ": <stderr>" of a failed exec.Cmd.Output, or "".
+func stderrOf(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return ": " + strings.TrimSpace(string(ee.Stderr))
+	}
+	return ""
+}
