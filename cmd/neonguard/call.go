@@ -12,7 +12,8 @@ import (
 )
 
 func newCallCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var stay bool
+	cmd := &cobra.Command{
 		Use:   "call TOOL ['JSON arguments']",
 		Short: "Call one tool through the full server in-process and print its result",
 		Example: `  neonguard call describe_limits
@@ -53,9 +54,17 @@ func newCallCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printResult(g, res)
+			if err := printResult(g, res); err != nil || !stay {
+				return err
+			}
+			// The local databases live in this process: keep them up for psql and friends.
+			fmt.Fprintln(g.stderr, "databases stay up until interrupted (Ctrl-C)")
+			<-ctx.Done()
+			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&stay, "stay", false, "keep running after the call, so the local databases accept connections, until interrupted")
+	return cmd
 }
 
 // printResult prints the structured result (or the error JSON) indented; an error result makes

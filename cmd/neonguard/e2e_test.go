@@ -29,7 +29,20 @@ func buildBinary(tb testing.TB) string {
 	return bin
 }
 
-// expected is what each call of the scripted session must return: "" for success, else the
+// reachableDir is a temporary data dir that PostgreSQL's unprivileged user can reach when the
+// tests run as root (t.TempDir's parents are private): the binary runs its real data plane.
+func reachableDir(tb testing.TB) string {
+	tb.Helper()
+	d := tb.TempDir()
+	for _, p := range []string{filepath.Dir(d), d} {
+		if err := os.Chmod(p, 0o711); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return d
+}
+
+// script is what each call of the scripted session must return: "" for success, else the
 // error code. The TypeScript script (testdata/e2e/ts/stdio.mjs) makes the same calls.
 var script = []struct {
 	tool string
@@ -64,7 +77,7 @@ var script = []struct {
 
 func TestBinaryOverStdioWithMCPGoClient(t *testing.T) {
 	bin := buildBinary(t)
-	c, err := client.NewStdioMCPClient(bin, []string{"NEONGUARD_LOG_LEVEL=warn"}, "serve", "--data-dir", t.TempDir())
+	c, err := client.NewStdioMCPClient(bin, []string{"NEONGUARD_LOG_LEVEL=warn"}, "serve", "--data-dir", reachableDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +163,7 @@ func TestBinaryOverStdioWithTypeScriptClient(t *testing.T) {
 	bin := buildBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "stdio.mjs", bin, t.TempDir())
+	cmd := exec.CommandContext(ctx, node, "stdio.mjs", bin, reachableDir(t))
 	cmd.Dir = filepath.Join("..", "..", "testdata", "e2e", "ts")
 	cmd.Env = append(os.Environ(), "NEONGUARD_LOG_LEVEL=warn")
 	out, err := cmd.Output()
@@ -189,7 +202,7 @@ func TestBinaryOverStdioWithTypeScriptClient(t *testing.T) {
 // BenchmarkStartup measures the binary's start until it answers initialize (and exits).
 func BenchmarkStartup(b *testing.B) {
 	bin := buildBinary(b)
-	dir := b.TempDir()
+	dir := reachableDir(b)
 	b.ResetTimer()
 	for b.Loop() {
 		c, err := client.NewStdioMCPClient(bin, []string{"NEONGUARD_LOG_LEVEL=error"}, "serve", "--data-dir", dir)

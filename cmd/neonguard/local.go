@@ -25,7 +25,12 @@ func newLocalCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if listen == "" {
+				// local.listen, unless it is left at the embedded default (any free port),
+				// which suits a server in-process but not one a person points clients at.
 				listen = cfg.Local.Listen
+				if listen == "127.0.0.1:0" {
+					listen = "127.0.0.1:4040"
+				}
 			}
 			log := g.logger(cfg)
 			ctx := cmd.Context()
@@ -60,6 +65,6 @@ func newLocalCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4040", "address to listen on")
+	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default local.listen, or 127.0.0.1:4040)")
 	return cmd
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,7 +25,7 @@ func main() {
 	err := newRootCmd(os.Stdin, os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		if _, quiet := err.(exitError); !quiet {
+		if !errors.As(err, new(exitError)) {
 			fmt.Fprintln(os.Stderr, "neonguard:", err)
 		}
 		os.Exit(1)

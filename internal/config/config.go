@@ -458,16 +458,23 @@ func (c Config) Backend() string {
 }
 
 // neonCredentials returns the keys of the Neon credentials that are set
-// (set=true) or missing (set=false).
+// (set=true) or missing (set=false). The personal key counts as set but is never reported
+// missing: only tier changes (moving projects between orgs) need it.
 func (c Config) neonCredentials(set bool) []string {
 	var out []string
-	for _, cred := range []struct{ key, val string }{
-		{"neon.free_org_id", c.Neon.FreeOrgID},
-		{"neon.free_org_api_key", c.Neon.FreeOrgAPIKey},
-		{"neon.paid_org_id", c.Neon.PaidOrgID},
-		{"neon.paid_org_api_key", c.Neon.PaidOrgAPIKey},
-		{"neon.personal_api_key", c.Neon.PersonalAPIKey},
+	for _, cred := range []struct {
+		key, val string
+		optional bool
+	}{
+		{"neon.free_org_id", c.Neon.FreeOrgID, false},
+		{"neon.free_org_api_key", c.Neon.FreeOrgAPIKey, false},
+		{"neon.paid_org_id", c.Neon.PaidOrgID, false},
+		{"neon.paid_org_api_key", c.Neon.PaidOrgAPIKey, false},
+		{"neon.personal_api_key", c.Neon.PersonalAPIKey, true},
 	} {
+		if !set && cred.optional {
+			continue
+		}
 		if (cred.val != "") == set {
 			out = append(out, cred.key)
 		}

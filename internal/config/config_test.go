@@ -409,12 +409,11 @@ func TestValidate(t *testing.T) {
 		{"backend neon without credentials", func(c *Config) { c.BackendMode = "neon" },
 			[]string{"backend (NEONGUARD_BACKEND): neon needs Neon credentials; missing: " +
 				"neon.free_org_id (NEON_FREE_ORG_ID), neon.free_org_api_key (NEON_FREE_ORG_API_KEY), " +
-				"neon.paid_org_id (NEON_PAID_ORG_ID), neon.paid_org_api_key (NEON_PAID_ORG_API_KEY), " +
-				"neon.personal_api_key (NEON_PERSONAL_API_KEY)"}},
-		{"backend neon missing two", func(c *Config) {
+				"neon.paid_org_id (NEON_PAID_ORG_ID), neon.paid_org_api_key (NEON_PAID_ORG_API_KEY)"}},
+		{"backend neon missing one (the personal key is optional)", func(c *Config) {
 			c.BackendMode = "neon"
 			c.Neon = Neon{APIHost: c.Neon.APIHost, FreeOrgID: "a", FreeOrgAPIKey: "b", PaidOrgID: "c"}
-		}, []string{"missing: neon.paid_org_api_key (NEON_PAID_ORG_API_KEY), neon.personal_api_key (NEON_PERSONAL_API_KEY)"}},
+		}, []string{"missing: neon.paid_org_api_key (NEON_PAID_ORG_API_KEY)"}},
 		{"backend neon complete", func(c *Config) {
 			c.BackendMode = "neon"
 			c.Neon = Neon{APIHost: c.Neon.APIHost, FreeOrgID: "a", FreeOrgAPIKey: "b", PaidOrgID: "c", PaidOrgAPIKey: "d", PersonalAPIKey: "e"}

@@ -46,8 +46,9 @@
 //   - One role and one database per project (default neondb_owner/neondb,
 //     password "npg_…"), shared by all branches; no role/database endpoints.
 //   - Every endpoint gets a loopback port at creation, kept for its life and
-//     persisted. Hosts are 127.0.0.1; the port is only in URIs (not in
-//     endpoint.host or connection_parameters.host). URIs carry
+//     persisted. endpoint.host is "127.0.0.1:PORT" (clients such as neonctl
+//     build URIs from it); connection_parameters.host is 127.0.0.1 and the
+//     URIs carry the port. URIs carry
 //     ?sslmode=require as Neon's do, so the data plane must serve TLS.
 //     Pooled URIs are the same as direct ones (no pooler).
 //   - LSNs are emulated: the microseconds since the Unix epoch of a point in
@@ -64,7 +65,10 @@
 //   - Transfer checks the destination's hard limits (branches, snapshots,
 //     history retention, max CU, suspend timeout), not plan tiers, regions
 //     or project counts. Integrations do not exist, so there is no 422.
-//   - Fields Neon fills from usage (logical_size, cpu_used_sec, …) are zero.
+//   - Usage comes from the data plane (see DataPlane.Usage): active time,
+//     compute (CPU) time, written WAL, bytes sent to clients, and each
+//     branch's logical size; quotas suspend computes or make writes fail.
+//   - Roles and databases are read-only (list, get, reveal_password).
 //
 // # Choices where Neon is undocumented
 //

@@ -3,6 +3,8 @@ package neonlocal
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 )
 
@@ -320,7 +322,9 @@ func (s *Server) renderEndpoint(e *endpoint) apiEndpoint {
 		pg = map[string]string{}
 	}
 	return apiEndpoint{
-		Host: loopbackHost, ID: e.ID, Name: e.Name, ProjectID: e.ProjectID, BranchID: e.BranchID,
+		// host:port, so clients that build URIs from endpoint.host (neonctl does) reach the
+		// endpoint's own port.
+		Host: net.JoinHostPort(loopbackHost, strconv.Itoa(e.Port)), ID: e.ID, Name: e.Name, ProjectID: e.ProjectID, BranchID: e.BranchID,
 		MinCU: e.MinCU, MaxCU: e.MaxCU, RegionID: region, Type: e.Type,
 		CurrentState: e.CurrentState, PendingState: e.PendingState,
 		Settings: apiEndpointSettings{PgSettings: pg}, PoolerMode: "transaction", Disabled: e.Disabled,

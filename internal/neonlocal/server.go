@@ -429,6 +429,11 @@ func (s *Server) routes() {
 	s.handle("DELETE /projects/{project_id}/branches/{branch_id}", s.deleteBranch)
 	s.handle("POST /projects/{project_id}/branches/{branch_id}/restore", s.restoreBranch)
 	s.handle("GET /projects/{project_id}/branches/{branch_id}/endpoints", s.listBranchEndpoints)
+	s.handle("GET /projects/{project_id}/branches/{branch_id}/roles", s.listRoles)
+	s.handle("GET /projects/{project_id}/branches/{branch_id}/roles/{role_name}", s.getRole)
+	s.handle("GET /projects/{project_id}/branches/{branch_id}/roles/{role_name}/reveal_password", s.revealPassword)
+	s.handle("GET /projects/{project_id}/branches/{branch_id}/databases", s.listDatabases)
+	s.handle("GET /projects/{project_id}/branches/{branch_id}/databases/{database_name}", s.getDatabase)
 	// Snapshots.
 	s.handle("POST /projects/{project_id}/branches/{branch_id}/snapshot", s.createSnapshot)
 	s.handle("GET /projects/{project_id}/snapshots", s.listSnapshots)

@@ -1,6 +1,6 @@
 // Package server builds neonguard's MCP server: the tools and prompts, and the middleware every
-// tool call passes through (recovery → principal → timeout → concurrency cap → audit), in that
-// order, outermost first.
+// tool call passes through (recovery → principal → audit → timeout → concurrency cap), in that
+// order, outermost first: a call refused by the cap or ended by the timeout is audited too.
 package server
 
 import (
@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -57,9 +58,9 @@ func New(o Options) *mcpserver.MCPServer {
 		mcpserver.WithInstructions(instructions),
 		mcpserver.WithRecovery(),
 		mcpserver.WithToolHandlerMiddleware(principal(o.DefaultPrincipal)),
+		mcpserver.WithToolHandlerMiddleware(audit(o.Audit, o.Logger)),
 		mcpserver.WithToolHandlerMiddleware(timeout(o.CallTimeout)),
 		mcpserver.WithToolHandlerMiddleware(limit(o.MaxConcurrent)),
-		mcpserver.WithToolHandlerMiddleware(audit(o.Audit, o.Logger)),
 	)
 	s.AddTools(tools.All(tools.Deps{Guard: o.Guard, Logger: o.Logger})...)
 	s.AddPrompts(prompts.All()...)
@@ -104,7 +105,7 @@ func limit(n int) mcpserver.ToolHandlerMiddleware {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				return errorResult("UPSTREAM", "the server is busy", "try again in a few seconds"), nil
+				return errorResult("RATE_LIMITED", "the server is busy with other calls", "try again in a few seconds"), nil
 			}
 			defer func() { <-sem }()
 			return next(ctx, req)
@@ -185,15 +186,13 @@ func errorCode(res *mcp.CallToolResult) (code, message string) {
 	return "", ""
 }
 
-// redactArgs keeps the audit useful without storing anything secret or huge: strings are
-// redacted (connection URIs, tokens) and truncated.
+// redactArgs keeps the audit useful without storing anything secret or huge: the whole
+// argument object is redacted (connection URIs, tokens, at any depth) and truncated.
 func redactArgs(args map[string]any) string {
 	clean := make(map[string]any, len(args))
 	for k, v := range args {
-		if s, ok := v.(string); ok {
-			v = truncate(neon.Redact(s), 200)
-		}
-		if strings.Contains(strings.ToLower(k), "password") || strings.Contains(strings.ToLower(k), "token") {
+		lk := strings.ToLower(k)
+		if strings.Contains(lk, "password") || strings.Contains(lk, "token") || strings.Contains(lk, "secret") {
 			v = "[redacted]"
 		}
 		clean[k] = v
@@ -202,12 +201,16 @@ func redactArgs(args map[string]any) string {
 	if err != nil {
 		return "{}"
 	}
-	return truncate(string(b), 2000)
+	return truncate(neon.Redact(string(b)), 2000)
 }
 
+// truncate cuts s to at most n bytes without splitting a UTF-8 character.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
