@@ -48,6 +48,8 @@ type DataPlane interface {
 	// exceeded), or accepts them again when reason is "". readOnly lists the branches over
 	// the logical size quota: their databases refuse writes.
 	Restrict(ctx context.Context, projectID, reason string, readOnly []string) error
+	// Prune drops history older than before (the project's restore window).
+	Prune(ctx context.Context, projectID string, before time.Time) error
 }
 
 // Usage is a project's consumption as the data plane measures it.
@@ -129,3 +131,4 @@ func (NopDataPlane) Reconcile(context.Context, []BranchSpec, []EndpointSpec) err
 }
 func (NopDataPlane) Usage(context.Context, string) (Usage, error)             { return Usage{}, nil }
 func (NopDataPlane) Restrict(context.Context, string, string, []string) error { return nil }
+func (NopDataPlane) Prune(context.Context, string, time.Time) error           { return nil }

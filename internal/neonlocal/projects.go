@@ -197,6 +197,11 @@ func (s *Server) createProject(r *http.Request, p principal) (int, any, error) {
 			}
 			prj.PgVersion = *rp.PgVersion
 		}
+		// A data plane serves the PostgreSQL it has: the project says which one clients get.
+		if v, ok := s.dp.(interface{ PGVersion() int }); ok && v.PGVersion() > 0 {
+			prj.PgVersion = v.PGVersion()
+		}
+
 		if rp.StorePasswords != nil {
 			prj.StorePasswords = *rp.StorePasswords
 		}

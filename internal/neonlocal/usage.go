@@ -51,6 +51,15 @@ func (s *Server) CollectUsage(ctx context.Context) {
 			s.log.Warn("usage sample failed", "project_id", id, "err", err)
 			continue
 		}
+		s.mu.Lock()
+		var retention time.Duration
+		if prj, ok := s.st.Projects[id]; ok {
+			retention = time.Duration(prj.HistoryRetention) * time.Second
+		}
+		s.mu.Unlock()
+		if err := s.dp.Prune(ctx, id, s.now().Add(-retention)); err != nil {
+			s.log.Warn("history pruning failed", "project_id", id, "err", err)
+		}
 		reason, readOnly, changed := s.addUsage(id, u)
 		if changed {
 			if err := s.dp.Restrict(ctx, id, reason, readOnly); err != nil {

@@ -239,3 +239,7 @@ func (dp *DataPlane) mkdir(dir string) error {
 	}
 	return nil
 }
+
+// PGVersion is the major version of the PostgreSQL every branch runs: the control plane
+// reports it as the project's pg_version whatever was asked, since only one is installed.
+func (dp *DataPlane) PGVersion() int { return dp.tk.Bin.Major }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -205,4 +207,68 @@ func (c *cluster) setReadOnly(ctx context.Context, db string, on bool) error {
 	c.readOnly = on
 	c.mu.Unlock()
 	return nil
+}
+
+// Prune drops the history of a project's branches older than before (now minus the
+// project's history_retention_seconds): base backups older than the newest one at or before
+// that point, and the WAL segments those backups alone needed. Targets older than the
+// retention are refused by the control plane, as on Neon.
+func (dp *DataPlane) Prune(ctx context.Context, projectID string, before time.Time) error {
+	lock := dp.projectLock(projectID)
+	if !lock.TryLock() {
+		return nil // a restore or branch is busy with the project: prune next time
+	}
+	defer lock.Unlock()
+	dirs, _ := filepath.Glob(filepath.Join(dp.projectDir(projectID), "branches", "*"))
+	for _, dir := range dirs {
+		c := dp.cluster(projectID, filepath.Base(dir))
+		m, err := c.meta()
+		if err != nil || len(m.Backups) < 2 {
+			continue
+		}
+		keep, ok := m.latestBefore(before)
+		if !ok {
+			continue
+		}
+		var kept []backup
+		for _, b := range m.Backups {
+			if b.Time.Before(keep.Time) {
+				if err := os.RemoveAll(filepath.Join(c.backupsDir(), b.Dir)); err != nil {
+					return err
+				}
+				continue
+			}
+			kept = append(kept, b)
+		}
+		if len(kept) == len(m.Backups) {
+			continue
+		}
+		m.Backups = kept
+		if err := writeJSON(c.metaPath(), m); err != nil {
+			return err
+		}
+		if seg := startSegment(filepath.Join(c.backupsDir(), keep.Dir)); seg != "" {
+			// pg_archivecleanup removes the segments before seg (and keeps timeline history).
+			cmd := exec.CommandContext(ctx, dp.tk.Bin.Path("pg_archivecleanup"), c.archiveDir(), seg)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("prune %s: pg_archivecleanup: %v: %s", c.branchID, err, out)
+			}
+		}
+	}
+	return nil
+}
+
+// startSegment reads the WAL file a base backup starts in from its backup_label.
+func startSegment(backupDir string) string {
+	b, err := os.ReadFile(filepath.Join(backupDir, "backup_label"))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// START WAL LOCATION: 0/2000028 (file 000000010000000000000002)
+		if _, rest, ok := strings.Cut(line, "(file "); ok && strings.HasPrefix(line, "START WAL LOCATION") {
+			return strings.TrimSuffix(strings.TrimSpace(rest), ")")
+		}
+	}
+	return ""
 }
