@@ -64,6 +64,15 @@ func (c *cluster) sample(ctx context.Context, db string) {
 	if err != nil {
 		return
 	}
+	if c.lastLSN == 0 {
+		// First sample since the start: count from the branch's latest base backup, so the
+		// writes made before the first sample are not lost.
+		if m, err := c.meta(); err == nil && len(m.Backups) > 0 {
+			c.mu.Lock()
+			c.lastLSN = parseLSN(m.Backups[len(m.Backups)-1].LSN)
+			c.mu.Unlock()
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lastLSN > 0 && lsn > c.lastLSN {
@@ -271,4 +280,18 @@ func startSegment(backupDir string) string {
 		}
 	}
 	return ""
+}
+
+// parseLSN reads a PostgreSQL LSN ("16/B374D848") as a byte position; 0 when malformed.
+func parseLSN(s string) int64 {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return int64(h<<32 | l)
 }
