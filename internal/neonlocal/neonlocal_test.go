@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -439,4 +440,25 @@ func TestExpiredBranchSwept(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	e.expect(e.do("GET", "/projects/"+pid+"/branches/"+keep, key, nil), 200)
+}
+
+// Two emulators on one data dir would overwrite each other's state: the second is refused,
+// and the dir is free again once the first closes.
+func TestOneEmulatorPerDataDir(t *testing.T) {
+	dir := t.TempDir()
+	first, err := New(t.Context(), Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(t.Context(), Options{DataDir: dir}); err == nil || !strings.Contains(err.Error(), "in use by another neonguard") {
+		t.Fatalf("second emulator on the same dir: %v, want an in-use error", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := New(t.Context(), Options{DataDir: dir})
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	_ = again.Close()
 }

@@ -321,12 +321,23 @@ func (s *Server) renderEndpoint(e *endpoint) apiEndpoint {
 	if pg == nil {
 		pg = map[string]string{}
 	}
+	state := e.CurrentState
+	// A data plane suspends idle computes on its own (scale to zero): report what runs.
+	if live, ok := s.dp.(interface{ EndpointActive(string) (bool, bool) }); ok && e.PendingState == "" &&
+		(state == "active" || state == "idle") {
+		if active, known := live.EndpointActive(e.ID); known {
+			state = "idle"
+			if active {
+				state = "active"
+			}
+		}
+	}
 	return apiEndpoint{
 		// host:port, so clients that build URIs from endpoint.host (neonctl does) reach the
 		// endpoint's own port.
 		Host: net.JoinHostPort(loopbackHost, strconv.Itoa(e.Port)), ID: e.ID, Name: e.Name, ProjectID: e.ProjectID, BranchID: e.BranchID,
 		MinCU: e.MinCU, MaxCU: e.MaxCU, RegionID: region, Type: e.Type,
-		CurrentState: e.CurrentState, PendingState: e.PendingState,
+		CurrentState: state, PendingState: e.PendingState,
 		Settings: apiEndpointSettings{PgSettings: pg}, PoolerMode: "transaction", Disabled: e.Disabled,
 		CreationSource: "console", CreatedAt: ts(e.CreatedAt), UpdatedAt: ts(e.UpdatedAt),
 		StartedAt: tsPtr(e.StartedAt), SuspendedAt: tsPtr(e.SuspendedAt), LastActive: tsPtr(e.StartedAt),

@@ -166,3 +166,32 @@ func (dp *DataPlane) SuspendEndpoint(ctx context.Context, spec neonlocal.Endpoin
 	}
 	return e.suspend(ctx)
 }
+
+// EndpointActive reports whether an endpoint's compute runs now (known=false for an endpoint
+// the data plane does not serve): the control plane shows it as the endpoint's state, since
+// computes suspend themselves when idle.
+func (dp *DataPlane) EndpointActive(endpointID string) (active, known bool) {
+	dp.mu.Lock()
+	e, ok := dp.endpoints[endpointID]
+	dp.mu.Unlock()
+	if !ok {
+		return false, false
+	}
+	e.mu.Lock()
+	px, branchID := e.px, e.branchID
+	e.mu.Unlock()
+	if px == nil {
+		return false, false
+	}
+	if px.Running() {
+		return true, true
+	}
+	// Never wait on a cluster busy starting or stopping (the control plane asks under its
+	// own lock): busy counts as active.
+	c := dp.cluster(e.projectID, branchID)
+	if !c.mu.TryLock() {
+		return true, true
+	}
+	defer c.mu.Unlock()
+	return c.proc != nil, true
+}

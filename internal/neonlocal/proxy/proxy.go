@@ -412,6 +412,7 @@ func (p *Proxy) isClosed() bool {
 // connect makes sure the compute runs, dials it and registers the pair so a
 // stop closes it. The error text is what the client is shown.
 func (p *Proxy) connect(client net.Conn) (*pipe, error) {
+	restarted := false
 	for {
 		addr, gen, err := p.ensureRunning()
 		if err != nil {
@@ -424,6 +425,18 @@ func (p *Proxy) connect(client net.Conn) (*pipe, error) {
 		if err != nil {
 			if p.isClosed() {
 				return nil, errClosed
+			}
+			// The compute died under us (a crash, an OOM kill): stop what is left and
+			// start it again, once, rather than failing every client until the idle timeout.
+			if !restarted {
+				restarted = true
+				p.mu.Lock()
+				if p.state == stateRunning && p.gen == gen {
+					p.log.Warn("proxy: compute unreachable; restarting it", "addr", addr, "err", err)
+					_ = p.stopLocked(p.base, "unreachable")
+				}
+				p.mu.Unlock()
+				continue
 			}
 			return nil, fmt.Errorf("compute is not reachable: %w", err)
 		}

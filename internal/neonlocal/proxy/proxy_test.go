@@ -689,3 +689,33 @@ func TestErrorResponseEncoding(t *testing.T) {
 		t.Errorf("got %q, want %q", b, want)
 	}
 }
+
+// crash closes the backend's listener without the proxy knowing, as a compute that died.
+func (b *fakeBackend) crash() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ln.Close()
+	for c := range b.conns {
+		c.Close()
+	}
+}
+
+func TestDeadComputeIsRestartedOnTheNextConnection(t *testing.T) {
+	checkGoroutines(t)
+	b := &fakeBackend{}
+	p := newProxy(t, Options{Backend: b})
+	c := dial(t, p.Addr())
+	if err := echo(c, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	b.crash()
+	c = dial(t, p.Addr())
+	defer c.Close()
+	if err := echo(c, []byte("after the crash")); err != nil {
+		t.Fatalf("the connection after a crash: %v", err)
+	}
+	if got := b.starts.Load(); got != 2 {
+		t.Fatalf("starts = %d, want 2 (restarted once)", got)
+	}
+}
