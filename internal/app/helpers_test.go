@@ -48,6 +48,7 @@ func newAppWith(tb testing.TB, wrap func(http.Handler) http.Handler, mods ...fun
 		NeonClient: func(c *neon.Config) {
 			c.BaseBackoff, c.MaxBackoff = time.Millisecond, 20*time.Millisecond
 			c.OperationPoll = 2 * time.Millisecond
+			c.EffectPause = 10 * time.Millisecond
 			c.RequestsPerSecond = 10000
 		},
 	})

@@ -86,17 +86,30 @@ func (g *Guard) Checkpoint(ctx context.Context, in CheckpointInput) (*Checkpoint
 	if err != nil {
 		return nil, err
 	}
-	// The tier's limit cannot hold both, so the old checkpoint goes first; a failed create is
-	// reported as such, and the agent can checkpoint again.
-	replaced := make([]string, 0, len(toDelete))
-	for _, s := range toDelete {
-		if err := org.API.DeleteSnapshot(ctx, db.ID, s.ID); err != nil && !errors.Is(err, neon.ErrNotFound) {
-			return nil, upstream("replace checkpoint "+s.Name, err)
+	deleteOld := func() ([]string, error) {
+		replaced := make([]string, 0, len(toDelete))
+		for _, s := range toDelete {
+			if err := org.API.DeleteSnapshot(ctx, db.ID, s.ID); err != nil && !errors.Is(err, neon.ErrNotFound) {
+				return replaced, upstream("replace checkpoint "+s.Name, err)
+			}
+			if err := g.store.DeleteCheckpoint(ctx, db.ID, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return replaced, err
+			}
+			replaced = append(replaced, s.Name)
 		}
-		if err := g.store.DeleteCheckpoint(ctx, db.ID, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return replaced, nil
+	}
+	// When Neon's plan has room for one more snapshot, the new checkpoint is made before the
+	// old ones go, so a failure never leaves the database without one. Otherwise (the free
+	// plan keeps 1, or the same name is reused) the old one must go first; a failed create
+	// then says so.
+	plan, _ := g.policy.Plan(c.tier.Org)
+	createFirst := sameName == nil && len(snaps) < plan.SnapshotsPerProject
+	replaced := []string{}
+	if !createFirst {
+		if replaced, err = deleteOld(); err != nil {
 			return nil, err
 		}
-		replaced = append(replaced, s.Name)
 	}
 	snap, err := org.API.CreateSnapshot(ctx, db.ID, st.main.ID, neon.SnapshotCreate{Name: in.Name})
 	if err != nil {
@@ -106,6 +119,13 @@ func (g *Guard) Checkpoint(ctx context.Context, in CheckpointInput) (*Checkpoint
 			ge.Hint = "call checkpoint again with the same name"
 		}
 		return nil, err
+	}
+	if createFirst {
+		// The new checkpoint exists: a failed cleanup only leaves an old one over the
+		// tier's count, which the next checkpoint with replace removes.
+		if replaced, err = deleteOld(); err != nil {
+			g.log.WarnContext(ctx, "could not delete a replaced checkpoint", "database_id", db.ID, "err", err)
+		}
 	}
 	cp := store.Checkpoint{ID: snap.ID, DatabaseID: db.ID, Name: snap.Name, BranchID: st.main.ID, CreatedAt: snap.CreatedAt}
 	if err := g.store.AddCheckpoint(ctx, cp); err != nil && !errors.Is(err, store.ErrConflict) {

@@ -68,6 +68,9 @@ type Config struct {
 	// OperationPoll is the first poll interval (it grows to 1s); OperationTimeout bounds the wait
 	// for the operations of one call (default 25ms / 5m).
 	OperationPoll, OperationTimeout time.Duration
+	// EffectPause is the least time to wait, after a POST's answer was lost, before looking for
+	// its effect: a request that timed out on our side may still be running upstream (default 2s).
+	EffectPause time.Duration
 	RequestsPerSecond               float64 // default 10 (Neon: 700/min per account, 40/s per route)
 	ConsumptionPerMinute            int     // separate limiter for /consumption_history, default 30
 	UserAgent                       string
@@ -130,6 +133,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.OperationPoll <= 0 {
 		cfg.OperationPoll = defaultOperationPoll
+	}
+	if cfg.EffectPause <= 0 {
+		cfg.EffectPause = 2 * time.Second
 	}
 	if cfg.OperationTimeout <= 0 {
 		cfg.OperationTimeout = defaultOperationTimeout
@@ -315,6 +321,7 @@ func (c *Client) do(ctx context.Context, r *call) (result, error) {
 			}
 			// Pause first on purpose: a request that timed out on our side may still be
 			// running upstream, so look for its effect only after a while.
+			delay = max(delay, c.cfg.EffectPause)
 			c.log.LogAttrs(ctx, slog.LevelWarn, "neon lost answer: checking for its effect",
 				slog.String("method", r.method), slog.String("route", r.route),
 				slog.Int("attempt", attempt), slog.Duration("delay", min(delay, max(remaining, 0))), slog.String("error", err.Error()))
