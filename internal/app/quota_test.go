@@ -82,9 +82,14 @@ func TestUsageFromRealActivityAndQuotas(t *testing.T) {
 	a.Emulator.CollectUsage(ctx)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if c2, err := pgx.Connect(cctx, uri); err == nil {
+	c2, err := pgx.Connect(cctx, uri)
+	if err == nil {
 		_ = c2.Close(ctx)
 		t.Fatal("a project over its transfer quota still accepts connections")
+	}
+	// With sslmode=require the client still reads why (the proxy answers TLS to refuse).
+	if !strings.Contains(err.Error(), "exceeded the data transfer quota") {
+		t.Errorf("refusal over the transfer quota: %v, want the reason", err)
 	}
 	// The guard checks the tier's quotas itself: 30 MB against the tier's 20 MiB.
 	r := call(t, c, "create_dev_branch", map[string]any{"database_id": id, "name": "more-work"})

@@ -70,10 +70,10 @@ type Config struct {
 	OperationPoll, OperationTimeout time.Duration
 	// EffectPause is the least time to wait, after a POST's answer was lost, before looking for
 	// its effect: a request that timed out on our side may still be running upstream (default 2s).
-	EffectPause time.Duration
-	RequestsPerSecond               float64 // default 10 (Neon: 700/min per account, 40/s per route)
-	ConsumptionPerMinute            int     // separate limiter for /consumption_history, default 30
-	UserAgent                       string
+	EffectPause          time.Duration
+	RequestsPerSecond    float64 // default 10 (Neon: 700/min per account, 40/s per route)
+	ConsumptionPerMinute int     // separate limiter for /consumption_history, default 30
+	UserAgent            string
 
 	// Test hooks: tests replace the clock and the sleeper so retry schedules are observed
 	// without waiting.

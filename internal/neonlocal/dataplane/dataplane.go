@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,7 @@ type DataPlane struct {
 	log      *slog.Logger
 	cert     string
 	key      string
+	tls      *tls.Config // the proxies answer TLS themselves only to refuse a client
 	sockRoot string
 
 	mu        sync.Mutex
@@ -109,6 +111,11 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: certificate: %w", err)
 	}
+	pair, err := tls.LoadX509KeyPair(dp.cert, dp.key)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: certificate: %w", err)
+	}
+	dp.tls = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 	if err := dp.ensureTemplate(ctx); err != nil {
 		return nil, err
 	}

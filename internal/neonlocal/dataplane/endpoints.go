@@ -136,7 +136,7 @@ func (dp *DataPlane) attach(ctx context.Context, spec neonlocal.EndpointSpec) (*
 	}
 	px, err := proxy.Listen(ctx, proxy.Options{
 		Listen: "127.0.0.1:" + strconv.Itoa(spec.Port), Backend: e, IdleTimeout: idle,
-		Logger: dp.log.With("endpoint", spec.EndpointID), Refuse: e.refused,
+		Logger: dp.log.With("endpoint", spec.EndpointID), Refuse: e.refused, TLS: dp.tls,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", spec.EndpointID, err)

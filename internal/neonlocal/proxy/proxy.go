@@ -21,6 +21,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -66,6 +67,10 @@ type Options struct {
 	// Message of a RefuseError in its chain. A refused connection neither
 	// wakes the compute nor delays its suspension.
 	Refuse func() error
+	// TLS, if set, lets the proxy answer an SSLRequest itself when it turns a client away,
+	// so a client with sslmode=require reads the reason instead of "server does not
+	// support SSL". Accepted connections never use it: PostgreSQL does their TLS.
+	TLS *tls.Config
 }
 
 // RefuseError lets Options.Refuse choose the SQLSTATE and message the client
@@ -136,6 +141,7 @@ type Proxy struct {
 	startTimeout time.Duration
 	log          *slog.Logger
 	refuse       func() error
+	tls          *tls.Config
 
 	// base is cancelled by Close to abort a Start in flight.
 	base    context.Context
@@ -195,6 +201,7 @@ func Listen(ctx context.Context, o Options) (*Proxy, error) {
 		startTimeout: o.StartTimeout,
 		log:          o.Logger.With("listen", ln.Addr().String()),
 		refuse:       o.Refuse,
+		tls:          o.TLS,
 		base:         base,
 		cancel:       cancel,
 		closing:      make(chan struct{}),
@@ -367,7 +374,7 @@ func (p *Proxy) handle(c net.Conn) {
 			p.refused.Add(1)
 			code, msg := refuseDetails(err)
 			p.log.Debug("proxy: connection refused", "remote", c.RemoteAddr().String(), "reason", msg)
-			rejectPG(c, code, msg)
+			rejectPG(c, p.tls, code, msg)
 			return
 		}
 	}
@@ -391,7 +398,7 @@ func (p *Proxy) handle(c net.Conn) {
 			return
 		}
 		p.log.Warn("proxy: cannot serve connection", "remote", c.RemoteAddr().String(), "err", err)
-		rejectPG(c, codeCannotConnect, err.Error())
+		rejectPG(c, p.tls, codeCannotConnect, err.Error())
 		return
 	}
 	defer func() {
@@ -673,46 +680,66 @@ func refuseDetails(err error) (code, msg string) {
 // client prints msg: read the startup packet (declining SSL and GSS
 // encryption), then send a FATAL ErrorResponse. Errors only mean the client
 // left; the caller closes c.
-func rejectPG(c net.Conn, code, msg string) {
+func rejectPG(c net.Conn, tlsCfg *tls.Config, code, msg string) {
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
-	if !readStartup(c) {
+	c, ok := readStartup(c, tlsCfg)
+	if !ok {
 		return
 	}
 	_, _ = c.Write(errorResponse(code, msg))
+	if tc, isTLS := c.(*tls.Conn); isTLS {
+		_ = tc.CloseWrite()
+	}
 }
 
-// readStartup consumes the client's startup packet, answering 'N' to
-// SSLRequest/GSSENCRequest. It returns false when no ErrorResponse should be
-// sent: a CancelRequest, direct TLS, garbage, or a client that hung up
-// (sslmode=require does on 'N').
-func readStartup(c net.Conn) bool {
+// readStartup consumes the client's startup packet, answering SSLRequest with 'S' and a TLS
+// handshake when tlsCfg is set ('N' otherwise) and GSSENCRequest with 'N'. It returns the
+// connection to answer on (TLS-wrapped or not), and false when no ErrorResponse should be
+// sent: a CancelRequest, direct TLS, garbage, or a client that hung up (sslmode=require does
+// on 'N').
+func readStartup(c net.Conn, tlsCfg *tls.Config) (net.Conn, bool) {
 	var hdr [8]byte
 	for range 3 { // at most GSSENCRequest, SSLRequest, StartupMessage
 		if _, err := io.ReadFull(c, hdr[:4]); err != nil {
-			return false
+			return c, false
 		}
 		n := binary.BigEndian.Uint32(hdr[:4])
 		if n < 8 || n > maxStartupLen {
-			return false // direct TLS (0x16 0x03 …) lands here too
+			return c, false // direct TLS (0x16 0x03 …) lands here too
 		}
 		if _, err := io.ReadFull(c, hdr[4:8]); err != nil {
-			return false
+			return c, false
 		}
 		if _, err := io.CopyN(io.Discard, c, int64(n-8)); err != nil {
-			return false
+			return c, false
 		}
 		switch binary.BigEndian.Uint32(hdr[4:8]) {
-		case sslRequestCode, gssencRequestCode:
+		case sslRequestCode:
+			if _, isTLS := c.(*tls.Conn); tlsCfg != nil && !isTLS {
+				if _, err := c.Write([]byte{'S'}); err != nil {
+					return c, false
+				}
+				tc := tls.Server(c, tlsCfg)
+				if err := tc.Handshake(); err != nil {
+					return c, false
+				}
+				c = tc
+				continue
+			}
 			if _, err := c.Write([]byte{'N'}); err != nil {
-				return false
+				return c, false
+			}
+		case gssencRequestCode:
+			if _, err := c.Write([]byte{'N'}); err != nil {
+				return c, false
 			}
 		case cancelRequestCode:
-			return false
+			return c, false
 		default:
-			return true
+			return c, true
 		}
 	}
-	return false
+	return c, false
 }
 
 // errorResponse encodes a FATAL ErrorResponse ('E') message.
