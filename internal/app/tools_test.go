@@ -66,6 +66,9 @@ func TestCreateDatabaseLostResponseMakesOneProject(t *testing.T) {
 	if r.Code == "" && str(r.Structured, "database_id") != str(again, "database_id") {
 		t.Fatalf("ids differ: %s vs %s", str(r.Structured, "database_id"), str(again, "database_id"))
 	}
+	if r.Code == "" && again["created"] != false {
+		t.Errorf("second create after a recovered first: created = %v, want false", again["created"])
+	}
 	if n := a.Emulator.Requests()["POST /projects"]; n != 1 {
 		t.Fatalf("emulator received %d project creates, want exactly 1 (never blindly repeated)", n)
 	}
@@ -239,5 +242,9 @@ func TestConcurrentDevBranchesRespectTheLimit(t *testing.T) {
 	}
 	if ok != 9 || denied != 11 {
 		t.Fatalf("%d succeeded and %d were denied; want 9 and 11", ok, denied)
+	}
+	// The limit held in the guard, under the lock: Neon never saw the 11 denied creates.
+	if n := a.Emulator.Requests()[branchCreateRoute]; n != 9 {
+		t.Fatalf("the emulator received %d branch creates, want 9", n)
 	}
 }
