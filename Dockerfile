@@ -16,7 +16,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --create-home --home-dir /var/lib/neonguard --uid 10001 neonguard
+ && useradd --system --create-home --home-dir /var/lib/neonguard --uid 10001 neonguard \
+ && install -d -o neonguard -g neonguard -m 0700 /var/lib/neonguard/data
 COPY --from=build /out/neonguard /usr/local/bin/neonguard
 USER neonguard
 ENV NEONGUARD_DATA_DIR=/var/lib/neonguard/data

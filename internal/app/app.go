@@ -196,11 +196,11 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 	a.EmulatorURL = "http://" + ln.Addr().String() + "/api/v2"
 
 	creds := emu.Credentials()
-	free, err := newClient(a.EmulatorURL, creds.FreeOrgAPIKey, opts, log)
+	free, err := newClient(a.EmulatorURL, creds.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err
 	}
-	paid, err := newClient(a.EmulatorURL, creds.PaidOrgAPIKey, opts, log)
+	paid, err := newClient(a.EmulatorURL, creds.PaidOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err
 	}
@@ -208,19 +208,22 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 }
 
 func neonOrgs(cfg config.Config, opts Options, log *slog.Logger) ([]guard.Org, error) {
-	free, err := newClient(cfg.Neon.APIHost, cfg.Neon.FreeOrgAPIKey, opts, log)
+	free, err := newClient(cfg.Neon.APIHost, cfg.Neon.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err
 	}
-	paid, err := newClient(cfg.Neon.APIHost, cfg.Neon.PaidOrgAPIKey, opts, log)
+	paid, err := newClient(cfg.Neon.APIHost, cfg.Neon.PaidOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err
 	}
 	return []guard.Org{{Plan: "free", ID: cfg.Neon.FreeOrgID, API: free}, {Plan: "paid", ID: cfg.Neon.PaidOrgID, API: paid}}, nil
 }
 
-func newClient(baseURL, key string, opts Options, log *slog.Logger) (*neon.Client, error) {
-	c := neon.Config{BaseURL: baseURL, APIKey: key, Logger: log.With("component", "neon"), UserAgent: "neonguard/" + Version}
+func newClient(baseURL, key string, callTimeout time.Duration, opts Options, log *slog.Logger) (*neon.Client, error) {
+	// The client's own budgets end before the tool call's, so a slow Neon gives the agent a
+	// clear UPSTREAM error rather than a timeout in the middle of the bookkeeping.
+	c := neon.Config{BaseURL: baseURL, APIKey: key, Logger: log.With("component", "neon"), UserAgent: "neonguard/" + Version,
+		MaxElapsed: min(30*time.Second, callTimeout/2), OperationTimeout: callTimeout * 4 / 5}
 	if opts.NeonClient != nil {
 		opts.NeonClient(&c)
 	}
