@@ -196,6 +196,16 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 	a.EmulatorURL = "http://" + ln.Addr().String() + "/api/v2"
 
 	creds := emu.Credentials()
+	// The emulator is on loopback: poll its operations often, as a second's granularity
+	// would dominate every tool call.
+	local := opts
+	local.NeonClient = func(c *neon.Config) {
+		c.OperationPollMax = 50 * time.Millisecond
+		if opts.NeonClient != nil {
+			opts.NeonClient(c)
+		}
+	}
+	opts = local
 	free, err := newClient(a.EmulatorURL, creds.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err

@@ -92,7 +92,10 @@ func (e *dpbEnv) api(b *testing.B) *neon.Client {
 }
 
 // suspend suspends the database's endpoint through the emulator's API and waits until GET
-// says it is idle (the suspend runs as an operation).
+// says it is idle with nothing pending (the suspend runs as an operation). current_state
+// alone is not enough: after a wake on connect the stored state is still the previous
+// suspend's "idle", and while an operation is pending GET reports the stored state, so a
+// second suspend would look done before the data plane has stopped anything.
 func (e *dpbEnv) suspend(b *testing.B, api *neon.Client, db dpbDB) {
 	b.Helper()
 	eps, err := api.ListEndpoints(context.Background(), db.id)
@@ -104,7 +107,7 @@ func (e *dpbEnv) suspend(b *testing.B, api *neon.Client, db dpbDB) {
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		eps, err := api.ListEndpoints(context.Background(), db.id)
-		if err == nil && eps[0].CurrentState == neon.EndpointStateIdle {
+		if err == nil && eps[0].CurrentState == neon.EndpointStateIdle && eps[0].PendingState == "" {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -151,7 +154,7 @@ func dpbQuery[T any](tb testing.TB, uri, sql string) T {
 // dpbTimes collects the timed part of each iteration.
 type dpbTimes []time.Duration
 
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func dpbMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func (ts dpbTimes) p50() time.Duration {
 	s := slices.Clone(ts)
@@ -167,15 +170,15 @@ func (ts dpbTimes) report(b *testing.B) {
 	if len(ts) == 0 {
 		return
 	}
-	b.ReportMetric(ms(ts.p50()), "p50-ms")
-	b.ReportMetric(ms(slices.Max(ts)), "max-ms")
+	b.ReportMetric(dpbMS(ts.p50()), "p50-ms")
+	b.ReportMetric(dpbMS(slices.Max(ts)), "max-ms")
 	b.Logf("iterations (ms): %v", ts.msList())
 }
 
 func (ts dpbTimes) msList() []string {
 	out := make([]string, len(ts))
 	for i, d := range ts {
-		out[i] = strconv.FormatFloat(ms(d), 'f', 0, 64)
+		out[i] = strconv.FormatFloat(dpbMS(d), 'f', 0, 64)
 	}
 	return out
 }
@@ -198,8 +201,8 @@ func BenchmarkDataPlaneCreateDatabase(b *testing.B) {
 		ts = append(ts, time.Since(start))
 	}
 	ts.report(b)
-	b.ReportMetric(ms(firstIn), "first-ms")
-	b.ReportMetric(ms(e.newIn), "app-new-ms")
+	b.ReportMetric(dpbMS(firstIn), "first-ms")
+	b.ReportMetric(dpbMS(e.newIn), "app-new-ms")
 }
 
 // BenchmarkDataPlaneCheckpoint: checkpoint with replace=true (the free tier keeps one), so
@@ -219,7 +222,7 @@ func BenchmarkDataPlaneCheckpoint(b *testing.B) {
 		ts = append(ts, time.Since(start))
 	}
 	ts.report(b)
-	b.ReportMetric(ms(firstIn), "first-ms")
+	b.ReportMetric(dpbMS(firstIn), "first-ms")
 }
 
 // BenchmarkDataPlaneDevBranch: create_dev_branch from main (running, as while an agent works
@@ -301,9 +304,9 @@ func BenchmarkDataPlaneUndo100MB(b *testing.B) {
 		ts = append(ts, undo(true))
 	}
 	ts.report(b)
-	b.ReportMetric(ms(first), "first-ms")
+	b.ReportMetric(dpbMS(first), "first-ms")
 	b.ReportMetric(float64(size), "db-bytes")
-	b.ReportMetric(ms(fillIn), "fill-ms")
+	b.ReportMetric(dpbMS(fillIn), "fill-ms")
 }
 
 // BenchmarkDataPlaneColdStart: the first query on a suspended endpoint. Outside the timer the
@@ -335,7 +338,7 @@ func BenchmarkDataPlaneColdStart(b *testing.B) {
 		b.StartTimer()
 	}
 	ts.report(b)
-	b.ReportMetric(ms(warm.p50()), "warm-p50-ms")
+	b.ReportMetric(dpbMS(warm.p50()), "warm-p50-ms")
 }
 
 // BenchmarkDataPlaneSuspend: what a suspended endpoint holds. Each iteration wakes the

@@ -65,9 +65,12 @@ type Config struct {
 	MaxElapsed  time.Duration
 	// BaseBackoff and MaxBackoff bound full-jitter exponential backoff (default 250ms / 5s).
 	BaseBackoff, MaxBackoff time.Duration
-	// OperationPoll is the first poll interval (it grows to 1s); OperationTimeout bounds the wait
+	// OperationPoll is the first poll interval; it doubles up to OperationPollMax (default
+	// 1s: Neon's own clients poll every 1-5 s; a local emulator answers in milliseconds).
+	// OperationTimeout bounds the wait
 	// for the operations of one call (default 25ms / 5m).
 	OperationPoll, OperationTimeout time.Duration
+	OperationPollMax                time.Duration
 	// EffectPause is the least time to wait, after a POST's answer was lost, before looking for
 	// its effect: a request that timed out on our side may still be running upstream (default 2s).
 	EffectPause          time.Duration
@@ -130,6 +133,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.MaxBackoff < cfg.BaseBackoff {
 		cfg.MaxBackoff = cfg.BaseBackoff
+	}
+	if cfg.OperationPollMax <= 0 {
+		cfg.OperationPollMax = maxOperationPoll
 	}
 	if cfg.OperationPoll <= 0 {
 		cfg.OperationPoll = defaultOperationPoll

@@ -63,7 +63,7 @@ func (c *Client) waitOperations(ctx context.Context, projectID string, ops []Ope
 			return fmt.Errorf("neon: waiting for operation %s %s: %w", pending[0].Action, pending[0].ID, err)
 		}
 		// Poll quickly at first (most operations finish within a second), then back off to 1s.
-		interval = min(interval*2, maxOperationPoll)
+		interval = min(interval*2, c.cfg.OperationPollMax)
 		next := pending[:0]
 		for _, op := range pending {
 			cur, err := c.GetOperation(ctx, op.ProjectID, op.ID)

@@ -228,19 +228,25 @@ func (dp *DataPlane) project(projectID string) (projectMeta, error) {
 }
 
 // mkdir creates dir and its missing parents under Dir, owned by PostgreSQL's user: every
-// directory PostgreSQL touches (and its parents) must be reachable by it.
+// directory PostgreSQL touches (and its parents) must be reachable by it. Only the
+// directories on the path are chowned, not what they hold (a recursive chown would walk
+// every cluster on each start).
 func (dp *DataPlane) mkdir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	ra := dp.tk.RunAs
+	if !ra.Switch {
+		return nil
+	}
 	rel, err := filepath.Rel(dp.o.Dir, dir)
 	if err != nil || strings.HasPrefix(rel, "..") {
-		return dp.tk.RunAs.Chown(dir)
+		return os.Lchown(dir, int(ra.UID), int(ra.GID))
 	}
 	p := dp.o.Dir
 	for _, part := range strings.Split(rel, string(filepath.Separator)) {
 		p = filepath.Join(p, part)
-		if err := dp.tk.RunAs.Chown(p); err != nil {
+		if err := os.Lchown(p, int(ra.UID), int(ra.GID)); err != nil {
 			return err
 		}
 	}

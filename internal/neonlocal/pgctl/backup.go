@@ -66,9 +66,8 @@ func (t *Toolkit) BaseBackup(ctx context.Context, socketDir string, port int, ds
 		"-h", socketDir, "-p", fmt.Sprint(port), "-U", AdminUser, "-w",
 		"-D", tmp, "-F", "p", "-X", "stream", "--checkpoint=fast",
 		"--label", "neonguard " + filepath.Base(dst),
-	}
-	if t.NoSync {
-		args = append(args, "--no-sync")
+		// One syncfs below instead of pg_basebackup's fsync of every file.
+		"--no-sync",
 	}
 	start := time.Now()
 	cmd := withHome(t.RunAs.Command(ctx, t.Bin.Path("pg_basebackup"), args...), tmp)
@@ -80,6 +79,12 @@ func (t *Toolkit) BaseBackup(ctx context.Context, socketDir string, port int, ds
 	// A backup of a recovering or standby cluster must not inherit its signals.
 	for _, n := range []string{"standby.signal", "recovery.signal"} {
 		_ = os.Remove(filepath.Join(tmp, n))
+	}
+	if !t.NoSync {
+		if err := syncFS(tmp); err != nil {
+			_ = os.RemoveAll(tmp)
+			return fmt.Errorf("base backup: sync: %w", err)
+		}
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		_ = os.RemoveAll(tmp)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -178,7 +179,6 @@ func (t *Toolkit) CopyCluster(ctx context.Context, src, dst string) error {
 		return err
 	}
 	start := time.Now()
-	var dirs []string
 	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -200,7 +200,6 @@ func (t *Toolkit) CopyCluster(ctx context.Context, src, dst string) error {
 			if err := os.Mkdir(target, info.Mode().Perm()); err != nil {
 				return err
 			}
-			dirs = append(dirs, target)
 		case d.Type()&fs.ModeSymlink != 0:
 			l, err := os.Readlink(p)
 			if err != nil {
@@ -210,7 +209,7 @@ func (t *Toolkit) CopyCluster(ctx context.Context, src, dst string) error {
 				return err
 			}
 		case d.Type().IsRegular():
-			if err := copyFile(p, target, info.Mode().Perm(), !t.NoSync); err != nil {
+			if err := copyFile(p, target, info.Mode().Perm(), false); err != nil {
 				return err
 			}
 		default:
@@ -219,11 +218,9 @@ func (t *Toolkit) CopyCluster(ctx context.Context, src, dst string) error {
 		return preserveOwner(target, info)
 	})
 	if err == nil && !t.NoSync {
-		for i := len(dirs) - 1; i >= 0; i-- {
-			if err = syncDir(dirs[i]); err != nil {
-				break
-			}
-		}
+		// One syncfs for the whole copy instead of an fsync per file (a cluster has ~1000
+		// files): the same durability before the rename, at a fraction of the cost.
+		err = syncFS(tmp)
 	}
 	if err != nil {
 		_ = os.RemoveAll(tmp)
@@ -305,4 +302,14 @@ func stderrOf(err error) string {
 		return ": " + strings.TrimSpace(string(ee.Stderr))
 	}
 	return ""
+}
+
+// syncFS flushes the filesystem holding path (syncfs(2)).
+func syncFS(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
 }
