@@ -198,14 +198,13 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 	creds := emu.Credentials()
 	// The emulator is on loopback: poll its operations often, as a second's granularity
 	// would dominate every tool call.
-	local := opts
-	local.NeonClient = func(c *neon.Config) {
+	adjust := opts.NeonClient
+	opts.NeonClient = func(c *neon.Config) {
 		c.OperationPollMax = 50 * time.Millisecond
-		if opts.NeonClient != nil {
-			opts.NeonClient(c)
+		if adjust != nil {
+			adjust(c)
 		}
 	}
-	opts = local
 	free, err := newClient(a.EmulatorURL, creds.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err

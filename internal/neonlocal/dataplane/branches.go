@@ -52,7 +52,8 @@ func (dp *DataPlane) CreateBranch(ctx context.Context, spec neonlocal.BranchSpec
 	if err := os.Rename(tmp, c.dataDir()); err != nil {
 		return err
 	}
-	return c.takeBackup(ctx)
+	c.takeBackupAsync()
+	return nil
 }
 
 // newRoot copies the template into dst and creates the project's role and database in it.
@@ -140,6 +141,9 @@ func (dp *DataPlane) materialize(ctx context.Context, src *cluster, at *time.Tim
 
 // pointInTime replays src's archived WAL from its latest base backup before t up to t.
 func (dp *DataPlane) pointInTime(ctx context.Context, src *cluster, t time.Time, dst, archiveDir string) error {
+	if err := src.waitBackup(ctx); err != nil {
+		return err
+	}
 	// A commit after t must be in the archive, or recovery never reaches t.
 	p, err := src.hold(ctx)
 	if err != nil {
@@ -200,6 +204,9 @@ func (dp *DataPlane) recoverAndStop(ctx context.Context, dataDir, archiveDir str
 // DeleteBranch stops and removes a branch's cluster.
 func (dp *DataPlane) DeleteBranch(ctx context.Context, projectID, branchID string) error {
 	c := dp.cluster(projectID, branchID)
+	if err := c.waitBackup(ctx); err != nil {
+		return err
+	}
 	for _, e := range dp.endpointsOf(branchID) {
 		if err := e.suspend(ctx); err != nil {
 			return err
@@ -266,10 +273,9 @@ func (dp *DataPlane) RestoreBranch(ctx context.Context, spec neonlocal.RestoreSp
 			return err
 		}
 	}
-	// The branch is on a new timeline now; later points in time start from a new backup.
-	if err := b.takeBackup(ctx); err != nil {
-		return err
-	}
+	// The branch is on a new timeline now; later points in time start from a new backup
+	// (until it ends, the older backups and the archive serve them).
+	b.takeBackupAsync()
 	for _, e := range dp.endpointsOf(spec.BranchID) {
 		e.warm()
 	}

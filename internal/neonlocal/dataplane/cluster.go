@@ -35,6 +35,9 @@ type cluster struct {
 	cpuDone  time.Duration // CPU of runs that ended
 	cpuRun   time.Duration // CPU of the current run, as last sampled
 	readOnly bool
+
+	backingUp chan struct{} // closed when the base backup running in the background ends
+	metaMu    sync.Mutex    // serializes read-modify-write of branch.json (backups, pruning)
 }
 
 func (dp *DataPlane) cluster(projectID, branchID string) *cluster {
@@ -107,6 +110,12 @@ func (c *cluster) startLocked(ctx context.Context) (*pgctl.Process, error) {
 		return nil, fmt.Errorf("branch %s: start postgres: %w", c.branchID, err)
 	}
 	c.proc = p
+	if c.lastLSN == 0 {
+		// Written data counts from the first start in this process: the WAL position now.
+		if lsn, err := c.dp.tk.CurrentLSN(ctx, c.socketDir(), p.Port); err == nil {
+			c.lastLSN = parseLSN(lsn)
+		}
+	}
 	return p, nil
 }
 
@@ -227,6 +236,8 @@ func (c *cluster) takeBackup(ctx context.Context) error {
 	}
 	// The backup is consistent at its end, which is before now: a target at or after now
 	// can start from it.
+	c.metaMu.Lock()
+	defer c.metaMu.Unlock()
 	m, err := c.meta()
 	if err != nil {
 		return err
@@ -234,4 +245,47 @@ func (c *cluster) takeBackup(ctx context.Context) error {
 	m.Backups = append(m.Backups, backup{Dir: name, Time: time.Now().UTC(), LSN: lsn})
 	sortBackups(m.Backups)
 	return writeJSON(c.metaPath(), m)
+}
+
+// takeBackupAsync takes a base backup in the background: a new branch or a restored one is
+// usable at once, and its point-in-time history starts when the backup ends (waitBackup).
+func (c *cluster) takeBackupAsync() {
+	c.mu.Lock()
+	if c.backingUp != nil {
+		c.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	c.backingUp = done
+	c.mu.Unlock()
+	c.dp.wg.Add(1)
+	go func() {
+		defer c.dp.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		if err := c.takeBackup(ctx); err != nil {
+			c.dp.log.Error("base backup failed; point-in-time history of the branch starts at its next backup",
+				"branch", c.branchID, "err", err)
+		}
+		c.mu.Lock()
+		c.backingUp = nil
+		c.mu.Unlock()
+		close(done)
+	}()
+}
+
+// waitBackup waits for a background base backup of the cluster, if one runs.
+func (c *cluster) waitBackup(ctx context.Context) error {
+	c.mu.Lock()
+	done := c.backingUp
+	c.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -39,6 +39,8 @@ type DataPlane struct {
 	tls      *tls.Config // the proxies answer TLS themselves only to refuse a client
 	sockRoot string
 
+	wg sync.WaitGroup // background base backups
+
 	mu        sync.Mutex
 	clusters  map[string]*cluster  // by branch id
 	endpoints map[string]*endpoint // by endpoint id
@@ -191,6 +193,7 @@ func (dp *DataPlane) Close() error {
 	for _, e := range eps {
 		errs = append(errs, e.close())
 	}
+	dp.wg.Wait() // a backup in flight finishes (it holds its cluster) before the stops
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, c := range cls {

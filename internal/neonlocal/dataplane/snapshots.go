@@ -72,7 +72,8 @@ func (dp *DataPlane) RestoreSnapshot(ctx context.Context, spec neonlocal.Snapsho
 	if err := os.Rename(tmp, c.dataDir()); err != nil {
 		return err
 	}
-	return c.takeBackup(ctx)
+	c.takeBackupAsync()
+	return nil
 }
 
 // DeleteSnapshot drops a snapshot's copy.

@@ -64,15 +64,6 @@ func (c *cluster) sample(ctx context.Context, db string) {
 	if err != nil {
 		return
 	}
-	if c.lastLSN == 0 {
-		// First sample since the start: count from the branch's latest base backup, so the
-		// writes made before the first sample are not lost.
-		if m, err := c.meta(); err == nil && len(m.Backups) > 0 {
-			c.mu.Lock()
-			c.lastLSN = parseLSN(m.Backups[len(m.Backups)-1].LSN)
-			c.mu.Unlock()
-		}
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lastLSN > 0 && lsn > c.lastLSN {
@@ -231,37 +222,47 @@ func (dp *DataPlane) Prune(ctx context.Context, projectID string, before time.Ti
 	dirs, _ := filepath.Glob(filepath.Join(dp.projectDir(projectID), "branches", "*"))
 	for _, dir := range dirs {
 		c := dp.cluster(projectID, filepath.Base(dir))
-		m, err := c.meta()
-		if err != nil || len(m.Backups) < 2 {
-			continue
-		}
-		keep, ok := m.latestBefore(before)
-		if !ok {
-			continue
-		}
-		var kept []backup
-		for _, b := range m.Backups {
-			if b.Time.Before(keep.Time) {
-				if err := os.RemoveAll(filepath.Join(c.backupsDir(), b.Dir)); err != nil {
-					return err
-				}
-				continue
-			}
-			kept = append(kept, b)
-		}
-		if len(kept) == len(m.Backups) {
-			continue
-		}
-		m.Backups = kept
-		if err := writeJSON(c.metaPath(), m); err != nil {
+		c.metaMu.Lock()
+		err := dp.pruneBranch(ctx, c, before)
+		c.metaMu.Unlock()
+		if err != nil {
 			return err
 		}
-		if seg := startSegment(filepath.Join(c.backupsDir(), keep.Dir)); seg != "" {
-			// pg_archivecleanup removes the segments before seg (and keeps timeline history).
-			cmd := exec.CommandContext(ctx, dp.tk.Bin.Path("pg_archivecleanup"), c.archiveDir(), seg)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("prune %s: pg_archivecleanup: %v: %s", c.branchID, err, out)
+	}
+	return nil
+}
+
+func (dp *DataPlane) pruneBranch(ctx context.Context, c *cluster, before time.Time) error {
+	m, err := c.meta()
+	if err != nil || len(m.Backups) < 2 {
+		return nil
+	}
+	keep, ok := m.latestBefore(before)
+	if !ok {
+		return nil
+	}
+	var kept []backup
+	for _, b := range m.Backups {
+		if b.Time.Before(keep.Time) {
+			if err := os.RemoveAll(filepath.Join(c.backupsDir(), b.Dir)); err != nil {
+				return err
 			}
+			continue
+		}
+		kept = append(kept, b)
+	}
+	if len(kept) == len(m.Backups) {
+		return nil
+	}
+	m.Backups = kept
+	if err := writeJSON(c.metaPath(), m); err != nil {
+		return err
+	}
+	if seg := startSegment(filepath.Join(c.backupsDir(), keep.Dir)); seg != "" {
+		// pg_archivecleanup removes the segments before seg (and keeps timeline history).
+		cmd := exec.CommandContext(ctx, dp.tk.Bin.Path("pg_archivecleanup"), c.archiveDir(), seg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("prune %s: pg_archivecleanup: %v: %s", c.branchID, err, out)
 		}
 	}
 	return nil
