@@ -117,9 +117,11 @@ func quoteLiteral(s string) string {
 // result is a stopped cluster on a timeline of its own, archiving into archiveDir.
 func (dp *DataPlane) materialize(ctx context.Context, src *cluster, at *time.Time, dst, archiveDir string) error {
 	if at == nil {
-		if p := src.running(); p != nil {
-			// A base backup of the running parent is its head.
-			if _, err := src.hold(ctx); err != nil {
+		if src.running() != nil {
+			// A base backup of the running parent is its head. The hold pins the process
+			// (it may have restarted, on another port, since running() looked).
+			p, err := src.hold(ctx)
+			if err != nil {
 				return err
 			}
 			defer src.release()
