@@ -132,6 +132,14 @@ func (s *Server) branchSpecLocked(b *branch, at *time.Time) BranchSpec {
 	if spec.FromSnapshotID != "" {
 		spec.ParentID = ""
 	}
+	if b.BackupOf != "" && b.BackupSource != "" {
+		if of := s.st.Branches[b.BackupOf]; of != nil && of.ParentID == b.ID {
+			spec.RestoreOf = &RestoreSpec{ProjectID: b.ProjectID, BranchID: of.ID, SourceBranchID: b.BackupSource, BackupBranchID: b.ID}
+			if b.BackupTarget != nil {
+				spec.RestoreOf.Target = *b.BackupTarget
+			}
+		}
+	}
 	if prj != nil {
 		spec.PgVersion, spec.RoleName, spec.RolePassword, spec.DatabaseName = prj.PgVersion, prj.RoleName, prj.RolePassword, prj.DatabaseName
 	}
@@ -596,7 +604,10 @@ func (s *Server) restoreBranch(r *http.Request, p principal) (int, any, error) {
 			backup := &branch{
 				ID: newBranchID(), ProjectID: prj.ID, ParentID: b.ParentID, ParentTime: b.ParentTime,
 				Name: req.PreserveUnderName, InitSource: b.InitSource, CurrentState: "ready",
-				StateChangedAt: now, CreatedAt: now, UpdatedAt: now, BackupOf: b.ID,
+				StateChangedAt: now, CreatedAt: now, UpdatedAt: now, BackupOf: b.ID, BackupSource: src.ID,
+			}
+			if pit {
+				backup.BackupTarget = &at
 			}
 			s.st.Branches[backup.ID] = backup
 			for _, c := range children {

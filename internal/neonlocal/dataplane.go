@@ -75,6 +75,11 @@ type BranchSpec struct {
 	RoleName       string
 	RolePassword   string
 	DatabaseName   string
+
+	// RestoreOf is set for the backup branch of an in-place restore (its BackupBranchID).
+	// Such a branch has no data at Reconcile only when a crash came before the restore's
+	// swap: Reconcile then does the restore again.
+	RestoreOf *RestoreSpec
 }
 
 // RestoreSpec describes an in-place (PITR) restore.

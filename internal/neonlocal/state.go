@@ -95,6 +95,8 @@ type branch struct {
 	RestoredAs      string            `json:"restored_as,omitempty"`
 	RestoreTargetID string            `json:"restore_target_id,omitempty"` // snapshot restore: branch to replace on finalize
 	BackupOf        string            `json:"backup_of,omitempty"`         // PITR backup: the branch it was made for
+	BackupSource    string            `json:"backup_source,omitempty"`     // PITR backup: the restore's source (redone by Reconcile after a crash)
+	BackupTarget    *time.Time        `json:"backup_target,omitempty"`     // PITR backup: the restore's target time (nil = the source's head)
 	LogicalSize     int64             `json:"logical_size,omitempty"`
 	Annotations     map[string]string `json:"annotations,omitempty"`
 	AnnotatedAt     time.Time         `json:"annotated_at"`

@@ -88,7 +88,7 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 			}
 		}
 	}
-	if err := runAs.Chown(o.Dir); err != nil {
+	if err := chownTree(o.Dir, runAs); err != nil {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
 	if err := checkReachable(o.Dir, runAs); err != nil {

@@ -2,12 +2,16 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/neonguard/neonguard/internal/neonlocal"
+	"github.com/neonguard/neonguard/internal/neonlocal/pgctl"
 )
 
 // recover runs at start: it finishes journaled restores and stops postgres processes a
@@ -53,8 +57,14 @@ func (dp *DataPlane) recover(ctx context.Context) error {
 func (dp *DataPlane) Reconcile(ctx context.Context, branches []neonlocal.BranchSpec, endpoints []neonlocal.EndpointSpec) error {
 	made := map[string]bool{}
 	for _, b := range branches {
-		if exists(filepath.Join(dp.cluster(b.ProjectID, b.BranchID).dataDir(), "PG_VERSION")) {
+		c := dp.cluster(b.ProjectID, b.BranchID)
+		if exists(filepath.Join(c.dataDir(), "PG_VERSION")) {
 			made[b.BranchID] = true
+			// A crash before its first base backup ended leaves a branch without history:
+			// point-in-time work on it (a child at a time, an undo) fails until it has one.
+			if m, err := c.meta(); err == nil && len(m.Backups) == 0 {
+				c.takeBackupAsync()
+			}
 		}
 	}
 	// Parents first: repeat until nothing more can be made.
@@ -62,6 +72,16 @@ func (dp *DataPlane) Reconcile(ctx context.Context, branches []neonlocal.BranchS
 		progress = false
 		for _, b := range branches {
 			if made[b.BranchID] || (b.ParentID != "" && !made[b.ParentID]) {
+				continue
+			}
+			if r := b.RestoreOf; r != nil {
+				if !made[r.BranchID] || !made[r.SourceBranchID] {
+					continue
+				}
+				if err := dp.redoRestore(ctx, b, *r); err != nil {
+					return err
+				}
+				made[b.BranchID], progress = true, true
 				continue
 			}
 			dp.log.Warn("making a branch whose creation was interrupted", "branch", b.BranchID)
@@ -77,4 +97,48 @@ func (dp *DataPlane) Reconcile(ctx context.Context, branches []neonlocal.BranchS
 		}
 	}
 	return nil
+}
+
+// redoRestore makes the missing backup branch of an in-place restore: its data is missing only
+// when a crash came before the restore's swap (recover finished or undid every journaled swap),
+// so the restored branch still holds its old state. The control plane already answered that the
+// restore happened: do it again. If it fails now, the backup gets the restored branch's current
+// (pre-restore) state instead, so both branches hold a state that existed; the restored branch
+// is then unchanged, as after a failed restore.
+func (dp *DataPlane) redoRestore(ctx context.Context, b neonlocal.BranchSpec, r neonlocal.RestoreSpec) error {
+	dp.log.Warn("redoing a restore interrupted before its swap", "branch", r.BranchID, "backup", b.BranchID)
+	err := dp.RestoreBranch(ctx, r)
+	if err == nil {
+		return nil
+	}
+	dp.log.Error("redo of an interrupted restore failed; keeping the branch's state", "branch", r.BranchID, "err", err)
+	c := dp.cluster(b.ProjectID, b.BranchID)
+	if exists(filepath.Join(c.dataDir(), "PG_VERSION")) {
+		return nil // the swap happened after all
+	}
+	b.ParentID, b.ParentTime, b.FromSnapshotID = r.BranchID, time.Time{}, ""
+	if err := dp.CreateBranch(ctx, b); err != nil {
+		return fmt.Errorf("dataplane: remake backup branch %s of %s: %w", b.BranchID, r.BranchID, err)
+	}
+	return nil
+}
+
+// chownTree gives dir and everything under it to PostgreSQL's user. Entries that vanish during
+// the walk are skipped: a pg_basebackup of a crashed neonguard may still be writing its files.
+func chownTree(dir string, ra pgctl.RunAs) error {
+	if !ra.Switch {
+		return nil
+	}
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p != dir {
+				return nil
+			}
+			return err
+		}
+		if err := os.Lchown(p, int(ra.UID), int(ra.GID)); err != nil && !(errors.Is(err, fs.ErrNotExist) && p != dir) {
+			return fmt.Errorf("chown %s: %w", p, err)
+		}
+		return nil
+	})
 }
