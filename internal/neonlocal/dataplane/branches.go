@@ -49,11 +49,10 @@ func (dp *DataPlane) CreateBranch(ctx context.Context, spec neonlocal.BranchSpec
 			return fmt.Errorf("branch %s from %s: %w", spec.BranchID, spec.ParentID, err)
 		}
 	}
-	if err := os.Rename(tmp, c.dataDir()); err != nil {
+	if err := c.seedBackup(ctx, tmp); err != nil {
 		return err
 	}
-	c.takeBackupAsync()
-	return nil
+	return os.Rename(tmp, c.dataDir())
 }
 
 // newRoot copies the template into dst and creates the project's role and database in it.
@@ -252,6 +251,12 @@ func (dp *DataPlane) RestoreBranch(ctx context.Context, spec neonlocal.RestoreSp
 		_ = os.RemoveAll(next)
 		return fmt.Errorf("restore branch %s: %w", spec.BranchID, err)
 	}
+	// The branch's new timeline starts here: its base backup is taken while the old state
+	// still serves, so points in time after the undo never wait for one.
+	if err := b.seedBackup(ctx, next); err != nil {
+		_ = os.RemoveAll(next)
+		return err
+	}
 
 	// Swap: connections drop briefly, as on Neon.
 	for _, e := range dp.endpointsOf(spec.BranchID) {
@@ -275,9 +280,6 @@ func (dp *DataPlane) RestoreBranch(ctx context.Context, spec neonlocal.RestoreSp
 			return err
 		}
 	}
-	// The branch is on a new timeline now; later points in time start from a new backup
-	// (until it ends, the older backups and the archive serve them).
-	b.takeBackupAsync()
 	for _, e := range dp.endpointsOf(spec.BranchID) {
 		e.warm()
 	}

@@ -289,3 +289,25 @@ func (c *cluster) waitBackup(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// seedBackup records a copy of a branch's data dir, made before the branch first starts (a
+// cleanly stopped cluster or a fresh base backup), as its first base backup: the branch's
+// point-in-time history then starts at its creation, not when a later backup ends.
+func (c *cluster) seedBackup(ctx context.Context, dataDir string) error {
+	c.metaMu.Lock()
+	defer c.metaMu.Unlock()
+	if err := c.dp.mkdir(c.backupsDir()); err != nil {
+		return err
+	}
+	name := strconv.FormatInt(time.Now().UnixMicro(), 10)
+	if err := c.dp.tk.CopyCluster(ctx, dataDir, filepath.Join(c.backupsDir(), name)); err != nil {
+		return fmt.Errorf("branch %s: first base backup: %w", c.branchID, err)
+	}
+	m, err := c.meta()
+	if err != nil {
+		return err
+	}
+	m.Backups = append(m.Backups, backup{Dir: name, Time: time.Now().UTC()})
+	sortBackups(m.Backups)
+	return writeJSON(c.metaPath(), m)
+}

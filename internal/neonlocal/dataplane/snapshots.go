@@ -69,11 +69,10 @@ func (dp *DataPlane) RestoreSnapshot(ctx context.Context, spec neonlocal.Snapsho
 	if err := dp.tk.CopyCluster(ctx, dp.snapshotDir(spec.ProjectID, spec.SnapshotID), tmp); err != nil {
 		return fmt.Errorf("restore snapshot %s: %w", spec.SnapshotID, err)
 	}
-	if err := os.Rename(tmp, c.dataDir()); err != nil {
+	if err := c.seedBackup(ctx, tmp); err != nil {
 		return err
 	}
-	c.takeBackupAsync()
-	return nil
+	return os.Rename(tmp, c.dataDir())
 }
 
 // DeleteSnapshot drops a snapshot's copy.
