@@ -230,6 +230,7 @@ func (dp *DataPlane) DeleteBranch(ctx context.Context, projectID, branchID strin
 type restoreJournal struct {
 	BranchID       string `json:"branch_id"`
 	BackupBranchID string `json:"backup_branch_id,omitempty"`
+	Seed           string `json:"seed,omitempty"` // the new timeline's base backup, listed at the swap
 }
 
 // RestoreBranch rewrites a branch in place: the new state is built next to it, then swapped
@@ -251,9 +252,10 @@ func (dp *DataPlane) RestoreBranch(ctx context.Context, spec neonlocal.RestoreSp
 		_ = os.RemoveAll(next)
 		return fmt.Errorf("restore branch %s: %w", spec.BranchID, err)
 	}
-	// The branch's new timeline starts here: its base backup is taken while the old state
-	// still serves, so points in time after the undo never wait for one.
-	if err := b.seedBackup(ctx, next); err != nil {
+	// The branch's new timeline starts here: its base backup is copied while the old state
+	// still serves, and enters the branch's history with the swap (the journal names it).
+	seed, err := b.copyBackup(ctx, next)
+	if err != nil {
 		_ = os.RemoveAll(next)
 		return err
 	}
@@ -268,10 +270,10 @@ func (dp *DataPlane) RestoreBranch(ctx context.Context, spec neonlocal.RestoreSp
 		return err
 	}
 	journal := filepath.Join(b.dir(), "restore.json")
-	if err := writeJSON(journal, restoreJournal{BranchID: spec.BranchID, BackupBranchID: spec.BackupBranchID}); err != nil {
+	if err := writeJSON(journal, restoreJournal{BranchID: spec.BranchID, BackupBranchID: spec.BackupBranchID, Seed: seed}); err != nil {
 		return err
 	}
-	if err := dp.finishRestore(spec.ProjectID, spec.BranchID, spec.BackupBranchID); err != nil {
+	if err := dp.finishRestore(spec.ProjectID, spec.BranchID, spec.BackupBranchID, seed); err != nil {
 		return err
 	}
 	if spec.BackupBranchID != "" {
@@ -288,7 +290,7 @@ func (dp *DataPlane) RestoreBranch(ctx context.Context, spec neonlocal.RestoreSp
 
 // finishRestore does the two renames of a journaled restore, idempotently: run again after
 // a crash at any point, it ends in the same state.
-func (dp *DataPlane) finishRestore(projectID, branchID, backupID string) error {
+func (dp *DataPlane) finishRestore(projectID, branchID, backupID, seed string) error {
 	b := dp.cluster(projectID, branchID)
 	next := b.dataDir() + ".restore"
 	journal := filepath.Join(b.dir(), "restore.json")
@@ -307,6 +309,11 @@ func (dp *DataPlane) finishRestore(projectID, branchID, backupID string) error {
 			}
 		}
 		if err := os.Rename(next, b.dataDir()); err != nil {
+			return err
+		}
+	}
+	if seed != "" {
+		if err := b.addBackup(seed); err != nil {
 			return err
 		}
 	}

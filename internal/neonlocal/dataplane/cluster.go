@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -294,20 +295,61 @@ func (c *cluster) waitBackup(ctx context.Context) error {
 // cleanly stopped cluster or a fresh base backup), as its first base backup: the branch's
 // point-in-time history then starts at its creation, not when a later backup ends.
 func (c *cluster) seedBackup(ctx context.Context, dataDir string) error {
-	c.metaMu.Lock()
-	defer c.metaMu.Unlock()
-	if err := c.dp.mkdir(c.backupsDir()); err != nil {
+	name, err := c.copyBackup(ctx, dataDir)
+	if err != nil {
 		return err
+	}
+	return c.addBackup(name)
+}
+
+// copyBackup copies a stopped data dir under backups/ without listing it in the branch's
+// history yet (addBackup does).
+func (c *cluster) copyBackup(ctx context.Context, dataDir string) (string, error) {
+	if err := c.dp.mkdir(c.backupsDir()); err != nil {
+		return "", err
 	}
 	name := strconv.FormatInt(time.Now().UnixMicro(), 10)
 	if err := c.dp.tk.CopyCluster(ctx, dataDir, filepath.Join(c.backupsDir(), name)); err != nil {
-		return fmt.Errorf("branch %s: first base backup: %w", c.branchID, err)
+		return "", fmt.Errorf("branch %s: base backup: %w", c.branchID, err)
 	}
+	return name, nil
+}
+
+// addBackup lists a copied backup in the branch's history (idempotent).
+func (c *cluster) addBackup(name string) error {
+	c.metaMu.Lock()
+	defer c.metaMu.Unlock()
 	m, err := c.meta()
 	if err != nil {
 		return err
 	}
+	for _, b := range m.Backups {
+		if b.Dir == name {
+			return nil
+		}
+	}
 	m.Backups = append(m.Backups, backup{Dir: name, Time: time.Now().UTC()})
 	sortBackups(m.Backups)
 	return writeJSON(c.metaPath(), m)
+}
+
+// dropUnlistedBackups removes backup copies that never entered the branch's history (a
+// restore that crashed before its swap).
+func (c *cluster) dropUnlistedBackups() {
+	c.metaMu.Lock()
+	defer c.metaMu.Unlock()
+	m, err := c.meta()
+	if err != nil {
+		return
+	}
+	listed := map[string]bool{}
+	for _, b := range m.Backups {
+		listed[b.Dir] = true
+	}
+	entries, _ := os.ReadDir(c.backupsDir())
+	for _, e := range entries {
+		if !listed[e.Name()] {
+			_ = os.RemoveAll(filepath.Join(c.backupsDir(), e.Name()))
+		}
+	}
 }

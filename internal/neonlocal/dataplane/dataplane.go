@@ -39,7 +39,8 @@ type DataPlane struct {
 	tls      *tls.Config // the proxies answer TLS themselves only to refuse a client
 	sockRoot string
 
-	wg sync.WaitGroup // background base backups
+	wg   sync.WaitGroup // background work: base backups, endpoint re-attachment
+	done chan struct{}  // closed by Close
 
 	mu        sync.Mutex
 	clusters  map[string]*cluster  // by branch id
@@ -105,6 +106,7 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 	dp := &DataPlane{
 		o: o, log: o.Logger, sockRoot: sockRoot,
 		tk:        &pgctl.Toolkit{Bin: bins, RunAs: runAs, Logger: o.Logger.With("component", "postgres")},
+		done:      make(chan struct{}),
 		clusters:  map[string]*cluster{},
 		endpoints: map[string]*endpoint{},
 		projects:  map[string]*sync.Mutex{},
@@ -180,6 +182,7 @@ func (dp *DataPlane) Close() error {
 		return nil
 	}
 	dp.closed = true
+	close(dp.done)
 	eps := make([]*endpoint, 0, len(dp.endpoints))
 	for _, e := range dp.endpoints {
 		eps = append(eps, e)

@@ -28,12 +28,14 @@ func (dp *DataPlane) recover(ctx context.Context) error {
 		var j restoreJournal
 		if err := readJSON(filepath.Join(dir, "restore.json"), &j); err == nil {
 			dp.log.Warn("finishing a restore interrupted by a crash", "branch", branchID)
-			if err := dp.finishRestore(projectID, branchID, j.BackupBranchID); err != nil {
+			if err := dp.finishRestore(projectID, branchID, j.BackupBranchID, j.Seed); err != nil {
 				return fmt.Errorf("dataplane: finish restore of %s: %w", branchID, err)
 			}
 		} else {
-			// A restore that had not reached its journal never happened.
+			// A restore that had not reached its journal never happened: its rebuilt data
+			// and its base backup go.
 			_ = os.RemoveAll(c.dataDir() + ".restore")
+			c.dropUnlistedBackups()
 		}
 		// Half-made copies are rebuilt by Reconcile.
 		_ = os.RemoveAll(c.dataDir() + ".new")
@@ -93,10 +95,31 @@ func (dp *DataPlane) Reconcile(ctx context.Context, branches []neonlocal.BranchS
 	}
 	for _, e := range endpoints {
 		if _, err := dp.attach(ctx, e); err != nil {
-			return err
+			// Another program took the port while neonguard was down: the rest of the
+			// project must not wait for it. Keep trying until the port is free again.
+			dp.log.Error("endpoint port unavailable; retrying", "endpoint", e.EndpointID, "port", e.Port, "err", err)
+			dp.wg.Add(1)
+			go dp.attachLater(e)
 		}
 	}
 	return nil
+}
+
+// attachLater retries attaching an endpoint whose port was taken, until it works or the data
+// plane closes.
+func (dp *DataPlane) attachLater(spec neonlocal.EndpointSpec) {
+	defer dp.wg.Done()
+	for {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-dp.done:
+			return
+		}
+		if _, err := dp.attach(context.Background(), spec); err == nil {
+			dp.log.Info("endpoint port available again", "endpoint", spec.EndpointID, "port", spec.Port)
+			return
+		}
+	}
 }
 
 // redoRestore makes the missing backup branch of an in-place restore: its data is missing only

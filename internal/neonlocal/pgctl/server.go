@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -217,13 +218,22 @@ func nonEmpty(ss ...string) []string {
 	return out
 }
 
+// Internal ports (the proxies dial them) come from a range below Linux's ephemeral range
+// (32768-60999), where the endpoints' own ports are allocated: a postgres started while
+// neonguard is down can then never take the port an endpoint comes back on.
+const internalPortMin, internalPortMax = 20000, 30000
+
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
+	for range 50 {
+		port := internalPortMin + rand.IntN(internalPortMax-internalPortMin)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("pick a free port: none free in %d-%d", internalPortMin, internalPortMax)
 }
 
 func (t *Toolkit) launch(ctx context.Context, cfg ServerConfig, port int) (*Process, error) {
