@@ -290,7 +290,13 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 			b.ParentTime = &at
 		}
 		s.st.Branches[b.ID] = b
-		bspec := s.branchSpecLocked(b, &at)
+		// From the parent's head unless a point in time was asked for: the data plane then
+		// copies the head instead of replaying WAL up to "now".
+		var specAt *time.Time
+		if pit {
+			specAt = &at
+		}
+		bspec := s.branchSpecLocked(b, specAt)
 		bspec.ParentID = parent.ID
 		steps := []opStep{s.newOpLocked(prj.ID, b.ID, "", "create_branch", func(ctx context.Context) error {
 			return s.dp.CreateBranch(ctx, bspec)
