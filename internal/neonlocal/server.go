@@ -88,7 +88,8 @@ type Server struct {
 	closed   bool
 	readOnly map[string]string // by project: the read-only branch set last applied
 
-	lock *os.File // held for the Server's life: one emulator per data dir
+	lock  *os.File // held for the Server's life: one emulator per data dir
+	saved []byte   // the state as last written (guarded by mu)
 }
 
 // New loads (or initialises) the state under opts.DataDir and returns a
@@ -140,6 +141,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("neonlocal: %w", err)
 	}
 	s.st = st
+	if b, err := os.ReadFile(s.path); err == nil {
+		s.saved = b // unchanged after a clean start: no need to write it again
+	}
 	s.initCredentials()
 	s.recoverLocked(s.now())
 	if err := s.saveLocked(); err != nil {

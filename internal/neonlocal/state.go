@@ -1,6 +1,7 @@
 package neonlocal
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -265,9 +266,14 @@ func (s *Server) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
+	// Nothing changed (the usage loop and start-up save often): skip the fsyncs.
+	if bytes.Equal(b, s.saved) {
+		return nil
+	}
 	if err := writeFileAtomic(s.path, b); err != nil {
 		return err
 	}
+	s.saved = b
 	return nil
 }
 

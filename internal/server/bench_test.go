@@ -38,6 +38,15 @@ func (s *staticNeon) ListSnapshots(context.Context, string) ([]neon.Snapshot, er
 func (s *staticNeon) ListEndpoints(context.Context, string) ([]neon.Endpoint, error) {
 	return slices.Clone(s.eps), nil
 }
+func (s *staticNeon) ListBranchEndpoints(_ context.Context, _ string, branchID string) ([]neon.Endpoint, error) {
+	var out []neon.Endpoint
+	for _, e := range s.eps {
+		if e.BranchID == branchID {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
 func (s *staticNeon) ConnectionURI(context.Context, string, neon.ConnectionURIOptions) (string, error) {
 	return "postgresql://neondb_owner:npg_x@127.0.0.1:5432/neondb?sslmode=require", nil
 }

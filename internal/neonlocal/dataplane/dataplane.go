@@ -89,8 +89,15 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 			}
 		}
 	}
-	if err := chownTree(o.Dir, runAs); err != nil {
-		return nil, fmt.Errorf("dataplane: %w", err)
+	// Everything under Dir is PostgreSQL's user's already (copies keep their owner, mkdir
+	// chowns what it makes): walk the tree only when Dir itself says otherwise (a first start,
+	// or local.pg_user changed), not on every start.
+	if info, err := os.Stat(o.Dir); err == nil && runAs.Switch {
+		if uid, ok := statOwner(info); !ok || uid != runAs.UID {
+			if err := chownTree(o.Dir, runAs); err != nil {
+				return nil, fmt.Errorf("dataplane: %w", err)
+			}
+		}
 	}
 	if err := checkReachable(o.Dir, runAs); err != nil {
 		return nil, err

@@ -73,16 +73,28 @@ func findBinaries(ctx context.Context, configuredDir string, s search) (Binaries
 		}
 		return withMajor(ctx, dir)
 	}
-	var candidates []string
+	// Candidates are tried in order, each only if the one before failed: starting neonguard
+	// must not pay for pg_config when initdb is on PATH.
+	try := func(d string) (Binaries, bool, error) {
+		if d == "" || hasServer(d) != nil {
+			return Binaries{}, false, nil
+		}
+		b, err := withMajor(ctx, d)
+		return b, err == nil, err
+	}
 	if p, err := s.lookPath("initdb"); err == nil {
 		if r, err := filepath.EvalSymlinks(p); err == nil {
 			p = r
 		}
-		candidates = append(candidates, filepath.Dir(p))
+		if b, ok, err := try(filepath.Dir(p)); ok || err != nil {
+			return b, err
+		}
 	}
 	if s.pgConfig != nil {
-		if d, err := s.pgConfig(ctx); err == nil && d != "" {
-			candidates = append(candidates, d)
+		if d, err := s.pgConfig(ctx); err == nil {
+			if b, ok, err := try(d); ok || err != nil {
+				return b, err
+			}
 		}
 	}
 	if s.glob != "" {
@@ -91,11 +103,10 @@ func findBinaries(ctx context.Context, configuredDir string, s search) (Binaries
 		sort.SliceStable(dirs, func(i, j int) bool {
 			return dirVersion(dirs[i]) > dirVersion(dirs[j])
 		})
-		candidates = append(candidates, dirs...)
-	}
-	for _, d := range candidates {
-		if hasServer(d) == nil {
-			return withMajor(ctx, d)
+		for _, d := range dirs {
+			if b, ok, err := try(d); ok || err != nil {
+				return b, err
+			}
 		}
 	}
 	return Binaries{}, fmt.Errorf("pgctl: %w", ErrNoPostgres)
@@ -122,6 +133,13 @@ func hasServer(dir string) error {
 var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
 
 func withMajor(ctx context.Context, dir string) (Binaries, error) {
+	// Debian and Ubuntu name the directory after the major version (/usr/lib/postgresql/15/bin):
+	// no need to run postgres (tens of milliseconds of every start) to learn it.
+	if filepath.Base(dir) == "bin" && filepath.Base(filepath.Dir(filepath.Dir(dir))) == "postgresql" {
+		if major, err := strconv.Atoi(filepath.Base(filepath.Dir(dir))); err == nil && major >= 10 {
+			return Binaries{Dir: dir, Major: major}, nil
+		}
+	}
 	out, err := exec.CommandContext(ctx, filepath.Join(dir, "postgres"), "--version").Output()
 	if err != nil {
 		return Binaries{}, fmt.Errorf("%s --version: %w", filepath.Join(dir, "postgres"), err)
