@@ -12,8 +12,10 @@ test: ## everything the tests need (npm packages of the TypeScript e2e client), 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/neonguard ./cmd/neonguard
 
-bench: ## the benchmarks whose figures the README reports
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/app ./cmd/neonguard ./internal/store ./internal/neon
+bench: ## the benchmarks whose figures docs/benchmarks.md reports
+	$(GO) test -run '^$$' -bench GuardAndMCP -benchtime 2000x ./internal/server
+	$(GO) test -run '^$$' -bench Startup -benchtime 20x ./cmd/neonguard
+	$(GO) test -run '^$$' -bench DataPlane -benchtime 5x ./internal/app
 
 fuzz: ## a short fuzzing session of argument decoding
 	$(GO) test -run '^$$' -fuzz FuzzDecodeArgs -fuzztime 60s ./tools
