@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,11 @@ func (dp *DataPlane) CreateBranch(ctx context.Context, spec neonlocal.BranchSpec
 	c := dp.cluster(spec.ProjectID, spec.BranchID)
 	if exists(filepath.Join(c.dataDir(), "PG_VERSION")) {
 		return nil // already made (an operation re-run after a restart)
+	}
+	// An attempt a crash interrupted may have archived WAL of a timeline that never came to
+	// be: the branch's history starts over.
+	if err := os.RemoveAll(c.archiveDir()); err != nil {
+		return err
 	}
 	if err := c.ensureDirs(); err != nil {
 		return err
@@ -248,8 +254,17 @@ func (dp *DataPlane) RestoreBranch(ctx context.Context, spec neonlocal.RestoreSp
 	if !spec.Target.IsZero() {
 		at = &spec.Target
 	}
-	if err := dp.materialize(ctx, src, at, next, b.archiveDir()); err != nil {
+	// The rebuilt state archives its new timeline into a scratch archive, moved into the
+	// branch's archive with the swap: a restore a crash cut short leaves no trace of its
+	// timeline behind to mislead a later recovery.
+	scratch := b.restoreArchiveDir()
+	_ = os.RemoveAll(scratch)
+	if err := dp.mkdir(scratch); err != nil {
+		return err
+	}
+	if err := dp.materialize(ctx, src, at, next, scratch); err != nil {
 		_ = os.RemoveAll(next)
+		_ = os.RemoveAll(scratch)
 		return fmt.Errorf("restore branch %s: %w", spec.BranchID, err)
 	}
 	// The branch's new timeline starts here: its base backup is copied while the old state
@@ -312,6 +327,9 @@ func (dp *DataPlane) finishRestore(projectID, branchID, backupID, seed string) e
 			return err
 		}
 	}
+	if err := mergeArchive(b.restoreArchiveDir(), b.archiveDir()); err != nil {
+		return err
+	}
 	if seed != "" {
 		if err := b.addBackup(seed); err != nil {
 			return err
@@ -321,4 +339,25 @@ func (dp *DataPlane) finishRestore(projectID, branchID, backupID, seed string) e
 		return err
 	}
 	return nil
+}
+
+// mergeArchive moves the WAL files a restore's recovery archived (its new timeline's history
+// and segments) from scratch into the branch's archive, then removes scratch. Idempotent.
+func mergeArchive(scratch, archive string) error {
+	entries, err := os.ReadDir(scratch)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			continue // an archive_command cut short
+		}
+		if err := os.Rename(filepath.Join(scratch, e.Name()), filepath.Join(archive, e.Name())); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(scratch)
 }

@@ -55,9 +55,12 @@ func (dp *DataPlane) cluster(projectID, branchID string) *cluster {
 func (c *cluster) dir() string        { return c.dp.branchDir(c.projectID, c.branchID) }
 func (c *cluster) dataDir() string    { return filepath.Join(c.dir(), "data") }
 func (c *cluster) archiveDir() string { return filepath.Join(c.dir(), "archive") }
-func (c *cluster) backupsDir() string { return filepath.Join(c.dir(), "backups") }
-func (c *cluster) metaPath() string   { return filepath.Join(c.dir(), "branch.json") }
-func (c *cluster) socketDir() string  { return filepath.Join(c.dp.sockRoot, c.branchID) }
+
+// restoreArchiveDir receives the WAL archived while an in-place restore is rebuilt.
+func (c *cluster) restoreArchiveDir() string { return filepath.Join(c.dir(), "archive.restore") }
+func (c *cluster) backupsDir() string        { return filepath.Join(c.dir(), "backups") }
+func (c *cluster) metaPath() string          { return filepath.Join(c.dir(), "branch.json") }
+func (c *cluster) socketDir() string         { return filepath.Join(c.dp.sockRoot, c.branchID) }
 
 func (c *cluster) meta() (branchMeta, error) {
 	var m branchMeta

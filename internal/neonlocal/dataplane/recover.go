@@ -35,6 +35,7 @@ func (dp *DataPlane) recover(ctx context.Context) error {
 			// A restore that had not reached its journal never happened: its rebuilt data
 			// and its base backup go.
 			_ = os.RemoveAll(c.dataDir() + ".restore")
+			_ = os.RemoveAll(c.restoreArchiveDir())
 			c.dropUnlistedBackups()
 		}
 		// Half-made copies are rebuilt by Reconcile.
