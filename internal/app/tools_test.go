@@ -248,3 +248,33 @@ func TestConcurrentDevBranchesRespectTheLimit(t *testing.T) {
 		t.Fatalf("the emulator received %d branch creates, want 9", n)
 	}
 }
+
+// A crash between Neon's create and the store's write leaves a reservation without a project
+// id: the next create_database adopts the project Neon made instead of making another.
+func TestCreateDatabaseAdoptsAProjectACrashLeftBehind(t *testing.T) {
+	a := newApp(t)
+	c := connect(t, a)
+	ctx := context.Background()
+	if _, _, err := a.Store.ReserveDatabase(ctx, "local", "ghost"); err != nil {
+		t.Fatal(err)
+	}
+	creds := a.Emulator.Credentials()
+	api, err := neon.New(neon.Config{BaseURL: a.EmulatorURL, APIKey: creds.FreeOrgAPIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := api.CreateProject(ctx, neon.ProjectCreate{Name: "local/ghost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := mustOK(t, call(t, c, "create_database", map[string]any{"name": "ghost"}), "create_database")
+	if str(db, "database_id") != made.Project.ID {
+		t.Fatalf("database_id = %s, want the project the crash left: %s", str(db, "database_id"), made.Project.ID)
+	}
+	if n := countProjects(t, a, "local/ghost"); n != 1 {
+		t.Fatalf("%d projects named local/ghost, want 1", n)
+	}
+	if n := a.Emulator.Requests()["POST /projects"]; n != 1 {
+		t.Fatalf("%d project creates reached the emulator, want 1 (the test's own)", n)
+	}
+}
