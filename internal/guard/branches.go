@@ -35,11 +35,7 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 	if d := policy.CheckRestoreTarget(c.tier, now, target); !d.Allow {
 		return nil, denied(d)
 	}
-	db, org, err := g.database(ctx, c, in.DatabaseID)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := g.lock(ctx, "db:"+db.ID)
+	db, org, unlock, err := g.lockDatabase(ctx, c, in.DatabaseID)
 	if err != nil {
 		return nil, err
 	}
@@ -160,11 +156,7 @@ func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBra
 			at = &t
 		}
 	}
-	db, org, err := g.database(ctx, c, in.DatabaseID)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := g.lock(ctx, "db:"+db.ID)
+	db, org, unlock, err := g.lockDatabase(ctx, c, in.DatabaseID)
 	if err != nil {
 		return nil, err
 	}
@@ -328,11 +320,7 @@ func (g *Guard) DeleteDevBranch(ctx context.Context, databaseID, branch string) 
 	if branch == "" {
 		return nil, invalid("branch is required", "pass a branch name or id from list_branches")
 	}
-	db, org, err := g.database(ctx, c, databaseID)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := g.lock(ctx, "db:"+db.ID)
+	db, org, unlock, err := g.lockDatabase(ctx, c, databaseID)
 	if err != nil {
 		return nil, err
 	}

@@ -35,11 +35,7 @@ func (g *Guard) Checkpoint(ctx context.Context, in CheckpointInput) (*Checkpoint
 	if err := checkName("name", in.Name); err != nil {
 		return nil, err
 	}
-	db, org, err := g.database(ctx, c, in.DatabaseID)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := g.lock(ctx, "db:"+db.ID)
+	db, org, unlock, err := g.lockDatabase(ctx, c, in.DatabaseID)
 	if err != nil {
 		return nil, err
 	}
@@ -166,11 +162,7 @@ func (g *Guard) RestoreCheckpoint(ctx context.Context, databaseID, checkpoint st
 	if checkpoint == "" {
 		return nil, invalid("checkpoint is required", "pass a checkpoint name or id from list_checkpoints")
 	}
-	db, org, err := g.database(ctx, c, databaseID)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := g.lock(ctx, "db:"+db.ID)
+	db, org, unlock, err := g.lockDatabase(ctx, c, databaseID)
 	if err != nil {
 		return nil, err
 	}

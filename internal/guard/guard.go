@@ -155,3 +155,17 @@ func (g *Guard) lock(ctx context.Context, key string) (func(), error) {
 	}
 	return unlock, nil
 }
+
+// lockDatabase loads the caller's database and takes its lock: the preamble of every use case
+// that counts or changes a database's branches or checkpoints. The caller defers unlock.
+func (g *Guard) lockDatabase(ctx context.Context, c caller, databaseID string) (store.Database, Org, func(), error) {
+	db, org, err := g.database(ctx, c, databaseID)
+	if err != nil {
+		return store.Database{}, Org{}, nil, err
+	}
+	unlock, err := g.lock(ctx, "db:"+db.ID)
+	if err != nil {
+		return store.Database{}, Org{}, nil, err
+	}
+	return db, org, unlock, nil
+}
