@@ -62,7 +62,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	g.flags["data_dir"] = pf.String("data-dir", "", "where state and local databases live (env NEONGUARD_DATA_DIR)")
 	g.flags["log.level"] = pf.String("log-level", "", "debug, info, warn or error (env NEONGUARD_LOG_LEVEL)")
 	g.flags["log.format"] = pf.String("log-format", "", "auto, text or json (env NEONGUARD_LOG_FORMAT)")
-	root.AddCommand(newServeCmd(g), newLocalCmd(g), newCallCmd(g), newVersionCmd(g))
+	root.AddCommand(newServeCmd(g), newLocalCmd(g), newCallCmd(g), newVersionCmd(g), newTenantCmd(g))
 	return root
 }
 

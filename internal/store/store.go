@@ -23,6 +23,18 @@ type Tenant struct {
 	CreatedAt time.Time
 }
 
+// Token is a bearer credential of a tenant. Only the hash of its secret is stored: Hash is the
+// lowercase hex SHA-256 of the secret (internal/auth makes both).
+type Token struct {
+	ID         string
+	TenantID   string
+	Hash       string
+	Scopes     []string
+	CreatedAt  time.Time
+	RevokedAt  *time.Time
+	LastUsedAt *time.Time
+}
+
 // Database is a Neon project the guard created for a tenant. (TenantID, Name) is unique.
 type Database struct {
 	ID           string // the Neon project id; empty while a create is in flight
@@ -93,6 +105,14 @@ type Store interface {
 	GetTenant(ctx context.Context, id string) (Tenant, error)
 	ListTenants(ctx context.Context) ([]Tenant, error)
 	SetTenantTier(ctx context.Context, id, tier string) error
+
+	// Tokens. TokenByHash returns revoked tokens too (the caller refuses them); RevokeToken and
+	// TouchToken report ErrNotFound for unknown ids, and RevokeToken also for another tenant's.
+	CreateToken(ctx context.Context, t Token) error
+	TokenByHash(ctx context.Context, hash string) (Token, error)
+	RevokeToken(ctx context.Context, tenantID, id string) error       // revoking twice keeps the first time
+	ListTokens(ctx context.Context, tenantID string) ([]Token, error) // oldest first, revoked included
+	TouchToken(ctx context.Context, id string, at time.Time) error    // records the last use
 
 	// Databases. ReserveDatabase records the intent to create (TenantID, Name) before Neon is
 	// called: it returns the existing row (created=false) when one exists, so a crash between the

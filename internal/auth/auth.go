@@ -1,0 +1,138 @@
+// Package auth turns bearer tokens into principals. A token's secret is shown to its owner once
+// and never stored: the store keeps the hex SHA-256 of it, and a presented secret is found by
+// looking up its hash. Comparing hashes in an index lookup leaks nothing useful through timing,
+// since an attacker controls the secret, not its hash.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/store"
+)
+
+// Prefix starts every secret, so leaked tokens are easy to recognise (secret scanners, logs).
+const Prefix = "ngt_"
+
+// ScopeAdmin is the operator scope.
+const ScopeAdmin = "admin"
+
+// Scopes are the scopes a token may carry.
+var Scopes = []string{ScopeAdmin}
+
+// secretBytes of randomness, encoded in lowercase unpadded base32 (52 characters).
+const secretBytes = 32
+
+var enc = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// secretLen is the length of a well-formed secret.
+var secretLen = len(Prefix) + enc.EncodedLen(secretBytes)
+
+// ErrUnauthenticated is every refusal of a credential: missing, malformed, unknown or revoked.
+// Its message says nothing about which.
+var ErrUnauthenticated = errors.New("unauthenticated: a valid bearer token is required")
+
+// NewToken makes a secret and the token that stores its hash. The caller sets TenantID and
+// Scopes before storing it and shows the secret to its owner once.
+func NewToken() (secret string, t store.Token, err error) {
+	b := make([]byte, secretBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", store.Token{}, fmt.Errorf("auth: new token: %w", err)
+	}
+	id := make([]byte, 8)
+	if _, err := rand.Read(id); err != nil {
+		return "", store.Token{}, fmt.Errorf("auth: new token: %w", err)
+	}
+	secret = Prefix + strings.ToLower(enc.EncodeToString(b))
+	return secret, store.Token{
+		ID:        "tok_" + hex.EncodeToString(id),
+		Hash:      Hash(secret),
+		CreatedAt: time.Now().UTC(),
+	}, nil
+}
+
+// Hash is the stored form of a secret: lowercase hex SHA-256.
+func Hash(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+// ValidScope reports whether s is a known scope.
+func ValidScope(s string) bool { return slices.Contains(Scopes, s) }
+
+// wellFormed reports whether secret could have come from NewToken, so junk never reaches the store.
+func wellFormed(secret string) bool {
+	if len(secret) != secretLen || !strings.HasPrefix(secret, Prefix) {
+		return false
+	}
+	for _, c := range secret[len(Prefix):] {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// DefaultTouchEvery is how stale a token's recorded last use may get before Authenticate
+// writes a new one: one write per token per interval, not one per request.
+const DefaultTouchEvery = time.Minute
+
+// Authenticator checks bearer tokens against the store.
+type Authenticator struct {
+	Store store.Store
+	// TouchEvery overrides DefaultTouchEvery; negative touches on every request.
+	TouchEvery time.Duration
+	// Now overrides time.Now (tests).
+	Now func() time.Time
+	// Logger receives failures to record the last use, which do not fail the request. Optional.
+	Logger *slog.Logger
+}
+
+// Authenticate returns the principal of an Authorization header value ("Bearer <secret>").
+// Every refused credential yields ErrUnauthenticated; any other error is a store failure (the
+// caller should answer 5xx, not 401).
+func (a *Authenticator) Authenticate(ctx context.Context, authorization string) (guard.Principal, error) {
+	scheme, secret, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return guard.Principal{}, ErrUnauthenticated
+	}
+	secret = strings.TrimSpace(secret)
+	if !wellFormed(secret) {
+		return guard.Principal{}, ErrUnauthenticated
+	}
+	t, err := a.Store.TokenByHash(ctx, Hash(secret))
+	if errors.Is(err, store.ErrNotFound) {
+		return guard.Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return guard.Principal{}, fmt.Errorf("auth: %w", err)
+	}
+	if t.RevokedAt != nil || t.TenantID == "" {
+		return guard.Principal{}, ErrUnauthenticated
+	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	at := now().UTC()
+	every := a.TouchEvery
+	if every == 0 {
+		every = DefaultTouchEvery
+	}
+	if t.LastUsedAt == nil || at.Sub(*t.LastUsedAt) >= every {
+		if err := a.Store.TouchToken(ctx, t.ID, at); err != nil && a.Logger != nil {
+			a.Logger.WarnContext(ctx, "auth: record token use", "token_id", t.ID, "err", err)
+		}
+	}
+	return guard.Principal{TenantID: t.TenantID, Scopes: slices.Clone(t.Scopes)}, nil
+}
