@@ -21,7 +21,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/neonguard/neonguard/internal/neonlocal/pgctl"
+	"github.com/neonguard/neonguard/internal/pgtest"
 )
 
 // The crash tests kill `neonguard serve` with SIGKILL while an undo_to_time or a
@@ -29,17 +29,6 @@ import (
 // that every branch is usable and holds a consistent state. The postgres processes of the
 // killed server survive it (they run in their own process groups); the restart must find and
 // stop them.
-
-// requireCrashPostgres skips without PostgreSQL, or fails when NEONGUARD_REQUIRE_POSTGRES=1.
-func requireCrashPostgres(t *testing.T) {
-	t.Helper()
-	if _, err := pgctl.FindBinaries(context.Background(), ""); err != nil {
-		if os.Getenv("NEONGUARD_REQUIRE_POSTGRES") == "1" {
-			t.Fatalf("PostgreSQL is required: %v", err)
-		}
-		t.Skipf("PostgreSQL not installed: %v", err)
-	}
-}
 
 // crashServer is one `neonguard serve` process and the MCP client driving it.
 type crashServer struct {
@@ -66,7 +55,7 @@ func newCrashEnv(t *testing.T) *crashEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(tmp) })
-	return &crashEnv{bin: buildBinary(t), dir: reachableDir(t), tmp: tmp}
+	return &crashEnv{bin: buildBinary(t), dir: pgtest.ReachableDir(t), tmp: tmp}
 }
 
 func (e *crashEnv) start(t *testing.T) *crashServer {
@@ -452,7 +441,7 @@ func startCrashTest(t *testing.T) (*crashEnv, **crashServer) {
 	if testing.Short() {
 		t.Skip("crash tests run real PostgreSQL clusters")
 	}
-	requireCrashPostgres(t)
+	pgtest.Require(t)
 	// Not parallel: endpoint ports are fixed for an endpoint's life, and the random ports of
 	// another test's postgres processes could take one while a killed server is down.
 	e := newCrashEnv(t)

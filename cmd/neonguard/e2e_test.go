@@ -13,6 +13,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/neonguard/neonguard/internal/pgtest"
 	"github.com/neonguard/neonguard/tools"
 )
 
@@ -27,19 +28,6 @@ func buildBinary(tb testing.TB) string {
 		tb.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// reachableDir is a temporary data dir that PostgreSQL's unprivileged user can reach when the
-// tests run as root (t.TempDir's parents are private): the binary runs its real data plane.
-func reachableDir(tb testing.TB) string {
-	tb.Helper()
-	d := tb.TempDir()
-	for _, p := range []string{filepath.Dir(d), d} {
-		if err := os.Chmod(p, 0o711); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return d
 }
 
 // script is what each call of the scripted session must return: "" for success, else the
@@ -77,7 +65,7 @@ var script = []struct {
 
 func TestBinaryOverStdioWithMCPGoClient(t *testing.T) {
 	bin := buildBinary(t)
-	c, err := client.NewStdioMCPClient(bin, []string{"NEONGUARD_LOG_LEVEL=warn"}, "serve", "--data-dir", reachableDir(t))
+	c, err := client.NewStdioMCPClient(bin, []string{"NEONGUARD_LOG_LEVEL=warn"}, "serve", "--data-dir", pgtest.ReachableDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +151,7 @@ func TestBinaryOverStdioWithTypeScriptClient(t *testing.T) {
 	bin := buildBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "stdio.mjs", bin, reachableDir(t))
+	cmd := exec.CommandContext(ctx, node, "stdio.mjs", bin, pgtest.ReachableDir(t))
 	cmd.Dir = filepath.Join("..", "..", "testdata", "e2e", "ts")
 	cmd.Env = append(os.Environ(), "NEONGUARD_LOG_LEVEL=warn")
 	out, err := cmd.Output()
@@ -202,7 +190,7 @@ func TestBinaryOverStdioWithTypeScriptClient(t *testing.T) {
 // BenchmarkStartup measures the binary's start until it answers initialize (and exits).
 func BenchmarkStartup(b *testing.B) {
 	bin := buildBinary(b)
-	dir := reachableDir(b)
+	dir := pgtest.ReachableDir(b)
 	start := func() *client.Client {
 		c, err := client.NewStdioMCPClient(bin, []string{"NEONGUARD_LOG_LEVEL=error"}, "serve", "--data-dir", dir)
 		if err != nil {

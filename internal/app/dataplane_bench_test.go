@@ -19,7 +19,7 @@ import (
 	"github.com/neonguard/neonguard/internal/app"
 	"github.com/neonguard/neonguard/internal/config"
 	"github.com/neonguard/neonguard/internal/neon"
-	"github.com/neonguard/neonguard/internal/neonlocal/pgctl"
+	"github.com/neonguard/neonguard/internal/pgtest"
 )
 
 // Benchmarks of the local data plane: the tools that move real PostgreSQL data, through the
@@ -36,17 +36,6 @@ import (
 // and NEONGUARD_TEST_LOG=1 for the server's debug log (initdb, copies, base backups,
 // postgres starts with their elapsed times). See docs/benchmarks.md.
 
-// dpbRequirePostgres is requirePostgres for benchmarks.
-func dpbRequirePostgres(tb testing.TB) {
-	tb.Helper()
-	if _, err := pgctl.FindBinaries(context.Background(), ""); err != nil {
-		if os.Getenv("NEONGUARD_REQUIRE_POSTGRES") == "1" {
-			tb.Fatalf("PostgreSQL is required: %v", err)
-		}
-		tb.Skipf("PostgreSQL not installed: %v", err)
-	}
-}
-
 // dpbEnv is one benchmark's server.
 type dpbEnv struct {
 	a     *app.App
@@ -57,8 +46,8 @@ type dpbEnv struct {
 
 func dpbNew(b *testing.B) *dpbEnv {
 	b.Helper()
-	dpbRequirePostgres(b)
-	dir := reachableDir(b)
+	pgtest.Require(b)
+	dir := pgtest.ReachableDir(b)
 	start := time.Now()
 	a := newAppWith(b, nil, pgConfig(dir), func(c *config.Config) {
 		c.Local.OperationDelay = config.Default().Local.OperationDelay

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -16,20 +15,9 @@ import (
 	"github.com/neonguard/neonguard/internal/app"
 	"github.com/neonguard/neonguard/internal/config"
 	"github.com/neonguard/neonguard/internal/neon"
-	"github.com/neonguard/neonguard/internal/neonlocal/pgctl"
 	"github.com/neonguard/neonguard/internal/neonlocal/spectest"
+	"github.com/neonguard/neonguard/internal/pgtest"
 )
-
-// requirePostgres skips without PostgreSQL, or fails when NEONGUARD_REQUIRE_POSTGRES=1 (CI).
-func requirePostgres(t *testing.T) {
-	t.Helper()
-	if _, err := pgctl.FindBinaries(context.Background(), ""); err != nil {
-		if os.Getenv("NEONGUARD_REQUIRE_POSTGRES") == "1" {
-			t.Fatalf("PostgreSQL is required: %v", err)
-		}
-		t.Skipf("PostgreSQL not installed: %v", err)
-	}
-}
 
 // pgConfig turns the data plane on in a data dir PostgreSQL's user can reach.
 func pgConfig(dir string) func(*config.Config) {
@@ -41,7 +29,7 @@ func pgConfig(dir string) func(*config.Config) {
 
 func newPGApp(t *testing.T, dir string) *app.App {
 	t.Helper()
-	requirePostgres(t)
+	pgtest.Require(t)
 	return newAppWith(t, spectestWrap(t), pgConfig(dir))
 }
 
@@ -131,7 +119,7 @@ func connURI(t *testing.T, c *client.Client, id, branch string) string {
 }
 
 func TestCheckpointThenRestoreGivesTheRowsAtTheCheckpoint(t *testing.T) {
-	a := newPGApp(t, reachableDir(t))
+	a := newPGApp(t, pgtest.ReachableDir(t))
 	c := connect(t, a)
 	id, uri := createDBWithURI(t, c, "shop")
 
@@ -151,7 +139,7 @@ func TestCheckpointThenRestoreGivesTheRowsAtTheCheckpoint(t *testing.T) {
 }
 
 func TestUndoToTimeGivesTheRowsAtThatTime(t *testing.T) {
-	a := newPGApp(t, reachableDir(t))
+	a := newPGApp(t, pgtest.ReachableDir(t))
 	c := connect(t, a)
 	id, uri := createDBWithURI(t, c, "blog")
 
@@ -180,7 +168,7 @@ func TestUndoToTimeGivesTheRowsAtThatTime(t *testing.T) {
 }
 
 func TestDevBranchesSeeTheirSourceAndNeverWriteToMain(t *testing.T) {
-	a := newPGApp(t, reachableDir(t))
+	a := newPGApp(t, pgtest.ReachableDir(t))
 	c := connect(t, a)
 	id, uri := createDBWithURI(t, c, "app")
 
@@ -216,7 +204,7 @@ func TestDevBranchesSeeTheirSourceAndNeverWriteToMain(t *testing.T) {
 }
 
 func TestSuspendedEndpointWakesOnConnect(t *testing.T) {
-	a := newPGApp(t, reachableDir(t))
+	a := newPGApp(t, pgtest.ReachableDir(t))
 	c := connect(t, a)
 	id, uri := createDBWithURI(t, c, "sleepy")
 	insert(t, uri, 1, 1)
@@ -249,7 +237,7 @@ func TestSuspendedEndpointWakesOnConnect(t *testing.T) {
 }
 
 func TestDataSurvivesARestart(t *testing.T) {
-	dir := reachableDir(t)
+	dir := pgtest.ReachableDir(t)
 	a := newPGApp(t, dir)
 	c := connect(t, a)
 	_, uri := createDBWithURI(t, c, "durable")

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -152,17 +151,4 @@ func asTenant(ctx context.Context, tenant string) context.Context {
 func str(m map[string]any, key string) string {
 	s, _ := m[key].(string)
 	return s
-}
-
-// reachableDir is a temporary data dir that PostgreSQL's unprivileged user can reach when
-// the tests run as root (t.TempDir's parents are private).
-func reachableDir(tb testing.TB) string {
-	tb.Helper()
-	d := tb.TempDir()
-	for _, p := range []string{filepath.Dir(d), d} {
-		if err := os.Chmod(p, 0o711); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return d
 }

@@ -12,14 +12,15 @@ import (
 
 	"github.com/neonguard/neonguard/internal/app"
 	"github.com/neonguard/neonguard/internal/config"
+	"github.com/neonguard/neonguard/internal/pgtest"
 )
 
 // Usage comes from real activity, and a project over a quota is handled as on Neon: over the
 // data-transfer quota its computes are suspended and connections refused; over the logical
 // size quota its writes fail.
 func TestUsageFromRealActivityAndQuotas(t *testing.T) {
-	requirePostgres(t)
-	a := newAppWith(t, spectestWrap(t), pgConfig(reachableDir(t)), func(c *config.Config) {
+	pgtest.Require(t)
+	a := newAppWith(t, spectestWrap(t), pgConfig(pgtest.ReachableDir(t)), func(c *config.Config) {
 		free := c.Policy.Tiers["free"]
 		free.Quota.LogicalSizeBytes = 20 << 20 // 20 MiB
 		free.Quota.DataTransferBytes = 64 << 20

@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -116,42 +117,54 @@ func limit(n int) mcpserver.ToolHandlerMiddleware {
 // audit records every call with redacted arguments, the decision and the outcome.
 func audit(st store.Store, log *slog.Logger) mcpserver.ToolHandlerMiddleware {
 	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
-		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
 			start := time.Now()
-			res, err := next(ctx, req)
-			p, _ := guard.PrincipalFrom(ctx)
-			e := store.AuditEntry{At: start.UTC(), TenantID: p.TenantID, Tool: req.Params.Name,
-				Args: redactArgs(req.GetArguments()), Decision: "allow", Outcome: "ok",
-				DurationMS: time.Since(start).Milliseconds()}
-			if id, ok := req.GetArguments()["database_id"].(string); ok {
-				e.DatabaseID = truncate(neon.Redact(id), 80)
-			}
-			switch {
-			case err != nil:
-				e.Outcome, e.Error = "error", neon.Redact(err.Error())
-			case res != nil && res.IsError:
-				code, msg := errorCode(res)
-				e.Outcome, e.Error = "error", msg
-				if isDecision(code) {
-					e.Decision, e.Outcome = code, "denied"
+			// A panic is recorded too (as an error), then passed on to the recovery middleware.
+			defer func() {
+				if v := recover(); v != nil {
+					record(ctx, st, log, req, start, nil, fmt.Errorf("panic: %v", v))
+					panic(v)
 				}
-			}
-			level := slog.LevelInfo
-			if e.Outcome == "error" {
-				level = slog.LevelWarn
-			}
-			log.Log(ctx, level, "tool call", "tool", e.Tool, "tenant", e.TenantID, "database_id", e.DatabaseID,
-				"decision", e.Decision, "outcome", e.Outcome, "duration_ms", e.DurationMS)
-			if st != nil {
-				// The audit row must not be lost because the call's own context ended.
-				actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				if aerr := st.AppendAudit(actx, e); aerr != nil {
-					log.ErrorContext(ctx, "audit write failed", "tool", e.Tool, "err", aerr)
-				}
-				cancel()
-			}
+			}()
+			res, err = next(ctx, req)
+			record(ctx, st, log, req, start, res, err)
 			return res, err
 		}
+	}
+}
+
+// record writes one tool call's audit row and log line.
+func record(ctx context.Context, st store.Store, log *slog.Logger, req mcp.CallToolRequest, start time.Time, res *mcp.CallToolResult, err error) {
+	p, _ := guard.PrincipalFrom(ctx)
+	e := store.AuditEntry{At: start.UTC(), TenantID: p.TenantID, Tool: req.Params.Name,
+		Args: redactArgs(req.GetArguments()), Decision: "allow", Outcome: "ok",
+		DurationMS: time.Since(start).Milliseconds()}
+	if id, ok := req.GetArguments()["database_id"].(string); ok {
+		e.DatabaseID = truncate(neon.Redact(id), 80)
+	}
+	switch {
+	case err != nil:
+		e.Outcome, e.Error = "error", neon.Redact(err.Error())
+	case res != nil && res.IsError:
+		code, msg := errorCode(res)
+		e.Outcome, e.Error = "error", msg
+		if isDecision(code) {
+			e.Decision, e.Outcome = code, "denied"
+		}
+	}
+	level := slog.LevelInfo
+	if e.Outcome == "error" {
+		level = slog.LevelWarn
+	}
+	log.Log(ctx, level, "tool call", "tool", e.Tool, "tenant", e.TenantID, "database_id", e.DatabaseID,
+		"decision", e.Decision, "outcome", e.Outcome, "duration_ms", e.DurationMS)
+	if st != nil {
+		// The audit row must not be lost because the call's own context ended.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if aerr := st.AppendAudit(actx, e); aerr != nil {
+			log.ErrorContext(ctx, "audit write failed", "tool", e.Tool, "err", aerr)
+		}
+		cancel()
 	}
 }
 

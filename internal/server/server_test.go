@@ -140,6 +140,13 @@ func TestPanicsBecomeProtocolErrorsAndAreAudited(t *testing.T) {
 	if _, err := c.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil {
 		t.Fatalf("server died after a panic: %v", err)
 	}
+	rows, err := st.ListAudit(context.Background(), store.AuditFilter{TenantID: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Tool != "list_databases" || rows[0].Outcome != "error" || rows[0].Error == "" {
+		t.Fatalf("audit rows after a panic = %+v, want one error row for list_databases", rows)
+	}
 }
 
 func TestNoPrincipalIsRefusedOnMultiTenantTransports(t *testing.T) {

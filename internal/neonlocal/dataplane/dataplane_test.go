@@ -8,23 +8,13 @@ import (
 	"time"
 
 	"github.com/neonguard/neonguard/internal/neonlocal"
-	"github.com/neonguard/neonguard/internal/neonlocal/pgctl"
+	"github.com/neonguard/neonguard/internal/pgtest"
 )
 
 func newTestDataPlane(t *testing.T) *DataPlane {
 	t.Helper()
-	if _, err := pgctl.FindBinaries(context.Background(), ""); err != nil {
-		if os.Getenv("NEONGUARD_REQUIRE_POSTGRES") == "1" {
-			t.Fatalf("PostgreSQL is required: %v", err)
-		}
-		t.Skipf("PostgreSQL not installed: %v", err)
-	}
-	d := t.TempDir()
-	for _, p := range []string{filepath.Dir(d), d} {
-		if err := os.Chmod(p, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pgtest.Require(t)
+	d := pgtest.ReachableDir(t)
 	dp, err := New(context.Background(), Options{Dir: filepath.Join(d, "pg"), Settings: map[string]string{"fsync": "off"}})
 	if err != nil {
 		t.Fatal(err)
