@@ -130,3 +130,12 @@ func (c *Client) waitRecentOperations(ctx context.Context, projectID string) err
 // started returns the time a call began, for effect checks; time.Now keeps the monotonic
 // reading for budgets, the wall reading is compared with server timestamps (with clockSkew).
 func (c *Client) started() time.Time { return c.now() }
+
+// settle waits for what a mutating call started: the operations its answer listed, or, when
+// the answer was lost and its effect found instead, every unfinished operation of the project.
+func (c *Client) settle(ctx context.Context, projectID string, recovered bool, ops []Operation) error {
+	if recovered {
+		return c.waitRecentOperations(ctx, projectID)
+	}
+	return c.waitOperations(ctx, projectID, ops)
+}

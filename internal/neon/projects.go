@@ -50,16 +50,14 @@ func (c *Client) CreateProject(ctx context.Context, req ProjectCreate) (*Created
 	if err != nil {
 		return nil, err
 	}
+	result := &out
 	if res.recovered {
-		if err := c.waitRecentOperations(ctx, recovered.Project.ID); err != nil {
-			return nil, err
-		}
-		return recovered, nil
+		result = recovered
 	}
-	if err := c.waitOperations(ctx, out.Project.ID, out.Operations); err != nil {
+	if err := c.settle(ctx, result.Project.ID, res.recovered, out.Operations); err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return result, nil
 }
 
 // findProject returns the newest project named exactly name created since started, or nil.

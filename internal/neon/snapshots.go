@@ -165,14 +165,11 @@ func (c *Client) RestoreSnapshot(ctx context.Context, projectID, snapshotID stri
 	if err != nil {
 		return nil, err
 	}
-	if res.recovered {
-		if err := c.waitRecentOperations(ctx, projectID); err != nil {
-			return nil, err
-		}
-		return recovered, nil
-	}
-	if err := c.waitOperations(ctx, projectID, out.Operations); err != nil {
+	if err := c.settle(ctx, projectID, res.recovered, out.Operations); err != nil {
 		return nil, err
+	}
+	if res.recovered {
+		return recovered, nil
 	}
 	return &out, nil
 }
@@ -212,8 +209,5 @@ func (c *Client) FinalizeRestore(ctx context.Context, projectID, branchID, oldBr
 	if err != nil {
 		return err
 	}
-	if res.recovered {
-		return c.waitRecentOperations(ctx, projectID)
-	}
-	return c.waitOperations(ctx, projectID, out.Operations)
+	return c.settle(ctx, projectID, res.recovered, out.Operations)
 }
