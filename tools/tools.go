@@ -21,6 +21,7 @@ import (
 // Deps is what the tool handlers need.
 type Deps struct {
 	Guard  guard.UseCases
+	Admin  AdminUseCases // the admin tool set's operations; only AdminTools uses it
 	Logger *slog.Logger
 
 	// validate is built once by All and shared by its tools; a factory called on its own

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -16,6 +17,28 @@ var wantNames = []string{
 	"create_database", "checkpoint", "undo_to_time", "create_dev_branch", "get_usage",
 	"list_databases", "list_checkpoints", "restore_checkpoint", "list_branches",
 	"delete_dev_branch", "get_connection_string", "describe_limits",
+}
+
+var wantAdminNames = []string{
+	"admin_create_tenant", "admin_list_tenants", "admin_create_token", "admin_list_tokens", "admin_revoke_token",
+}
+
+func TestAdminNames(t *testing.T) {
+	var got []string
+	for _, st := range AdminTools(Deps{}) {
+		got = append(got, st.Tool.Name)
+		if !IsAdmin(st.Tool.Name) {
+			t.Errorf("%s is in the admin set but IsAdmin says no", st.Tool.Name)
+		}
+	}
+	if !slices.Equal(got, wantAdminNames) {
+		t.Errorf("admin tools = %v, want %v", got, wantAdminNames)
+	}
+	for _, n := range Names() {
+		if IsAdmin(n) {
+			t.Errorf("agent tool %s would be hidden as an admin tool", n)
+		}
+	}
 }
 
 func TestNames(t *testing.T) {
@@ -153,7 +176,7 @@ func TestToolsListSize(t *testing.T) {
 // UPDATE_TOOLSNAPS=1 go test ./tools rewrites them; a missing snapshot fails.
 func TestToolSnapshots(t *testing.T) {
 	update := os.Getenv("UPDATE_TOOLSNAPS") != ""
-	for _, st := range All(Deps{}) {
+	for _, st := range append(All(Deps{}), AdminTools(Deps{})...) {
 		t.Run(st.Tool.Name, func(t *testing.T) {
 			raw, err := json.Marshal(st.Tool)
 			if err != nil {
@@ -193,7 +216,7 @@ func TestToolSnapshots(t *testing.T) {
 	// A snapshot without a tool is a renamed or removed tool: part of the contract too.
 	files, _ := filepath.Glob(filepath.Join("testdata", "toolsnaps", "*.json"))
 	for _, f := range files {
-		if name := filepath.Base(f); !slices.Contains(wantNames, name[:len(name)-len(".json")]) {
+		if name := strings.TrimSuffix(filepath.Base(f), ".json"); !slices.Contains(wantNames, name) && !slices.Contains(wantAdminNames, name) {
 			t.Errorf("stale snapshot %s", f)
 		}
 	}

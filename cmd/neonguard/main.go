@@ -62,6 +62,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	g.flags["data_dir"] = pf.String("data-dir", "", "where state and local databases live (env NEONGUARD_DATA_DIR)")
 	g.flags["log.level"] = pf.String("log-level", "", "debug, info, warn or error (env NEONGUARD_LOG_LEVEL)")
 	g.flags["log.format"] = pf.String("log-format", "", "auto, text or json (env NEONGUARD_LOG_FORMAT)")
+	g.flags["store"] = pf.String("store", "", "metadata store: sqlite:PATH or postgres://… (env NEONGUARD_STORE; default DATA_DIR/neonguard.db)")
 	root.AddCommand(newServeCmd(g), newLocalCmd(g), newCallCmd(g), newVersionCmd(g), newTenantCmd(g))
 	return root
 }

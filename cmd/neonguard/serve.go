@@ -7,11 +7,13 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/spf13/cobra"
 
 	"github.com/neonguard/neonguard/internal/app"
+	"github.com/neonguard/neonguard/internal/config"
 	"github.com/neonguard/neonguard/internal/guard"
 )
 
@@ -19,11 +21,17 @@ func newServeCmd(g *globals) *cobra.Command {
 	var transport string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve the MCP tools over stdio (the local emulator in-process unless Neon credentials are set)",
-		Args:  cobra.NoArgs,
+		Short: "Serve the MCP tools over stdio, or over HTTP for many tenants (the local emulator in-process unless Neon credentials are set)",
+		Long: `Serve the MCP tools.
+
+--transport stdio (default) serves one client on stdin/stdout as the configured tenant.
+--transport http serves many tenants: Streamable HTTP at /mcp, SSE at /sse and /message,
+with /healthz, /readyz and /metrics; every request needs a bearer token
+(neonguard tenant token create) or a configured JWT.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if transport != "stdio" {
-				return fmt.Errorf("transport %q is not supported yet; use stdio", transport)
+			if transport != "stdio" && transport != "http" {
+				return fmt.Errorf("--transport %q: use stdio or http (http serves both Streamable HTTP and SSE)", transport)
 			}
 			cfg, err := g.load()
 			if err != nil {
@@ -36,6 +44,9 @@ func newServeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			if transport == "http" {
+				return serveHTTP(ctx, a, log)
+			}
 			log.Info("serving MCP over stdio", "backend", cfg.Backend(), "tenant", cfg.Tenant, "tier", cfg.Tier,
 				"data_dir", cfg.DataDir, "emulator", a.EmulatorURL)
 			stdio := mcpserver.NewStdioServer(a.MCP)
@@ -50,8 +61,32 @@ func newServeCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&transport, "transport", "stdio", "stdio (http and sse come with the hosted endpoint)")
+	cmd.Flags().StringVar(&transport, "transport", "stdio", "stdio, or http (Streamable HTTP at /mcp and SSE at /sse)")
+	g.flags["http.listen"] = cmd.Flags().String("listen", "", "address of the HTTP endpoint (env NEONGUARD_HTTP_LISTEN; default 127.0.0.1:8080)")
 	return cmd
+}
+
+// serveHTTP runs the hosted endpoint until ctx ends (SIGINT/SIGTERM), then drains.
+func serveHTTP(ctx context.Context, a *app.App, log *slog.Logger) error {
+	cfg := a.Config
+	h, err := a.NewHTTP(ctx, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	log.Info("serving MCP over HTTP", "addr", ln.Addr().String(), "mcp", "/mcp", "sse", "/sse",
+		"backend", cfg.Backend(), "store", storeKind(cfg), "emulator", a.EmulatorURL, "jwt", cfg.Auth.JWT.Enabled())
+	return h.Serve(ctx, ln, cfg.HTTP.ShutdownGrace)
+}
+
+func storeKind(cfg config.Config) string {
+	if cfg.PostgresStore() {
+		return "postgres"
+	}
+	return "sqlite:" + cfg.SQLitePath()
 }
 
 // slogAsLog adapts slog for mcp-go's stdio transport, which takes a *log.Logger.

@@ -4,17 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/neonguard/neonguard/internal/app"
 	"github.com/neonguard/neonguard/internal/auth"
 	"github.com/neonguard/neonguard/internal/config"
-	"github.com/neonguard/neonguard/internal/store"
+	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/tenants"
 )
 
 func newTenantCmd(g *globals) *cobra.Command {
@@ -31,29 +31,27 @@ func newTenantCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// withStore loads the configuration and runs fn on the metadata store.
-func (g *globals) withStore(ctx context.Context, fn func(config.Config, store.Store) error) error {
+// withTenants loads the configuration and runs fn on the tenant service over the metadata store.
+func (g *globals) withTenants(ctx context.Context, fn func(config.Config, *tenants.Service) error) error {
 	cfg, err := g.load()
 	if err != nil {
 		return err
 	}
-	path := cfg.SQLitePath()
-	if path == "" {
-		return fmt.Errorf("store %q: tenant commands support only the SQLite store for now", cfg.Store)
-	}
-	st, err := store.OpenSQLite(ctx, path)
+	st, _, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	err = fn(cfg, st)
-	return errors.Join(err, st.Close())
+	err = fn(cfg, &tenants.Service{Store: st, Policy: cfg.Policy})
+	return errors.Join(cliError(err), st.Close())
 }
 
-// existingTenant is GetTenant with a message fit for the command line.
-func existingTenant(ctx context.Context, st store.Store, id string) error {
-	_, err := st.GetTenant(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("tenant %q does not exist (create it with: neonguard tenant create %s)", id, id)
+// cliError turns the service's agent-facing errors into one line for the command line.
+func cliError(err error) error {
+	if ge := guard.AsError(err); ge != nil {
+		if ge.Hint != "" {
+			return fmt.Errorf("%s (%s)", ge.Message, ge.Hint)
+		}
+		return errors.New(ge.Message)
 	}
 	return err
 }
@@ -66,29 +64,19 @@ func newTenantCreateCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, id := cmd.Context(), args[0]
-			return g.withStore(ctx, func(cfg config.Config, st store.Store) error {
+			return g.withTenants(ctx, func(cfg config.Config, svc *tenants.Service) error {
 				if tier == "" {
 					tier = cfg.Tier
 				}
-				if _, ok := cfg.Policy.Tiers[tier]; !ok {
-					return fmt.Errorf("unknown tier %q (known: %s)", tier,
-						strings.Join(slices.Sorted(maps.Keys(cfg.Policy.Tiers)), ", "))
-				}
-				if t, err := st.GetTenant(ctx, id); err == nil {
-					fmt.Fprintf(g.stdout, "tenant %s already exists with tier %s; tier unchanged\n", t.ID, t.Tier)
-					return nil
-				} else if !errors.Is(err, store.ErrNotFound) {
-					return err
-				}
-				t, err := st.EnsureTenant(ctx, id, tier)
+				res, err := svc.CreateTenant(ctx, id, tier)
 				if err != nil {
 					return err
 				}
-				if t.Tier != tier { // created concurrently by someone else
-					fmt.Fprintf(g.stdout, "tenant %s already exists with tier %s; tier unchanged\n", t.ID, t.Tier)
+				if !res.Created {
+					fmt.Fprintf(g.stdout, "tenant %s already exists with tier %s; tier unchanged\n", res.Tenant.ID, res.Tenant.Tier)
 					return nil
 				}
-				fmt.Fprintf(g.stdout, "created tenant %s with tier %s\n", t.ID, t.Tier)
+				fmt.Fprintf(g.stdout, "created tenant %s with tier %s\n", res.Tenant.ID, res.Tenant.Tier)
 				return nil
 			})
 		},
@@ -104,14 +92,14 @@ func newTenantListCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			return g.withStore(ctx, func(_ config.Config, st store.Store) error {
-				ts, err := st.ListTenants(ctx)
+			return g.withTenants(ctx, func(_ config.Config, svc *tenants.Service) error {
+				ts, err := svc.ListTenants(ctx)
 				if err != nil {
 					return err
 				}
 				w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "ID\tTIER\tCREATED")
-				for _, t := range ts {
+				for _, t := range ts.Tenants {
 					fmt.Fprintf(w, "%s\t%s\t%s\n", t.ID, t.Tier, fmtTime(&t.CreatedAt))
 				}
 				return w.Flush()
@@ -128,26 +116,13 @@ func newTenantTokenCreateCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, tenant := cmd.Context(), args[0]
-			for _, s := range scopes {
-				if !auth.ValidScope(s) {
-					return fmt.Errorf("unknown scope %q (known: %s)", s, strings.Join(auth.Scopes, ", "))
-				}
-			}
-			return g.withStore(ctx, func(_ config.Config, st store.Store) error {
-				if err := existingTenant(ctx, st, tenant); err != nil {
-					return err
-				}
-				secret, tok, err := auth.NewToken()
+			return g.withTenants(ctx, func(_ config.Config, svc *tenants.Service) error {
+				tok, err := svc.CreateToken(ctx, tenant, scopes)
 				if err != nil {
 					return err
 				}
-				tok.TenantID = tenant
-				tok.Scopes = slices.Compact(slices.Sorted(slices.Values(scopes)))
-				if err := st.CreateToken(ctx, tok); err != nil {
-					return err
-				}
-				fmt.Fprintf(g.stdout, "created token %s for tenant %s (scopes: %s)\n", tok.ID, tenant, scopeList(tok.Scopes))
-				fmt.Fprintln(g.stdout, secret)
+				fmt.Fprintf(g.stdout, "created token %s for tenant %s (scopes: %s)\n", tok.Token.ID, tenant, scopeList(tok.Token.Scopes))
+				fmt.Fprintln(g.stdout, tok.Secret)
 				fmt.Fprintln(g.stdout, "This secret is shown only once: neonguard stores only its hash. Keep it now.")
 				return nil
 			})
@@ -164,15 +139,8 @@ func newTenantTokenRevokeCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, tenant, id := cmd.Context(), args[0], args[1]
-			return g.withStore(ctx, func(_ config.Config, st store.Store) error {
-				if err := existingTenant(ctx, st, tenant); err != nil {
-					return err
-				}
-				err := st.RevokeToken(ctx, tenant, id)
-				if errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("tenant %s has no token %s", tenant, id)
-				}
-				if err != nil {
+			return g.withTenants(ctx, func(_ config.Config, svc *tenants.Service) error {
+				if _, err := svc.RevokeToken(ctx, tenant, id); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.stdout, "revoked token %s of tenant %s\n", id, tenant)
@@ -189,14 +157,12 @@ func newTenantTokenListCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, tenant := cmd.Context(), args[0]
-			return g.withStore(ctx, func(_ config.Config, st store.Store) error {
-				if err := existingTenant(ctx, st, tenant); err != nil {
-					return err
-				}
-				toks, err := st.ListTokens(ctx, tenant)
+			return g.withTenants(ctx, func(_ config.Config, svc *tenants.Service) error {
+				list, err := svc.ListTokens(ctx, tenant)
 				if err != nil {
 					return err
 				}
+				toks := list.Tokens
 				w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "ID\tSCOPES\tCREATED\tLAST USED\tREVOKED")
 				for _, t := range toks {

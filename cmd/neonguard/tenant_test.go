@@ -36,7 +36,7 @@ func TestTenantTokenLifecycle(t *testing.T) {
 		t.Fatalf("create: %q", out)
 	}
 	if _, err := runCLI(t, dir, "tenant", "create", "bad", "--tier", "platinum-plus"); err == nil ||
-		!strings.Contains(err.Error(), `unknown tier "platinum-plus" (known: `) || !strings.Contains(err.Error(), "free") {
+		!strings.Contains(err.Error(), `unknown tier "platinum-plus" (known tiers: `) || !strings.Contains(err.Error(), "free") {
 		t.Fatalf("unknown tier: err = %v", err)
 	}
 	// An existing tenant keeps its tier (pro is a default tier).

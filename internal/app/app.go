@@ -19,6 +19,7 @@ import (
 
 	"github.com/neonguard/neonguard/internal/config"
 	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/neonlocal"
 	"github.com/neonguard/neonguard/internal/neonlocal/dataplane"
@@ -44,9 +45,11 @@ type Options struct {
 type App struct {
 	Config   config.Config
 	Store    store.Store
+	Locker   store.Locker
 	Guard    *guard.Guard
-	MCP      *mcpserver.MCPServer
-	Emulator *neonlocal.Server // nil on the neon backend
+	Metrics  *metrics.Metrics
+	MCP      *mcpserver.MCPServer // single-tenant (stdio, call): every call is the configured tenant
+	Emulator *neonlocal.Server    // nil on the neon backend
 	// EmulatorURL is the emulator's base URL (…/api/v2); empty on the neon backend.
 	EmulatorURL string
 
@@ -65,18 +68,18 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	a := &App{Config: cfg}
+	a := &App{Config: cfg, Metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
 		}
 	}()
 
-	st, err := openStore(ctx, cfg)
+	st, locker, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	a.Store = st
+	a.Store, a.Locker = st, locker
 	a.closers = append(a.closers, st.Close)
 
 	var orgs []guard.Org
@@ -84,7 +87,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	case "local":
 		orgs, err = a.startEmulator(ctx, cfg, opts, log)
 	default:
-		orgs, err = neonOrgs(cfg, opts, log)
+		orgs, err = a.neonOrgs(cfg, opts, log)
 	}
 	if err != nil {
 		return nil, err
@@ -94,7 +97,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		return nil, fmt.Errorf("tenant %q: %w", cfg.Tenant, err)
 	}
 	g, err := guard.New(guard.Deps{
-		Store: st, Locker: store.NewMemLocker(), Policy: cfg.Policy, Orgs: orgs,
+		Store: st, Locker: locker, Policy: cfg.Policy, Orgs: orgs,
 		DefaultRegion: cfg.Defaults.Region, DefaultPGVersion: cfg.Defaults.PGVersion, Logger: log,
 	})
 	if err != nil {
@@ -109,12 +112,22 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	return a, nil
 }
 
-func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+// OpenStore opens the configured metadata store with the Locker that fits it: a PostgreSQL
+// store is shared by replicas, so its per-database lock is a PostgreSQL advisory lock; the
+// SQLite store belongs to one process, so an in-process lock suffices.
+func OpenStore(ctx context.Context, cfg config.Config) (store.Store, store.Locker, error) {
+	if cfg.PostgresStore() {
+		pg, err := store.OpenPostgres(ctx, cfg.Store)
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: %w", err)
+		}
+		return pg, pg.Locker(), nil
+	}
 	st, err := store.OpenSQLite(ctx, cfg.SQLitePath())
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, nil, fmt.Errorf("store: %w", err)
 	}
-	return st, nil
+	return st, store.NewMemLocker(), nil
 }
 
 // NewEmulator builds the local Neon API emulator with its data plane: real PostgreSQL
@@ -205,34 +218,35 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 			adjust(c)
 		}
 	}
-	free, err := newClient(a.EmulatorURL, creds.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
+	free, err := a.newClient(a.EmulatorURL, creds.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err
 	}
-	paid, err := newClient(a.EmulatorURL, creds.PaidOrgAPIKey, cfg.CallTimeout, opts, log)
+	paid, err := a.newClient(a.EmulatorURL, creds.PaidOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err
 	}
 	return []guard.Org{{Plan: "free", ID: creds.FreeOrgID, API: free}, {Plan: "paid", ID: creds.PaidOrgID, API: paid}}, nil
 }
 
-func neonOrgs(cfg config.Config, opts Options, log *slog.Logger) ([]guard.Org, error) {
-	free, err := newClient(cfg.Neon.APIHost, cfg.Neon.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
+func (a *App) neonOrgs(cfg config.Config, opts Options, log *slog.Logger) ([]guard.Org, error) {
+	free, err := a.newClient(cfg.Neon.APIHost, cfg.Neon.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err
 	}
-	paid, err := newClient(cfg.Neon.APIHost, cfg.Neon.PaidOrgAPIKey, cfg.CallTimeout, opts, log)
+	paid, err := a.newClient(cfg.Neon.APIHost, cfg.Neon.PaidOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err
 	}
 	return []guard.Org{{Plan: "free", ID: cfg.Neon.FreeOrgID, API: free}, {Plan: "paid", ID: cfg.Neon.PaidOrgID, API: paid}}, nil
 }
 
-func newClient(baseURL, key string, callTimeout time.Duration, opts Options, log *slog.Logger) (*neon.Client, error) {
+func (a *App) newClient(baseURL, key string, callTimeout time.Duration, opts Options, log *slog.Logger) (*neon.Client, error) {
 	// The client's own budgets end before the tool call's, so a slow Neon gives the agent a
 	// clear UPSTREAM error rather than a timeout in the middle of the bookkeeping.
 	c := neon.Config{BaseURL: baseURL, APIKey: key, Logger: log.With("component", "neon"), UserAgent: "neonguard/" + Version,
-		MaxElapsed: min(30*time.Second, callTimeout/2), OperationTimeout: callTimeout * 4 / 5}
+		MaxElapsed: min(30*time.Second, callTimeout/2), OperationTimeout: callTimeout * 4 / 5,
+		WrapTransport: a.Metrics.RoundTripper}
 	if opts.NeonClient != nil {
 		opts.NeonClient(&c)
 	}

@@ -94,19 +94,28 @@ type Authenticator struct {
 	TouchEvery time.Duration
 	// Now overrides time.Now (tests).
 	Now func() time.Time
-	// Logger receives failures to record the last use, which do not fail the request. Optional.
+	// Logger receives failures to record the last use, which do not fail the request, and (at
+	// debug) why a JWT was refused. Optional.
 	Logger *slog.Logger
+	// JWT, when set, also accepts signed JWTs. A JWT names its tenant but does not create it:
+	// tenants and their tiers are provisioned with `neonguard tenant create`, and a JWT for a
+	// tenant the store does not know is refused. Optional.
+	JWT *JWTVerifier
 }
 
 // Authenticate returns the principal of an Authorization header value ("Bearer <secret>").
-// Every refused credential yields ErrUnauthenticated; any other error is a store failure (the
-// caller should answer 5xx, not 401).
+// Opaque tokens (Prefix) are looked up in the store; anything shaped like a compact JWS goes to
+// a.JWT when it is set. Every refused credential yields ErrUnauthenticated; any other error is
+// a store failure or a canceled ctx (the caller should answer 5xx, not 401).
 func (a *Authenticator) Authenticate(ctx context.Context, authorization string) (guard.Principal, error) {
 	scheme, secret, ok := strings.Cut(strings.TrimSpace(authorization), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return guard.Principal{}, ErrUnauthenticated
 	}
 	secret = strings.TrimSpace(secret)
+	if !strings.HasPrefix(secret, Prefix) && a.JWT != nil && looksLikeJWS(secret) {
+		return a.authenticateJWT(ctx, secret)
+	}
 	if !wellFormed(secret) {
 		return guard.Principal{}, ErrUnauthenticated
 	}
@@ -135,4 +144,36 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 		}
 	}
 	return guard.Principal{TenantID: t.TenantID, Scopes: slices.Clone(t.Scopes)}, nil
+}
+
+// authenticateJWT verifies raw and checks that its tenant exists. Only known scopes are kept: an
+// identity provider's other scopes mean nothing here.
+func (a *Authenticator) authenticateJWT(ctx context.Context, raw string) (guard.Principal, error) {
+	tenantID, scopes, err := a.JWT.Verify(ctx, raw)
+	if errors.Is(err, ErrUnauthenticated) {
+		a.debug(ctx, "auth: jwt refused", "reason", err)
+		return guard.Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return guard.Principal{}, fmt.Errorf("auth: %w", err)
+	}
+	if _, err := a.Store.GetTenant(ctx, tenantID); errors.Is(err, store.ErrNotFound) {
+		a.debug(ctx, "auth: jwt refused", "reason", "unknown tenant", "tenant", tenantID)
+		return guard.Principal{}, ErrUnauthenticated
+	} else if err != nil {
+		return guard.Principal{}, fmt.Errorf("auth: %w", err)
+	}
+	var known []string
+	for _, s := range scopes {
+		if ValidScope(s) && !slices.Contains(known, s) {
+			known = append(known, s)
+		}
+	}
+	return guard.Principal{TenantID: tenantID, Scopes: known}, nil
+}
+
+func (a *Authenticator) debug(ctx context.Context, msg string, args ...any) {
+	if a.Logger != nil {
+		a.Logger.DebugContext(ctx, msg, args...)
+	}
 }

@@ -64,9 +64,11 @@ type Config struct {
 	BackendMode string        `yaml:"backend" env:"NEONGUARD_BACKEND" default:"auto" usage:"auto (neon when Neon credentials are set, local otherwise), local or neon"`
 	Neon        Neon          `yaml:"neon"`
 	Local       Local         `yaml:"local"`
-	Store       string        `yaml:"store" env:"NEONGUARD_STORE" usage:"metadata store: empty for DATA_DIR/neonguard.db, or sqlite:PATH"`
+	Store       string        `yaml:"store" env:"NEONGUARD_STORE" usage:"metadata store: empty for DATA_DIR/neonguard.db, sqlite:PATH, or postgres://… (shared by several replicas)"`
 	Defaults    Defaults      `yaml:"defaults"`
 	CallTimeout time.Duration `yaml:"call_timeout" env:"NEONGUARD_CALL_TIMEOUT" default:"60s" usage:"maximum duration of one tool call"`
+	HTTP        HTTP          `yaml:"http"`
+	Auth        Auth          `yaml:"auth"`
 	// Policy is YAML only: plans and tiers are maps, merged over policy.Default() by key and,
 	// within a plan or tier of a known name, field by field (a new name starts from zero).
 	Policy policy.Config `yaml:"policy" env:"-"`
@@ -100,6 +102,36 @@ type Local struct {
 	PGBinDir       string        `yaml:"pg_bin_dir" env:"NEONGUARD_LOCAL_PG_BIN_DIR" usage:"PostgreSQL server binaries (empty: PATH, pg_config, /usr/lib/postgresql/*/bin)"`
 	PGUser         string        `yaml:"pg_user" env:"NEONGUARD_LOCAL_PG_USER" default:"postgres" usage:"unprivileged user PostgreSQL runs as when neonguard runs as root"`
 }
+
+// HTTP configures the hosted endpoint (serve --transport http).
+type HTTP struct {
+	Listen             string        `yaml:"listen" env:"NEONGUARD_HTTP_LISTEN" default:"127.0.0.1:8080" usage:"address of the HTTP endpoint (/mcp, /sse, /message, /healthz, /readyz, /metrics)"`
+	PublicURL          string        `yaml:"public_url" env:"NEONGUARD_HTTP_PUBLIC_URL" usage:"external base URL behind a proxy, e.g. https://mcp.example.com (empty: from each request's Host)"`
+	MaxBodyBytes       int64         `yaml:"max_body_bytes" env:"NEONGUARD_HTTP_MAX_BODY_BYTES" default:"4194304" usage:"largest request body accepted"`
+	SessionIdleTTL     time.Duration `yaml:"session_idle_ttl" env:"NEONGUARD_HTTP_SESSION_IDLE_TTL" default:"15m" usage:"Streamable HTTP session state is dropped after this long without requests"`
+	SSEKeepAlive       time.Duration `yaml:"sse_keep_alive" env:"NEONGUARD_HTTP_SSE_KEEP_ALIVE" default:"25s" usage:"ping interval on SSE streams (keeps proxies from closing idle streams)"`
+	ShutdownGrace      time.Duration `yaml:"shutdown_grace" env:"NEONGUARD_HTTP_SHUTDOWN_GRACE" default:"60s" usage:"on SIGTERM, how long calls in flight may take to finish"`
+	MaxConcurrentCalls int           `yaml:"max_concurrent_calls" env:"NEONGUARD_HTTP_MAX_CONCURRENT_CALLS" default:"64" usage:"tool calls running at once, all tenants together; more wait, then get RATE_LIMITED"`
+}
+
+// Auth configures how HTTP callers prove who they are. Bearer tokens from `neonguard tenant
+// token create` always work; JWTs are accepted when one of the JWT keys is set.
+type Auth struct {
+	JWT JWT `yaml:"jwt"`
+}
+
+// JWT configures JWT bearer credentials.
+type JWT struct {
+	HS256Secret string `yaml:"hs256_secret" env:"NEONGUARD_AUTH_JWT_HS256_SECRET" secret:"true" usage:"accept HS256 JWTs signed with this secret (at least 32 bytes)"`
+	JWKSURL     string `yaml:"jwks_url" env:"NEONGUARD_AUTH_JWT_JWKS_URL" usage:"accept RS256/ES256/EdDSA JWTs signed by a key of this JWK Set"`
+	TenantClaim string `yaml:"tenant_claim" env:"NEONGUARD_AUTH_JWT_TENANT_CLAIM" default:"tenant" usage:"JWT claim holding the tenant id (the tenant must exist)"`
+	ScopeClaim  string `yaml:"scope_claim" env:"NEONGUARD_AUTH_JWT_SCOPE_CLAIM" default:"scope" usage:"JWT claim holding scopes (space-separated string or array)"`
+	Issuer      string `yaml:"issuer" env:"NEONGUARD_AUTH_JWT_ISSUER" usage:"required iss of JWTs (empty: not checked)"`
+	Audience    string `yaml:"audience" env:"NEONGUARD_AUTH_JWT_AUDIENCE" usage:"required aud of JWTs (empty: not checked)"`
+}
+
+// Enabled reports whether JWTs are accepted.
+func (j JWT) Enabled() bool { return j.HS256Secret != "" || j.JWKSURL != "" }
 
 // Defaults are used when a tool call leaves an argument out.
 type Defaults struct {
@@ -494,6 +526,11 @@ func (c Config) SQLitePath() string {
 	return ""
 }
 
+// PostgresStore reports whether the metadata store is PostgreSQL (store: postgres://…).
+func (c Config) PostgresStore() bool {
+	return strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://")
+}
+
 // SlogLevel returns log.level as a slog.Level (info when invalid; Validate
 // reports that).
 func (l Log) SlogLevel() slog.Level {
@@ -573,8 +610,11 @@ func (c Config) Validate() error {
 		if strings.TrimPrefix(s, "sqlite:") == "" {
 			bad("store", "sqlite: needs a path, e.g. sqlite:/var/lib/neonguard/neonguard.db")
 		}
-	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
-		bad("store", "PostgreSQL is not yet supported; leave it empty or use sqlite:PATH")
+	case c.PostgresStore():
+		// The value is not echoed: a URL that does not parse may still hold a password.
+		if u, err := url.Parse(s); err != nil || u.Host == "" {
+			bad("store", "is not a PostgreSQL URL with a host (postgres://user:password@host:5432/db?sslmode=require)")
+		}
 	default:
 		bad("store", "%q is not empty, sqlite:PATH or postgres://…", redactURL(s))
 	}
@@ -587,6 +627,40 @@ func (c Config) Validate() error {
 	}
 	if c.CallTimeout <= 0 {
 		bad("call_timeout", "%s must be positive", c.CallTimeout)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen", "%q is not host:port (e.g. 0.0.0.0:8080)", c.HTTP.Listen)
+	}
+	if p := c.HTTP.PublicURL; p != "" {
+		if u, err := url.Parse(p); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("http.public_url", "%q is not an http(s) URL", p)
+		}
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		bad("http.max_body_bytes", "%d is too small (at least 1024)", c.HTTP.MaxBodyBytes)
+	}
+	for _, d := range []struct {
+		key string
+		val time.Duration
+	}{{"http.session_idle_ttl", c.HTTP.SessionIdleTTL}, {"http.sse_keep_alive", c.HTTP.SSEKeepAlive}, {"http.shutdown_grace", c.HTTP.ShutdownGrace}} {
+		if d.val <= 0 {
+			bad(d.key, "%s must be positive", d.val)
+		}
+	}
+	if c.HTTP.MaxConcurrentCalls < 1 {
+		bad("http.max_concurrent_calls", "%d must be at least 1", c.HTTP.MaxConcurrentCalls)
+	}
+	if j := c.Auth.JWT; j.HS256Secret != "" && j.JWKSURL != "" {
+		bad("auth.jwt.hs256_secret", "set either it or auth.jwt.jwks_url, not both")
+	} else if j.HS256Secret != "" && len(j.HS256Secret) < 32 {
+		bad("auth.jwt.hs256_secret", "is %d bytes; use at least 32 random bytes", len(j.HS256Secret))
+	} else if j.JWKSURL != "" {
+		if u, err := url.Parse(j.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("auth.jwt.jwks_url", "%q is not an http(s) URL", j.JWKSURL)
+		}
+	}
+	if c.Auth.JWT.Enabled() && c.Auth.JWT.TenantClaim == "" {
+		bad("auth.jwt.tenant_claim", "must name a claim, e.g. tenant or sub")
 	}
 
 	if err := c.Policy.Validate(); err != nil {

@@ -68,7 +68,10 @@ func TestDefaults(t *testing.T) {
 		Local:       Local{Listen: "127.0.0.1:0", OperationDelay: 50 * time.Millisecond, Postgres: "auto", PGUser: "postgres"},
 		Defaults:    Defaults{Region: "aws-us-east-2", PGVersion: 17},
 		CallTimeout: 60 * time.Second,
-		Policy:      policy.Default(),
+		HTTP: HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, SessionIdleTTL: 15 * time.Minute,
+			SSEKeepAlive: 25 * time.Second, ShutdownGrace: time.Minute, MaxConcurrentCalls: 64},
+		Auth:   Auth{JWT: JWT{TenantClaim: "tenant", ScopeClaim: "scope"}},
+		Policy: policy.Default(),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -432,8 +435,29 @@ func TestValidate(t *testing.T) {
 		{"operation delay zero", func(c *Config) { c.Local.OperationDelay = 0 }, nil},
 		{"sqlite store", func(c *Config) { c.Store = "sqlite:/tmp/x.db" }, nil},
 		{"sqlite without path", func(c *Config) { c.Store = "sqlite:" }, []string{"store (NEONGUARD_STORE): sqlite: needs a path"}},
-		{"postgres store", func(c *Config) { c.Store = "postgres://u:pw@db/ng" },
-			[]string{"store (NEONGUARD_STORE): PostgreSQL is not yet supported"}},
+		{"postgres store", func(c *Config) { c.Store = "postgres://u:pw@db/ng" }, nil},
+		{"postgres store without host", func(c *Config) { c.Store = "postgres:///ng?password=hunter2" },
+			[]string{"store (NEONGUARD_STORE): is not a PostgreSQL URL with a host"}},
+		{"http", func(c *Config) {
+			c.HTTP.Listen, c.HTTP.PublicURL, c.HTTP.MaxBodyBytes = "8080", "mcp.example.com", 10
+			c.HTTP.SessionIdleTTL, c.HTTP.MaxConcurrentCalls = 0, 0
+		}, []string{
+			`http.listen (NEONGUARD_HTTP_LISTEN): "8080" is not host:port`,
+			`http.public_url (NEONGUARD_HTTP_PUBLIC_URL): "mcp.example.com" is not an http(s) URL`,
+			"http.max_body_bytes (NEONGUARD_HTTP_MAX_BODY_BYTES): 10 is too small",
+			"http.session_idle_ttl (NEONGUARD_HTTP_SESSION_IDLE_TTL): 0s must be positive",
+			"http.max_concurrent_calls (NEONGUARD_HTTP_MAX_CONCURRENT_CALLS): 0 must be at least 1",
+		}},
+		{"jwt both", func(c *Config) {
+			c.Auth.JWT.HS256Secret, c.Auth.JWT.JWKSURL = strings.Repeat("k", 32), "https://idp/jwks"
+		},
+			[]string{"auth.jwt.hs256_secret (NEONGUARD_AUTH_JWT_HS256_SECRET): set either it or auth.jwt.jwks_url"}},
+		{"jwt short secret", func(c *Config) { c.Auth.JWT.HS256Secret = "short" },
+			[]string{"auth.jwt.hs256_secret (NEONGUARD_AUTH_JWT_HS256_SECRET): is 5 bytes"}},
+		{"jwt bad jwks url", func(c *Config) { c.Auth.JWT.JWKSURL, c.Auth.JWT.TenantClaim = "idp/jwks", "" }, []string{
+			`auth.jwt.jwks_url (NEONGUARD_AUTH_JWT_JWKS_URL): "idp/jwks" is not an http(s) URL`,
+			"auth.jwt.tenant_claim (NEONGUARD_AUTH_JWT_TENANT_CLAIM): must name a claim",
+		}},
 		{"unknown store", func(c *Config) { c.Store = "mysql://u:hunter2@db/x" },
 			[]string{`store (NEONGUARD_STORE): "mysql://u:xxxxx@db/x" is not empty, sqlite:PATH or postgres://…`}},
 		{"region", func(c *Config) { c.Defaults.Region = "" }, []string{"defaults.region (NEONGUARD_DEFAULTS_REGION)"}},
@@ -510,6 +534,7 @@ func TestRedacted(t *testing.T) {
 	c := load(t, "", env(append([]string{"HOME", "/h",
 		"NEONGUARD_LOCAL_PERSONAL_API_KEY", "lp-secret", "NEONGUARD_LOCAL_FREE_ORG_API_KEY", "lf-secret",
 		"NEONGUARD_LOCAL_PAID_ORG_API_KEY", "lpd-secret", "NEONGUARD_STORE", "postgres://ng:pg-secret@db:5432/ng",
+		"NEONGUARD_AUTH_JWT_HS256_SECRET", "jwt-secret-0123456789abcdef0123456789",
 	}, neonCreds...)...))
 	r := c.Redacted()
 	out, err := yaml.Marshal(r)
@@ -517,7 +542,7 @@ func TestRedacted(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(out)
-	for _, s := range []string{"key-free-secret", "key-paid-secret", "key-personal-secret", "lp-secret", "lf-secret", "lpd-secret", "pg-secret"} {
+	for _, s := range []string{"key-free-secret", "key-paid-secret", "key-personal-secret", "lp-secret", "lf-secret", "lpd-secret", "pg-secret", "jwt-secret"} {
 		if strings.Contains(text, s) {
 			t.Errorf("redacted output contains %q:\n%s", s, text)
 		}

@@ -141,9 +141,12 @@ func (g *Guard) database(ctx context.Context, c caller, databaseID string) (stor
 	return store.Database{}, Org{}, fmt.Errorf("guard: database %s is in org %s, which is not configured", db.ID, db.OrgID)
 }
 
-func notFound(databaseID string) *Error {
-	return &Error{Code: policy.NotFound, Message: fmt.Sprintf("database %q not found", databaseID),
-		Hint: "call list_databases to see your databases"}
+// notFound is the one answer for an id that is unknown and for another tenant's id. It does not
+// echo the id: the text is the same whatever was asked, so it cannot confirm that an id exists
+// elsewhere.
+func notFound(string) *Error {
+	return &Error{Code: policy.NotFound, Message: "no database with this database_id in your account",
+		Hint: "call list_databases to see your databases and their ids"}
 }
 
 // lock takes the per-database lock. Every use case that counts or changes a database's branches

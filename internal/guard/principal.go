@@ -16,6 +16,9 @@ type Principal struct {
 	Scopes   []string
 }
 
+// ScopeAdmin is the operator scope: it shows the admin tool set (tenants, tokens).
+const ScopeAdmin = "admin"
+
 // HasScope reports whether the principal holds scope.
 func (p Principal) HasScope(scope string) bool { return slices.Contains(p.Scopes, scope) }
 

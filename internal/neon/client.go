@@ -57,12 +57,14 @@ const (
 
 // Config configures a Client. Zero values take the documented defaults.
 type Config struct {
-	BaseURL     string       // e.g. https://console.neon.tech/api/v2
-	APIKey      string       // one key per client (an org key or the personal key)
-	HTTPClient  *http.Client // default: 30 s per request
-	Logger      *slog.Logger // default: discard
-	MaxAttempts int          // per call, default 6
-	MaxElapsed  time.Duration
+	BaseURL    string       // e.g. https://console.neon.tech/api/v2
+	APIKey     string       // one key per client (an org key or the personal key)
+	HTTPClient *http.Client // default: 30 s per request
+	// WrapTransport, when set, wraps the HTTP client's transport (metrics count requests there).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	Logger        *slog.Logger // default: discard
+	MaxAttempts   int          // per call, default 6
+	MaxElapsed    time.Duration
 	// BaseBackoff and MaxBackoff bound full-jitter exponential backoff (default 250ms / 5s).
 	BaseBackoff, MaxBackoff time.Duration
 	// OperationPoll is the first poll interval; it doubles up to OperationPollMax (default
@@ -161,6 +163,11 @@ func New(cfg Config) (*Client, error) {
 		tr.ResponseHeaderTimeout = defaultRequestTimeout
 		tr.MaxIdleConnsPerHost = 16
 		hc = &http.Client{Timeout: defaultRequestTimeout, Transport: tr}
+	}
+	if cfg.WrapTransport != nil {
+		wrapped := *hc
+		wrapped.Transport = cfg.WrapTransport(hc.Transport)
+		hc = &wrapped
 	}
 	logger := cfg.Logger
 	if logger == nil {

@@ -72,6 +72,10 @@ type Tier struct {
 	UndoBackupTTL time.Duration `yaml:"undo_backup_ttl"`
 	// MaxDatabases is per tenant; 0 means unlimited.
 	MaxDatabases int `yaml:"max_databases"`
+	// CallsPerMinute is the tenant's sustained tool-call rate, CallBurst how many calls it may
+	// make at once above it (a token bucket); 0 calls per minute means unlimited.
+	CallsPerMinute int `yaml:"calls_per_minute"`
+	CallBurst      int `yaml:"call_burst"`
 }
 
 // Config is the set of org plans and tiers in force.
@@ -113,6 +117,7 @@ func Default() Config {
 				MinComputeCU: 0.25, MaxComputeCU: 2, SuspendTimeout: 300 * time.Second,
 				Branches: 10, Checkpoints: 1, RestoreWindow: day,
 				DevBranchTTL: day, MaxDevBranchTTL: 7 * day, UndoBackupTTL: day,
+				CallsPerMinute: 120, CallBurst: 30,
 			},
 			"pro": {
 				Name: "pro", Org: "paid",
@@ -124,6 +129,7 @@ func Default() Config {
 				MinComputeCU: 0.25, MaxComputeCU: 2, SuspendTimeout: 300 * time.Second,
 				Branches: 1000, Checkpoints: 10, RestoreWindow: 7 * day,
 				DevBranchTTL: 7 * day, MaxDevBranchTTL: 30 * day, UndoBackupTTL: 7 * day,
+				CallsPerMinute: 600, CallBurst: 100,
 			},
 		},
 	}
@@ -295,6 +301,12 @@ func (c Config) validateTier(v *validator, name string, t Tier) {
 	}
 	if t.UndoBackupTTL <= 0 {
 		v.add(f("undo_backup_ttl"), "%s must be positive", fmtDuration(t.UndoBackupTTL))
+	}
+	if t.CallsPerMinute < 0 {
+		v.add(f("calls_per_minute"), "%d must not be negative (0 means unlimited)", t.CallsPerMinute)
+	}
+	if t.CallsPerMinute > 0 && t.CallBurst < 1 {
+		v.add(f("call_burst"), "%d must be at least 1 when calls_per_minute is set", t.CallBurst)
 	}
 	if t.MaxDatabases < 0 {
 		v.add(f("max_databases"), "%d must not be negative (0 means unlimited)", t.MaxDatabases)

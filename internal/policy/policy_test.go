@@ -103,12 +103,14 @@ func TestDefault(t *testing.T) {
 			Quota:        Quota{ActiveTimeSeconds: 360000, LogicalSizeBytes: 512 << 20, DataTransferBytes: 5 << 30},
 			MinComputeCU: 0.25, MaxComputeCU: 2, SuspendTimeout: 300 * time.Second,
 			Branches: 10, Checkpoints: 1, RestoreWindow: 24 * time.Hour,
-			DevBranchTTL: 24 * time.Hour, MaxDevBranchTTL: 7 * 24 * time.Hour, UndoBackupTTL: 24 * time.Hour},
+			DevBranchTTL: 24 * time.Hour, MaxDevBranchTTL: 7 * 24 * time.Hour, UndoBackupTTL: 24 * time.Hour,
+			CallsPerMinute: 120, CallBurst: 30},
 		"pro": {Name: "pro", Org: "paid",
 			Quota:        Quota{ActiveTimeSeconds: 2700000, LogicalSizeBytes: 10 << 30, DataTransferBytes: 50 << 30},
 			MinComputeCU: 0.25, MaxComputeCU: 2, SuspendTimeout: 300 * time.Second,
 			Branches: 1000, Checkpoints: 10, RestoreWindow: 7 * 24 * time.Hour,
-			DevBranchTTL: 7 * 24 * time.Hour, MaxDevBranchTTL: 30 * 24 * time.Hour, UndoBackupTTL: 7 * 24 * time.Hour},
+			DevBranchTTL: 7 * 24 * time.Hour, MaxDevBranchTTL: 30 * 24 * time.Hour, UndoBackupTTL: 7 * 24 * time.Hour,
+			CallsPerMinute: 600, CallBurst: 100},
 	}
 	if len(c.Tiers) != len(wantTiers) {
 		t.Fatalf("tiers = %v", c.Tiers)
@@ -217,6 +219,13 @@ func TestValidate(t *testing.T) {
 			"tiers.free.restore_window: -1h must be positive",
 			"tiers.free.undo_backup_ttl: 0s must be positive",
 			"tiers.free.suspend_timeout: -1s must be positive",
+		}},
+		{"rate limit", func(c *Config) {
+			setTier(c, "free", func(t *Tier) { t.CallsPerMinute, t.CallBurst = 60, 0 })
+			setTier(c, "pro", func(t *Tier) { t.CallsPerMinute = -1 })
+		}, []string{
+			"tiers.free.call_burst: 0 must be at least 1 when calls_per_minute is set",
+			"tiers.pro.calls_per_minute: -1 must not be negative",
 		}},
 		{"ttl default above max", func(c *Config) { setTier(c, "free", func(t *Tier) { t.DevBranchTTL = 8 * 24 * time.Hour }) },
 			[]string{"tiers.free.dev_branch_ttl: 192h exceeds max_dev_branch_ttl (168h)"}},

@@ -1,6 +1,7 @@
 // Package server builds neonguard's MCP server: the tools and prompts, and the middleware every
-// tool call passes through (recovery → principal → audit → timeout → concurrency cap), in that
-// order, outermost first: a call refused by the cap or ended by the timeout is audited too.
+// tool call passes through (recovery → principal → drain → audit → tenant rate limit → timeout →
+// concurrency cap), in that order, outermost first: a call refused by a limit or ended by the
+// timeout is audited and counted too. http.go serves it over Streamable HTTP and SSE.
 package server
 
 import (
@@ -16,6 +17,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/store"
 	"github.com/neonguard/neonguard/prompts"
@@ -36,6 +38,13 @@ type Options struct {
 	DefaultPrincipal *guard.Principal
 	CallTimeout      time.Duration // per tool call; default 60s
 	MaxConcurrent    int           // tool calls in flight; default 64
+	// TierOf enables per-tenant rate limits (the tier's calls_per_minute); nil = none.
+	TierOf  TierOf
+	Metrics *metrics.Metrics // nil = none
+	// Calls tracks calls in flight so a shutdown can wait for them; nil = untracked.
+	Calls *Calls
+	// Admin, when set, adds the admin tool set, visible and callable only with the admin scope.
+	Admin tools.AdminUseCases
 }
 
 const instructions = `neonguard manages PostgreSQL databases on Neon for you, within your tier's limits.
@@ -53,19 +62,47 @@ func New(o Options) *mcpserver.MCPServer {
 	if o.MaxConcurrent <= 0 {
 		o.MaxConcurrent = 64
 	}
-	s := mcpserver.NewMCPServer(Name, o.Version,
+	opts := []mcpserver.ServerOption{
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithPromptCapabilities(false),
 		mcpserver.WithInstructions(instructions),
 		mcpserver.WithRecovery(),
 		mcpserver.WithToolHandlerMiddleware(principal(o.DefaultPrincipal)),
-		mcpserver.WithToolHandlerMiddleware(audit(o.Audit, o.Logger)),
+		mcpserver.WithToolHandlerMiddleware(o.Calls.middleware()),
+		mcpserver.WithToolHandlerMiddleware(audit(o.Audit, o.Logger, o.Metrics)),
+	}
+	if o.TierOf != nil {
+		opts = append(opts, mcpserver.WithToolHandlerMiddleware(rateLimit(newTenantLimiters(o.TierOf, nil), o.Metrics)))
+	}
+	opts = append(opts,
 		mcpserver.WithToolHandlerMiddleware(timeout(o.CallTimeout)),
-		mcpserver.WithToolHandlerMiddleware(limit(o.MaxConcurrent)),
+		mcpserver.WithToolHandlerMiddleware(limit(o.MaxConcurrent, o.Metrics)),
+		// The filter hides the admin tools from other principals and, in mcp-go, also refuses
+		// their calls (as an unknown tool).
+		mcpserver.WithToolFilter(adminOnly),
 	)
-	s.AddTools(tools.All(tools.Deps{Guard: o.Guard, Logger: o.Logger})...)
+	s := mcpserver.NewMCPServer(Name, o.Version, opts...)
+	deps := tools.Deps{Guard: o.Guard, Admin: o.Admin, Logger: o.Logger}
+	s.AddTools(tools.All(deps)...)
+	if o.Admin != nil {
+		s.AddTools(tools.AdminTools(deps)...)
+	}
 	s.AddPrompts(prompts.All()...)
 	return s
+}
+
+// adminOnly removes the admin tool set unless the caller has the admin scope.
+func adminOnly(ctx context.Context, ts []mcp.Tool) []mcp.Tool {
+	if p, ok := guard.PrincipalFrom(ctx); ok && p.HasScope(guard.ScopeAdmin) {
+		return ts
+	}
+	out := ts[:0:0]
+	for _, t := range ts {
+		if !tools.IsAdmin(t.Name) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func errorResult(code, message, hint string) *mcp.CallToolResult {
@@ -99,14 +136,15 @@ func timeout(d time.Duration) mcpserver.ToolHandlerMiddleware {
 	}
 }
 
-func limit(n int) mcpserver.ToolHandlerMiddleware {
+func limit(n int, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {
 	sem := make(chan struct{}, n)
 	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				return errorResult("RATE_LIMITED", "the server is busy with other calls", "try again in a few seconds"), nil
+				m.RateLimited("busy")
+				return errorResult("RATE_LIMITED", "the server is busy with other calls", "retry after 5 s"), nil
 			}
 			defer func() { <-sem }()
 			return next(ctx, req)
@@ -115,26 +153,26 @@ func limit(n int) mcpserver.ToolHandlerMiddleware {
 }
 
 // audit records every call with redacted arguments, the decision and the outcome.
-func audit(st store.Store, log *slog.Logger) mcpserver.ToolHandlerMiddleware {
+func audit(st store.Store, log *slog.Logger, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {
 	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
 			start := time.Now()
 			// A panic is recorded too (as an error), then passed on to the recovery middleware.
 			defer func() {
 				if v := recover(); v != nil {
-					record(ctx, st, log, req, start, nil, fmt.Errorf("panic: %v", v))
+					record(ctx, st, log, m, req, start, nil, fmt.Errorf("panic: %v", v))
 					panic(v)
 				}
 			}()
 			res, err = next(ctx, req)
-			record(ctx, st, log, req, start, res, err)
+			record(ctx, st, log, m, req, start, res, err)
 			return res, err
 		}
 	}
 }
 
 // record writes one tool call's audit row and log line.
-func record(ctx context.Context, st store.Store, log *slog.Logger, req mcp.CallToolRequest, start time.Time, res *mcp.CallToolResult, err error) {
+func record(ctx context.Context, st store.Store, log *slog.Logger, m *metrics.Metrics, req mcp.CallToolRequest, start time.Time, res *mcp.CallToolResult, err error) {
 	p, _ := guard.PrincipalFrom(ctx)
 	e := store.AuditEntry{At: start.UTC(), TenantID: p.TenantID, Tool: req.Params.Name,
 		Args: redactArgs(req.GetArguments()), Decision: "allow", Outcome: "ok",
@@ -142,6 +180,7 @@ func record(ctx context.Context, st store.Store, log *slog.Logger, req mcp.CallT
 	if id, ok := req.GetArguments()["database_id"].(string); ok {
 		e.DatabaseID = truncate(neon.Redact(id), 80)
 	}
+	var metricCode string // the error code of a failed call, the decision otherwise
 	switch {
 	case err != nil:
 		e.Outcome, e.Error = "error", neon.Redact(err.Error())
@@ -151,7 +190,12 @@ func record(ctx context.Context, st store.Store, log *slog.Logger, req mcp.CallT
 		if isDecision(code) {
 			e.Decision, e.Outcome = code, "denied"
 		}
+		metricCode = code
 	}
+	if metricCode == "" {
+		metricCode = e.Decision
+	}
+	m.ToolCall(e.Tool, e.Outcome, metricCode, time.Since(start))
 	level := slog.LevelInfo
 	if e.Outcome == "error" {
 		level = slog.LevelWarn

@@ -28,20 +28,18 @@ func openTest(t testing.TB) (*SQLite, string) {
 	return s, path
 }
 
-// withTenants opens a store with tenants "t1" and "t2" in it.
-func withTenants(t testing.TB) *SQLite {
+// addTenants adds tenants "t1" and "t2" to s.
+func addTenants(t testing.TB, s Store) {
 	t.Helper()
-	s, _ := openTest(t)
 	for _, id := range []string{"t1", "t2"} {
 		if _, err := s.EnsureTenant(t.Context(), id, "free"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return s
 }
 
 // createDB reserves and completes a database and returns the completed row.
-func createDB(t testing.TB, s *SQLite, tenant, name, id string) Database {
+func createDB(t testing.TB, s Store, tenant, name, id string) Database {
 	t.Helper()
 	ctx := t.Context()
 	if _, _, err := s.ReserveDatabase(ctx, tenant, name); err != nil {
@@ -146,8 +144,7 @@ func TestPlaceholders(t *testing.T) {
 	}
 }
 
-// TestMigrationsPortable keeps SQLite-only syntax out of the migrations the PostgreSQL twin
-// will run.
+// TestMigrationsPortable keeps SQLite-only syntax out of the migrations Postgres runs too.
 func TestMigrationsPortable(t *testing.T) {
 	entries, err := migrationFiles.ReadDir("migrations")
 	if err != nil || len(entries) == 0 {
@@ -225,8 +222,9 @@ func equalDB(a, b Database) bool {
 	}()
 }
 
-func TestTenants(t *testing.T) {
-	s, _ := openTest(t)
+func TestTenants(t *testing.T) { forEachStore(t, testTenants) }
+
+func testTenants(t *testing.T, s Store) {
 	ctx := t.Context()
 
 	before := time.Now().Add(-time.Second)
@@ -275,8 +273,10 @@ func TestTenants(t *testing.T) {
 	}
 }
 
-func TestDatabaseLifecycle(t *testing.T) {
-	s := withTenants(t)
+func TestDatabaseLifecycle(t *testing.T) { forEachStore(t, testDatabaseLifecycle) }
+
+func testDatabaseLifecycle(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 
 	res, created, err := s.ReserveDatabase(ctx, "t1", "app")
@@ -380,7 +380,7 @@ func TestDatabaseLifecycle(t *testing.T) {
 		t.Errorf("CountDatabases after delete = %d", n)
 	}
 	var deletedAt int64
-	if err := s.r.QueryRowContext(ctx, "SELECT deleted_at FROM databases WHERE id = $1", "proj-1").Scan(&deletedAt); err != nil {
+	if err := rawDB(s).QueryRowContext(ctx, "SELECT deleted_at FROM databases WHERE id = $1", "proj-1").Scan(&deletedAt); err != nil {
 		t.Fatal(err)
 	}
 	if !fromMicros(deletedAt).Equal(delAt) {
@@ -391,8 +391,9 @@ func TestDatabaseLifecycle(t *testing.T) {
 	}
 }
 
-func TestReserveUnknownTenant(t *testing.T) {
-	s, _ := openTest(t)
+func TestReserveUnknownTenant(t *testing.T) { forEachStore(t, testReserveUnknownTenant) }
+
+func testReserveUnknownTenant(t *testing.T, s Store) {
 	if _, _, err := s.ReserveDatabase(t.Context(), "ghost", "app"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ReserveDatabase(unknown tenant) = %v, want ErrNotFound", err)
 	}
@@ -401,8 +402,10 @@ func TestReserveUnknownTenant(t *testing.T) {
 	}
 }
 
-func TestCompleteDatabaseErrors(t *testing.T) {
-	s := withTenants(t)
+func TestCompleteDatabaseErrors(t *testing.T) { forEachStore(t, testCompleteDatabaseErrors) }
+
+func testCompleteDatabaseErrors(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	if err := s.CompleteDatabase(ctx, Database{ID: "p", TenantID: "t1", Name: "none"}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("CompleteDatabase(no reservation) = %v, want ErrNotFound", err)
@@ -430,8 +433,10 @@ func TestCompleteDatabaseErrors(t *testing.T) {
 	}
 }
 
-func TestForgetReservation(t *testing.T) {
-	s := withTenants(t)
+func TestForgetReservation(t *testing.T) { forEachStore(t, testForgetReservation) }
+
+func testForgetReservation(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	if _, _, err := s.ReserveDatabase(ctx, "t1", "pending"); err != nil {
 		t.Fatal(err)
@@ -462,8 +467,10 @@ func TestForgetReservation(t *testing.T) {
 	}
 }
 
-func TestReserveDatabaseConcurrent(t *testing.T) {
-	s := withTenants(t)
+func TestReserveDatabaseConcurrent(t *testing.T) { forEachStore(t, testReserveDatabaseConcurrent) }
+
+func testReserveDatabaseConcurrent(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	const n = 20
 	type result struct {
@@ -505,8 +512,10 @@ func TestReserveDatabaseConcurrent(t *testing.T) {
 	}
 }
 
-func TestCheckpoints(t *testing.T) {
-	s := withTenants(t)
+func TestCheckpoints(t *testing.T) { forEachStore(t, testCheckpoints) }
+
+func testCheckpoints(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	createDB(t, s, "t1", "app", "proj-1")
 	createDB(t, s, "t1", "other", "proj-2")
@@ -563,8 +572,10 @@ func TestCheckpoints(t *testing.T) {
 	}
 }
 
-func TestBranches(t *testing.T) {
-	s := withTenants(t)
+func TestBranches(t *testing.T) { forEachStore(t, testBranches) }
+
+func testBranches(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	createDB(t, s, "t1", "app", "proj-1")
 
@@ -610,8 +621,9 @@ func TestBranches(t *testing.T) {
 	}
 }
 
-func TestAudit(t *testing.T) {
-	s, _ := openTest(t)
+func TestAudit(t *testing.T) { forEachStore(t, testAudit) }
+
+func testAudit(t *testing.T, s Store) {
 	ctx := t.Context()
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 30 {
@@ -685,8 +697,9 @@ func TestAudit(t *testing.T) {
 	}
 }
 
-func TestAuditDefaultLimit(t *testing.T) {
-	s, _ := openTest(t)
+func TestAuditDefaultLimit(t *testing.T) { forEachStore(t, testAuditDefaultLimit) }
+
+func testAuditDefaultLimit(t *testing.T, s Store) {
 	ctx := t.Context()
 	for range DefaultAuditLimit + 5 {
 		if err := s.AppendAudit(ctx, AuditEntry{TenantID: "t1", Tool: "x"}); err != nil {
@@ -746,8 +759,10 @@ func TestAuditIDs(t *testing.T) {
 }
 
 // TestTimesRoundTrip: every time comes back in UTC, equal to the input at microsecond precision.
-func TestTimesRoundTrip(t *testing.T) {
-	s := withTenants(t)
+func TestTimesRoundTrip(t *testing.T) { forEachStore(t, testTimesRoundTrip) }
+
+func testTimesRoundTrip(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
 	in := time.Date(2025, 2, 3, 4, 5, 6, 789123456, zone) // nanoseconds are dropped
@@ -797,7 +812,7 @@ func TestTimesRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	var deleted int64
-	if err := s.r.QueryRowContext(ctx, "SELECT deleted_at FROM databases WHERE id = $1", "proj-1").Scan(&deleted); err != nil {
+	if err := rawDB(s).QueryRowContext(ctx, "SELECT deleted_at FROM databases WHERE id = $1", "proj-1").Scan(&deleted); err != nil {
 		t.Fatal(err)
 	}
 	check("database deleted_at", fromMicros(deleted))
@@ -810,8 +825,10 @@ func TestTimesRoundTrip(t *testing.T) {
 }
 
 // TestConcurrentUse runs the guard's hot path from many goroutines; -race checks the rest.
-func TestConcurrentUse(t *testing.T) {
-	s := withTenants(t)
+func TestConcurrentUse(t *testing.T) { forEachStore(t, testConcurrentUse) }
+
+func testConcurrentUse(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	createDB(t, s, "t1", "app", "proj-1")
 	var wg sync.WaitGroup
@@ -846,8 +863,10 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
-func TestCanceledContext(t *testing.T) {
-	s := withTenants(t)
+func TestCanceledContext(t *testing.T) { forEachStore(t, testCanceledContext) }
+
+func testCanceledContext(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := s.GetTenant(ctx, "t1"); !errors.Is(err, context.Canceled) {
@@ -895,7 +914,8 @@ func BenchmarkAppendAuditParallel(b *testing.B) {
 }
 
 func benchDB(b *testing.B) *SQLite {
-	s := withTenants(b)
+	s, _ := openTest(b)
+	addTenants(b, s)
 	for i := range 1000 { // a realistically sized table, not a single row
 		createDB(b, s, []string{"t1", "t2"}[i%2], fmt.Sprintf("app-%d", i), fmt.Sprintf("proj-%d", i))
 	}

@@ -1,7 +1,7 @@
 // Package store keeps neonguard's own metadata: tenants, tokens, the databases the guard created,
-// checkpoints, branches it made, and the audit trail. SQLite is the embedded default; a
-// PostgreSQL implementation follows behind the same Store interface (same migrations, same
-// semantics), so nothing above this package knows which one runs.
+// checkpoints, branches it made, and the audit trail. SQLite is the embedded default;
+// PostgreSQL (OpenPostgres) lets several replicas share one store, with the same migrations,
+// the same SQL and the same semantics, so nothing above this package knows which one runs.
 package store
 
 import (

@@ -25,7 +25,7 @@ WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)`
 	qTokenExists = `SELECT COUNT(*) FROM tokens WHERE id = $1`
 )
 
-func (s *SQLite) CreateToken(ctx context.Context, t Token) error {
+func (s *sqlStore) CreateToken(ctx context.Context, t Token) error {
 	if t.ID == "" || t.TenantID == "" || t.Hash == "" {
 		return errors.New("store: create token: empty id, tenant id or hash")
 	}
@@ -45,7 +45,7 @@ func (s *SQLite) CreateToken(ctx context.Context, t Token) error {
 	return nil
 }
 
-func (s *SQLite) TokenByHash(ctx context.Context, hash string) (Token, error) {
+func (s *sqlStore) TokenByHash(ctx context.Context, hash string) (Token, error) {
 	t, err := scanToken(s.r.QueryRowContext(ctx, qTokenByHash, hash))
 	if err != nil {
 		// The hash is not secret, but there is no reason to put it in logs either.
@@ -54,7 +54,7 @@ func (s *SQLite) TokenByHash(ctx context.Context, hash string) (Token, error) {
 	return t, nil
 }
 
-func (s *SQLite) RevokeToken(ctx context.Context, tenantID, id string) error {
+func (s *sqlStore) RevokeToken(ctx context.Context, tenantID, id string) error {
 	res, err := s.w.ExecContext(ctx, qRevokeToken, tenantID, id, micros(time.Now()))
 	if err := affectedOne(res, err); err != nil {
 		return fmt.Errorf("store: revoke token %q of tenant %q: %w", id, tenantID, err)
@@ -62,7 +62,7 @@ func (s *SQLite) RevokeToken(ctx context.Context, tenantID, id string) error {
 	return nil
 }
 
-func (s *SQLite) ListTokens(ctx context.Context, tenantID string) ([]Token, error) {
+func (s *sqlStore) ListTokens(ctx context.Context, tenantID string) ([]Token, error) {
 	rows, err := s.r.QueryContext(ctx, qListTokens, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("store: list tokens of tenant %q: %w", tenantID, err)
@@ -74,7 +74,7 @@ func (s *SQLite) ListTokens(ctx context.Context, tenantID string) ([]Token, erro
 	return out, nil
 }
 
-func (s *SQLite) TouchToken(ctx context.Context, id string, at time.Time) error {
+func (s *sqlStore) TouchToken(ctx context.Context, id string, at time.Time) error {
 	res, err := s.w.ExecContext(ctx, qTouchToken, id, micros(orNow(at)))
 	if err == nil {
 		var n int64

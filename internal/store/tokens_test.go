@@ -7,8 +7,10 @@ import (
 	"time"
 )
 
-func TestTokenCreateAndLookup(t *testing.T) {
-	s := withTenants(t)
+func TestTokenCreateAndLookup(t *testing.T) { forEachStore(t, testTokenCreateAndLookup) }
+
+func testTokenCreateAndLookup(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	created := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
 	tok := Token{ID: "tok-1", TenantID: "t1", Hash: "h1", Scopes: []string{"admin", "read"}, CreatedAt: created}
@@ -28,8 +30,10 @@ func TestTokenCreateAndLookup(t *testing.T) {
 	}
 }
 
-func TestTokenCreateErrors(t *testing.T) {
-	s := withTenants(t)
+func TestTokenCreateErrors(t *testing.T) { forEachStore(t, testTokenCreateErrors) }
+
+func testTokenCreateErrors(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	if err := s.CreateToken(ctx, Token{ID: "a", TenantID: "t1", Hash: "h"}); err != nil {
 		t.Fatal(err)
@@ -60,8 +64,10 @@ func TestTokenCreateErrors(t *testing.T) {
 	}
 }
 
-func TestTokenNoScopes(t *testing.T) {
-	s := withTenants(t)
+func TestTokenNoScopes(t *testing.T) { forEachStore(t, testTokenNoScopes) }
+
+func testTokenNoScopes(t *testing.T, s Store) {
+	addTenants(t, s)
 	if err := s.CreateToken(t.Context(), Token{ID: "a", TenantID: "t1", Hash: "h"}); err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +77,10 @@ func TestTokenNoScopes(t *testing.T) {
 	}
 }
 
-func TestTokenRevoke(t *testing.T) {
-	s := withTenants(t)
+func TestTokenRevoke(t *testing.T) { forEachStore(t, testTokenRevoke) }
+
+func testTokenRevoke(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	if err := s.CreateToken(ctx, Token{ID: "a", TenantID: "t1", Hash: "h"}); err != nil {
 		t.Fatal(err)
@@ -103,8 +111,10 @@ func TestTokenRevoke(t *testing.T) {
 	}
 }
 
-func TestTokenList(t *testing.T) {
-	s := withTenants(t)
+func TestTokenList(t *testing.T) { forEachStore(t, testTokenList) }
+
+func testTokenList(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, tok := range []Token{
@@ -138,8 +148,10 @@ func TestTokenList(t *testing.T) {
 	}
 }
 
-func TestTokenTouch(t *testing.T) {
-	s := withTenants(t)
+func TestTokenTouch(t *testing.T) { forEachStore(t, testTokenTouch) }
+
+func testTokenTouch(t *testing.T, s Store) {
+	addTenants(t, s)
 	ctx := t.Context()
 	if err := s.CreateToken(ctx, Token{ID: "a", TenantID: "t1", Hash: "h"}); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,70 @@
+package tools
+
+import (
+	"context"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/policy"
+	"github.com/neonguard/neonguard/internal/tenants"
+)
+
+// AdminUseCases are the operator operations behind the admin tool set (internal/tenants).
+type AdminUseCases interface {
+	CreateTenant(ctx context.Context, id, tier string) (*tenants.CreateTenantResult, error)
+	ListTenants(ctx context.Context) (*tenants.TenantList, error)
+	CreateToken(ctx context.Context, tenant string, scopes []string) (*tenants.NewToken, error)
+	RevokeToken(ctx context.Context, tenant, id string) (*tenants.RevokeResult, error)
+	ListTokens(ctx context.Context, tenant string) (*tenants.TokenList, error)
+}
+
+// adminPrefix starts every admin tool's name, so the set is recognisable to agents and to the
+// server's filter alike.
+const adminPrefix = "admin_"
+
+// IsAdmin reports whether a tool belongs to the admin tool set.
+func IsAdmin(name string) bool { return strings.HasPrefix(name, adminPrefix) }
+
+func adminFactories() []func(Deps) server.ServerTool {
+	return []func(Deps) server.ServerTool{
+		AdminCreateTenant,
+		AdminListTenants,
+		AdminCreateToken,
+		AdminListTokens,
+		AdminRevokeToken,
+	}
+}
+
+// AdminTools returns the admin tool set. The server shows it only to principals with the admin
+// scope; each handler checks the scope again, so a wiring mistake cannot open it.
+func AdminTools(d Deps) []server.ServerTool {
+	if d.validate == nil {
+		d.validate = newValidator()
+	}
+	out := make([]server.ServerTool, 0, len(adminFactories()))
+	for _, f := range adminFactories() {
+		out = append(out, f(d))
+	}
+	return out
+}
+
+// requireAdmin refuses principals without the admin scope the way an unknown tool is refused:
+// as NOT_FOUND, revealing nothing about the admin tools.
+func requireAdmin(ctx context.Context) error {
+	if p, ok := guard.PrincipalFrom(ctx); ok && p.HasScope(guard.ScopeAdmin) {
+		return nil
+	}
+	return &guard.Error{Code: policy.NotFound, Message: "no such tool", Hint: "call tools/list for the tools available to you"}
+}
+
+// adminCall wraps an admin operation with the scope check.
+func adminCall[A, R any](call func(ctx context.Context, a *A) (*R, error)) func(ctx context.Context, a *A) (*R, error) {
+	return func(ctx context.Context, a *A) (*R, error) {
+		if err := requireAdmin(ctx); err != nil {
+			return nil, err
+		}
+		return call(ctx, a)
+	}
+}
