@@ -3,16 +3,21 @@ package app_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/neonguard/neonguard/internal/app"
+	"github.com/neonguard/neonguard/internal/config"
 	"github.com/neonguard/neonguard/internal/tenants"
 )
 
@@ -188,5 +193,77 @@ func TestAdminTokenLifecycleOverHTTP(t *testing.T) {
 	list := mustOK(t, call(t, admin, "admin_list_tokens", map[string]any{"tenant": "acme"}), "list tokens")
 	if !strings.Contains(call(t, admin, "admin_list_tokens", map[string]any{"tenant": "acme"}).Text, `"revoked_at"`) || list == nil {
 		t.Errorf("the revoked token is not shown as revoked: %v", list)
+	}
+}
+
+// TestJWTCredentialsOverHTTP: with auth.jwt.hs256_secret set, a JWT naming an existing tenant
+// works like its bearer token, its admin scope shows the admin tools, and a JWT for a tenant
+// that does not exist, or signed with another secret, is refused with 401.
+func TestJWTCredentialsOverHTTP(t *testing.T) {
+	secret := strings.Repeat("s3cr3t-", 6)
+	a := newApp(t, func(c *config.Config) { c.Auth.JWT.HS256Secret = secret })
+	url := serveHTTP(t, a)
+	newTenantToken(t, a, "acme", "pro")
+	sign := func(key, tenant, scope string) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"tenant": tenant, "scope": scope, "exp": time.Now().Add(time.Hour).Unix(),
+		}).SignedString([]byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	c := dialHTTP(t, url, "streamable", sign(secret, "acme", ""))
+	if lim := mustOK(t, call(t, c, "describe_limits", nil), "limits"); str(lim, "tier") != "pro" {
+		t.Fatalf("JWT tenant's tier: %v", lim)
+	}
+	admin := dialHTTP(t, url, "sse", sign(secret, "acme", "admin other"))
+	mustOK(t, call(t, admin, "admin_list_tenants", nil), "admin tools with an admin-scoped JWT")
+	for name, tok := range map[string]string{
+		"unknown tenant": sign(secret, "nobody", ""),
+		"other secret":   sign(strings.Repeat("x", 40), "acme", ""),
+	} {
+		cl, err := client.NewStreamableHttpClient(url+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cl.Start(context.Background())
+		if err == nil {
+			_, err = cl.Initialize(context.Background(), mcp.InitializeRequest{})
+		}
+		_ = cl.Close()
+		if !errors.Is(err, transport.ErrAuthorizationRequired) {
+			t.Errorf("%s: %v, want 401", name, err)
+		}
+	}
+}
+
+// TestMetricsCountToolCallsAndNeonRequests scrapes /metrics after real calls: the tool call by
+// outcome and decision code, and the Neon API requests the guard made, by method and status.
+func TestMetricsCountToolCallsAndNeonRequests(t *testing.T) {
+	a := newApp(t)
+	url := serveHTTP(t, a)
+	c := dialHTTP(t, url, "streamable", newTenantToken(t, a, "acme", "free"))
+	mustOK(t, call(t, c, "create_database", map[string]any{"name": "metered"}), "create_database")
+	if r := call(t, c, "list_branches", map[string]any{"database_id": "nope"}); r.Code != "NOT_FOUND" {
+		t.Fatalf("unknown id: %s", r)
+	}
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	for _, want := range []string{
+		`neonguard_tool_calls_total{code="allow",outcome="ok",tool="create_database"} 1`,
+		`neonguard_tool_calls_total{code="NOT_FOUND",outcome="denied",tool="list_branches"} 1`,
+		`neonguard_neon_api_requests_total{method="POST",status="201"}`,
+		`neonguard_neon_api_requests_total{method="GET",status="200"}`,
+		`neonguard_tool_calls_in_flight 0`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
