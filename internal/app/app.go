@@ -31,6 +31,9 @@ import (
 // Version is set at build time (-ldflags "-X .../internal/app.Version=v1.2.3").
 var Version = "dev"
 
+// tenantCacheTTL is how long a replica may use a tenant's tier after another replica changed it.
+const tenantCacheTTL = 2 * time.Second
+
 // Options adjust the wiring for tests.
 type Options struct {
 	Logger *slog.Logger
@@ -79,7 +82,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err != nil {
 		return nil, err
 	}
-	a.Store, a.Locker = st, locker
+	// Tenants are read on every call (tier, rate limit); a tier change made by another replica
+	// takes effect within tenantCacheTTL.
+	a.Store, a.Locker = store.NewTenantCache(st, tenantCacheTTL), locker
 	a.closers = append(a.closers, st.Close)
 
 	var orgs []guard.Org
@@ -93,11 +98,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		return nil, err
 	}
 
-	if _, err := st.EnsureTenant(ctx, cfg.Tenant, cfg.Tier); err != nil {
+	if _, err := a.Store.EnsureTenant(ctx, cfg.Tenant, cfg.Tier); err != nil {
 		return nil, fmt.Errorf("tenant %q: %w", cfg.Tenant, err)
 	}
 	g, err := guard.New(guard.Deps{
-		Store: st, Locker: locker, Policy: cfg.Policy, Orgs: orgs,
+		Store: a.Store, Locker: locker, Policy: cfg.Policy, Orgs: orgs,
 		DefaultRegion: cfg.Defaults.Region, DefaultPGVersion: cfg.Defaults.PGVersion, Logger: log,
 	})
 	if err != nil {
@@ -214,6 +219,11 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 	adjust := opts.NeonClient
 	opts.NeonClient = func(c *neon.Config) {
 		c.OperationPollMax = 50 * time.Millisecond
+		// Neon's account-wide request rate (700/min) is what the client's limiter protects; the
+		// emulator has no such budget, and keeping it would make every tenant's reads queue
+		// behind 10 requests a second. The consumption-history limit stays: it is part of
+		// what the emulator reproduces.
+		c.RequestsPerSecond = 5000
 		if adjust != nil {
 			adjust(c)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/server"
+	"github.com/neonguard/neonguard/internal/store"
 	"github.com/neonguard/neonguard/internal/tenants"
 )
 
@@ -463,4 +464,65 @@ func TestDrainingRefusesNewCallsAndWaitsForRunningOnes(t *testing.T) {
 	if err := <-drained; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// countingStore records how audit rows arrive: in how many writes, and how many rows in all.
+type countingStore struct {
+	store.Store
+	mu     sync.Mutex
+	writes int
+	rows   int
+	gate   chan struct{} // when set, the first write waits for it
+}
+
+func (c *countingStore) AppendAudits(ctx context.Context, es []store.AuditEntry) error {
+	c.mu.Lock()
+	first := c.writes == 0
+	c.writes++
+	c.rows += len(es)
+	c.mu.Unlock()
+	if first && c.gate != nil {
+		<-c.gate
+	}
+	return c.Store.AppendAudits(ctx, es)
+}
+
+// TestAuditRowsOfConcurrentCallsAreGroupCommitted: while one audit write is under way, the rows
+// of other calls queue and go in together; every call's row is stored before its answer.
+func TestAuditRowsOfConcurrentCallsAreGroupCommitted(t *testing.T) {
+	cs := &countingStore{Store: openStore(t), gate: make(chan struct{})}
+	g := &echoGuard{}
+	c := start(t, server.New(server.Options{Guard: g, Audit: cs, DefaultPrincipal: &guard.Principal{TenantID: "t"}}))
+	const n = 20
+	var wg sync.WaitGroup
+	wg.Go(func() { callTool(t, context.Background(), c, "describe_limits", nil) }) // holds the writer
+	for cs.writesSoFar() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range n {
+		wg.Go(func() { callTool(t, context.Background(), c, "describe_limits", nil) })
+	}
+	for g.calls.Load() < n+1 {
+		time.Sleep(time.Millisecond)
+	}
+	close(cs.gate)
+	wg.Wait()
+	rows, err := cs.ListAudit(context.Background(), store.AuditFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != n+1 {
+		t.Fatalf("%d audit rows, want %d", len(rows), n+1)
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.rows != n+1 || cs.writes >= n {
+		t.Fatalf("%d rows in %d writes: the queued rows were not grouped", cs.rows, cs.writes)
+	}
+}
+
+func (c *countingStore) writesSoFar() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes
 }

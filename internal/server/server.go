@@ -69,7 +69,7 @@ func New(o Options) *mcpserver.MCPServer {
 		mcpserver.WithRecovery(),
 		mcpserver.WithToolHandlerMiddleware(principal(o.DefaultPrincipal)),
 		mcpserver.WithToolHandlerMiddleware(o.Calls.middleware()),
-		mcpserver.WithToolHandlerMiddleware(audit(o.Audit, o.Logger, o.Metrics)),
+		mcpserver.WithToolHandlerMiddleware(audit(newAuditLog(o.Audit), o.Logger, o.Metrics)),
 	}
 	if o.TierOf != nil {
 		opts = append(opts, mcpserver.WithToolHandlerMiddleware(rateLimit(newTenantLimiters(o.TierOf, nil), o.Metrics)))
@@ -153,7 +153,14 @@ func limit(n int, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {
 }
 
 // audit records every call with redacted arguments, the decision and the outcome.
-func audit(st store.Store, log *slog.Logger, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {
+func newAuditLog(st store.Store) *auditLog {
+	if st == nil {
+		return nil
+	}
+	return &auditLog{st: st}
+}
+
+func audit(st *auditLog, log *slog.Logger, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {
 	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
 			start := time.Now()
@@ -172,7 +179,7 @@ func audit(st store.Store, log *slog.Logger, m *metrics.Metrics) mcpserver.ToolH
 }
 
 // record writes one tool call's audit row and log line.
-func record(ctx context.Context, st store.Store, log *slog.Logger, m *metrics.Metrics, req mcp.CallToolRequest, start time.Time, res *mcp.CallToolResult, err error) {
+func record(ctx context.Context, st *auditLog, log *slog.Logger, m *metrics.Metrics, req mcp.CallToolRequest, start time.Time, res *mcp.CallToolResult, err error) {
 	p, _ := guard.PrincipalFrom(ctx)
 	e := store.AuditEntry{At: start.UTC(), TenantID: p.TenantID, Tool: req.Params.Name,
 		Args: redactArgs(req.GetArguments()), Decision: "allow", Outcome: "ok",
@@ -205,7 +212,7 @@ func record(ctx context.Context, st store.Store, log *slog.Logger, m *metrics.Me
 	if st != nil {
 		// The audit row must not be lost because the call's own context ended.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if aerr := st.AppendAudit(actx, e); aerr != nil {
+		if aerr := st.append(actx, e); aerr != nil {
 			log.ErrorContext(ctx, "audit write failed", "tool", e.Tool, "err", aerr)
 		}
 		cancel()

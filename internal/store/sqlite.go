@@ -87,7 +87,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	s := &SQLite{}
 	s.w, s.r = w, r
 	if s.appendAudit, err = w.PrepareContext(ctx, qAppendAudit); err == nil {
-		s.getDatabase, err = r.PrepareContext(ctx, qGetDatabase)
+		if s.getDatabase, err = r.PrepareContext(ctx, qGetDatabase); err == nil {
+			s.tokenByHash, err = r.PrepareContext(ctx, qTokenByHash)
+		}
 	}
 	if err != nil {
 		_ = s.Close()

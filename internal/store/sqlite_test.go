@@ -626,13 +626,23 @@ func TestAudit(t *testing.T) { forEachStore(t, testAudit) }
 func testAudit(t *testing.T, s Store) {
 	ctx := t.Context()
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var entries []AuditEntry
 	for i := range 30 {
 		tenant := []string{"t1", "t2"}[i%2]
 		tool := []string{"create_database", "checkpoint", "undo"}[i%3]
 		e := AuditEntry{At: base.Add(time.Duration(i) * time.Second), TenantID: tenant, Tool: tool,
 			Args: fmt.Sprintf(`{"i":%d}`, i), DatabaseID: "proj-1", Decision: "allow", Outcome: "ok",
 			Error: "", DurationMS: int64(i), RequestID: fmt.Sprintf("req-%d", i), ID: 999}
+		entries = append(entries, e)
+	}
+	// One by one, then in groups (one transaction each): the rows are the same either way.
+	for _, e := range entries[:10] {
 		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, group := range [][]AuditEntry{entries[10:29], entries[29:], nil} {
+		if err := s.AppendAudits(ctx, group); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -25,6 +25,7 @@ type sqlStore struct {
 	// explicit *sql.Stmt would ignore).
 	appendAudit *sql.Stmt // on w
 	getDatabase *sql.Stmt // on r
+	tokenByHash *sql.Stmt // on r: every HTTP request authenticates
 }
 
 func (s *sqlStore) execAppendAudit(ctx context.Context, args ...any) (sql.Result, error) {
@@ -44,7 +45,7 @@ func (s *sqlStore) queryGetDatabase(ctx context.Context, args ...any) *sql.Row {
 // close closes the statements and the pools.
 func (s *sqlStore) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.appendAudit, s.getDatabase} {
+	for _, st := range []*sql.Stmt{s.appendAudit, s.getDatabase, s.tokenByHash} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -352,6 +353,59 @@ func (s *sqlStore) AppendAudit(ctx context.Context, e AuditEntry) error {
 		return fmt.Errorf("store: append audit (%s, %s): %w", e.TenantID, e.Tool, err)
 	}
 	return nil
+}
+
+// AppendAudits stores several entries in one transaction: a busy server groups the audit rows
+// of concurrent calls, so the single SQLite writer commits once per group instead of once per
+// call. If the group fails on an id clash (another writer drew the same id), each entry is
+// appended on its own, which draws again.
+func (s *sqlStore) AppendAudits(ctx context.Context, es []AuditEntry) error {
+	switch len(es) {
+	case 0:
+		return nil
+	case 1:
+		return s.AppendAudit(ctx, es[0])
+	}
+	err := s.appendAuditTx(ctx, es)
+	if err != nil && isUnique(err) {
+		for _, e := range es {
+			if err := s.AppendAudit(ctx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: append %d audit entries: %w", len(es), err)
+	}
+	return nil
+}
+
+func (s *sqlStore) appendAuditTx(ctx context.Context, es []AuditEntry) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	var stmt *sql.Stmt
+	if s.appendAudit != nil {
+		stmt = tx.StmtContext(ctx, s.appendAudit)
+	} else if stmt, err = tx.PrepareContext(ctx, qAppendAudit); err != nil {
+		return err
+	}
+	defer stmt.Close()
+	now := time.Now()
+	for _, e := range es {
+		if _, err = stmt.ExecContext(ctx, s.ids.next(now), micros(orNow(e.At)), e.TenantID, e.Tool,
+			e.Args, e.DatabaseID, e.Decision, e.Outcome, e.Error, e.DurationMS, e.RequestID); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // ListAudit returns matching entries newest first; Limit defaults to 100 and is capped at 1000.

@@ -139,6 +139,7 @@ type Store interface {
 
 	// Audit.
 	AppendAudit(ctx context.Context, e AuditEntry) error
+	AppendAudits(ctx context.Context, es []AuditEntry) error            // one transaction; same as AppendAudit each
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) // newest first
 
 	Close() error

@@ -46,7 +46,13 @@ func (s *sqlStore) CreateToken(ctx context.Context, t Token) error {
 }
 
 func (s *sqlStore) TokenByHash(ctx context.Context, hash string) (Token, error) {
-	t, err := scanToken(s.r.QueryRowContext(ctx, qTokenByHash, hash))
+	var row *sql.Row
+	if s.tokenByHash != nil {
+		row = s.tokenByHash.QueryRowContext(ctx, hash)
+	} else {
+		row = s.r.QueryRowContext(ctx, qTokenByHash, hash)
+	}
+	t, err := scanToken(row)
 	if err != nil {
 		// The hash is not secret, but there is no reason to put it in logs either.
 		return Token{}, fmt.Errorf("store: token by hash: %w", err)
