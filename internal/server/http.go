@@ -227,6 +227,10 @@ func (h *HTTP) ready(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "ready")
 }
 
+// sseFlushPause is how long a shutdown waits, once no call runs, for answers already queued to
+// SSE streams to be written.
+const sseFlushPause = 500 * time.Millisecond
+
 // Serve runs the HTTP server on ln until ctx ends, then shuts down gracefully: readiness turns
 // false, new tool calls are refused, calls in flight get up to grace to finish (over both
 // transports), and only then are the SSE streams and connections closed.
@@ -256,6 +260,15 @@ func (h *HTTP) Serve(ctx context.Context, ln net.Listener, grace time.Duration) 
 	drainErr := h.o.Calls.Drain(sctx)
 	if drainErr != nil {
 		h.o.Logger.Warn("shutdown: calls still running at the end of the grace period", "running", h.o.Calls.Running())
+	}
+	// Over SSE a finished call's answer is queued to its stream by another goroutine and then
+	// written; mcp-go offers no way to wait for the queues to empty, so give them a moment
+	// before closing the streams (without it an answer finished at the end of the drain was lost).
+	if drainErr == nil {
+		select {
+		case <-time.After(sseFlushPause):
+		case <-sctx.Done():
+		}
 	}
 	h.sse.CloseSessions()
 	serr := h.streamable.Shutdown(sctx)
