@@ -44,6 +44,11 @@ with /healthz, /readyz and /metrics; every request needs a bearer token
 				return err
 			}
 			defer a.Close()
+			// Monitor, janitor and resumed jobs run beside either transport until ctx ends.
+			bgCtx, stopBackground := context.WithCancel(ctx)
+			waitBackground := a.RunBackground(bgCtx)
+			defer waitBackground()
+			defer stopBackground()
 			if transport == "http" {
 				return serveHTTP(ctx, a, log)
 			}

@@ -56,7 +56,8 @@ type App struct {
 	// EmulatorURL is the emulator's base URL (…/api/v2); empty on the neon backend.
 	EmulatorURL string
 
-	closers []func() error
+	closers    []func() error
+	background []background
 }
 
 // New wires an App. The caller must Close it.
@@ -109,6 +110,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		return nil, err
 	}
 	a.Guard = g
+	for _, setup := range []func(context.Context, *slog.Logger) error{a.setupLifecycle, a.setupMonitor, a.setupJanitor} {
+		if err := setup(ctx, log); err != nil {
+			return nil, err
+		}
+	}
 	a.MCP = server.New(server.Options{
 		Guard: g, Audit: st, Logger: log, Version: Version,
 		DefaultPrincipal: &guard.Principal{TenantID: cfg.Tenant},

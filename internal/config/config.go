@@ -69,6 +69,8 @@ type Config struct {
 	CallTimeout time.Duration `yaml:"call_timeout" env:"NEONGUARD_CALL_TIMEOUT" default:"60s" usage:"maximum duration of one tool call"`
 	HTTP        HTTP          `yaml:"http"`
 	Auth        Auth          `yaml:"auth"`
+	Monitor     Monitor       `yaml:"monitor"`
+	Janitor     Janitor       `yaml:"janitor"`
 	// Policy is YAML only: plans and tiers are maps, merged over policy.Default() by key and,
 	// within a plan or tier of a known name, field by field (a new name starts from zero).
 	Policy policy.Config `yaml:"policy" env:"-"`
@@ -112,6 +114,19 @@ type HTTP struct {
 	SSEKeepAlive       time.Duration `yaml:"sse_keep_alive" env:"NEONGUARD_HTTP_SSE_KEEP_ALIVE" default:"25s" usage:"ping interval on SSE streams (keeps proxies from closing idle streams)"`
 	ShutdownGrace      time.Duration `yaml:"shutdown_grace" env:"NEONGUARD_HTTP_SHUTDOWN_GRACE" default:"60s" usage:"on SIGTERM, how long calls in flight may take to finish"`
 	MaxConcurrentCalls int           `yaml:"max_concurrent_calls" env:"NEONGUARD_HTTP_MAX_CONCURRENT_CALLS" default:"64" usage:"tool calls running at once, all tenants together; more wait, then get RATE_LIMITED"`
+}
+
+// Monitor configures the usage monitor that serve runs: it samples every database's
+// consumption and raises alerts at 80 %, 95 % and 100 % of a quota.
+type Monitor struct {
+	Interval      time.Duration `yaml:"interval" env:"NEONGUARD_MONITOR_INTERVAL" default:"15m" usage:"how often serve reads every database's consumption (0: monitor off)"`
+	WebhookURL    string        `yaml:"webhook_url" env:"NEONGUARD_MONITOR_WEBHOOK_URL" usage:"alerts are POSTed here as JSON (empty: alerts are logged and shown by get_usage only)"`
+	WebhookSecret string        `yaml:"webhook_secret" env:"NEONGUARD_MONITOR_WEBHOOK_SECRET" secret:"true" usage:"key of the HMAC-SHA256 signature of each webhook body"`
+}
+
+// Janitor configures the cleanup of expired branches that serve runs.
+type Janitor struct {
+	Interval time.Duration `yaml:"interval" env:"NEONGUARD_JANITOR_INTERVAL" default:"10m" usage:"how often serve deletes expired dev and backup branches Neon left behind (0: off)"`
 }
 
 // Auth configures how HTTP callers prove who they are. Bearer tokens from `neonguard tenant

@@ -70,8 +70,10 @@ func TestDefaults(t *testing.T) {
 		CallTimeout: 60 * time.Second,
 		HTTP: HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, SessionIdleTTL: 15 * time.Minute,
 			SSEKeepAlive: 25 * time.Second, ShutdownGrace: time.Minute, MaxConcurrentCalls: 64},
-		Auth:   Auth{JWT: JWT{TenantClaim: "tenant", ScopeClaim: "scope"}},
-		Policy: policy.Default(),
+		Auth:    Auth{JWT: JWT{TenantClaim: "tenant", ScopeClaim: "scope"}},
+		Monitor: Monitor{Interval: 15 * time.Minute},
+		Janitor: Janitor{Interval: 10 * time.Minute},
+		Policy:  policy.Default(),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -535,6 +537,7 @@ func TestRedacted(t *testing.T) {
 		"NEONGUARD_LOCAL_PERSONAL_API_KEY", "lp-secret", "NEONGUARD_LOCAL_FREE_ORG_API_KEY", "lf-secret",
 		"NEONGUARD_LOCAL_PAID_ORG_API_KEY", "lpd-secret", "NEONGUARD_STORE", "postgres://ng:pg-secret@db:5432/ng",
 		"NEONGUARD_AUTH_JWT_HS256_SECRET", "jwt-secret-0123456789abcdef0123456789",
+		"NEONGUARD_MONITOR_WEBHOOK_SECRET", "hook-secret",
 	}, neonCreds...)...))
 	r := c.Redacted()
 	out, err := yaml.Marshal(r)
@@ -542,7 +545,7 @@ func TestRedacted(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(out)
-	for _, s := range []string{"key-free-secret", "key-paid-secret", "key-personal-secret", "lp-secret", "lf-secret", "lpd-secret", "pg-secret", "jwt-secret"} {
+	for _, s := range []string{"key-free-secret", "key-paid-secret", "key-personal-secret", "lp-secret", "lf-secret", "lpd-secret", "pg-secret", "jwt-secret", "hook-secret"} {
 		if strings.Contains(text, s) {
 			t.Errorf("redacted output contains %q:\n%s", s, text)
 		}
