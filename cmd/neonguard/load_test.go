@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/neonguard/neonguard/internal/loadtest"
 )
 
 // TestLoadCommand runs `neonguard load` in-process against the built binary as its server and
@@ -25,7 +27,7 @@ func TestLoadCommand(t *testing.T) {
 			if err := cmd.ExecuteContext(t.Context()); err != nil {
 				t.Fatalf("load: %v\nstderr:\n%s", err, stderr.String())
 			}
-			var rep loadReport
+			var rep loadtest.Report
 			dec := json.NewDecoder(&stdout)
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&rep); err != nil {
@@ -98,7 +100,7 @@ func TestLoadFlagErrors(t *testing.T) {
 		{[]string{"--url", "http://127.0.0.1:1"}, "--url needs bearer tokens"},
 		{[]string{"--duration", "0s"}, "--duration 0s"},
 	} {
-		t.Setenv(loadTokensEnv, "")
+		t.Setenv(loadtest.TokensEnv, "")
 		var stdout, stderr bytes.Buffer
 		cmd := newRootCmd(strings.NewReader(""), &stdout, &stderr)
 		cmd.SetArgs(append([]string{"load"}, tc.args...))
