@@ -7,6 +7,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/lifecycle"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/tenants"
 )
@@ -18,6 +19,8 @@ type AdminUseCases interface {
 	CreateToken(ctx context.Context, tenant string, scopes []string) (*tenants.NewToken, error)
 	RevokeToken(ctx context.Context, tenant, id string) (*tenants.RevokeResult, error)
 	ListTokens(ctx context.Context, tenant string) (*tenants.TokenList, error)
+	DeleteDatabase(ctx context.Context, tenant, databaseID, confirmName string) (*guard.DeleteDatabaseResult, error)
+	SetTier(ctx context.Context, tenant, tier string, force bool) (*lifecycle.Job, error)
 }
 
 // adminPrefix starts every admin tool's name, so the set is recognisable to agents and to the
@@ -34,6 +37,8 @@ func adminFactories() []func(Deps) server.ServerTool {
 		AdminCreateToken,
 		AdminListTokens,
 		AdminRevokeToken,
+		AdminDeleteDatabase,
+		AdminSetTier,
 	}
 }
 

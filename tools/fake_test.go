@@ -151,9 +151,10 @@ func (f *fakeGuard) GetConnectionString(_ context.Context, in guard.ConnectionIn
 func (f *fakeGuard) GetUsage(_ context.Context, id string) (*guard.UsageResult, error) {
 	f.record("GetUsage", id)
 	u := guard.DatabaseUsage{DatabaseID: "wispy-sun-12345678", Name: "shop", PeriodStart: t0, PeriodEnd: t1,
-		Metrics: []guard.Metric{m0}, Branches: guard.Count{Used: 2, Limit: 10}, Checkpoints: guard.Count{Used: 1, Limit: 1}, RestoreWindowSeconds: 86400}
+		Metrics: []guard.Metric{m0}, Branches: guard.Count{Used: 2, Limit: 10}, Checkpoints: guard.Count{Used: 1, Limit: 1}, RestoreWindowSeconds: 86400,
+		Alerts: []guard.UsageAlert{{Metric: "active_time_seconds", Threshold: 80, Level: "warning", RaisedAt: t0, Delivered: true}}}
 	if f.nilSlices {
-		u.Metrics = nil
+		u.Metrics, u.Alerts = nil, nil
 	}
 	return answer(f, &guard.UsageResult{Tier: "free", Databases: []guard.DatabaseUsage{u}})
 }

@@ -21,6 +21,7 @@ var wantNames = []string{
 
 var wantAdminNames = []string{
 	"admin_create_tenant", "admin_list_tenants", "admin_create_token", "admin_list_tokens", "admin_revoke_token",
+	"admin_delete_database", "admin_set_tier",
 }
 
 func TestAdminNames(t *testing.T) {

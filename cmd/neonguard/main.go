@@ -64,7 +64,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	g.flags["log.format"] = pf.String("log-format", "", "auto, text or json (env NEONGUARD_LOG_FORMAT)")
 	g.flags["store"] = pf.String("store", "", "metadata store: sqlite:PATH or postgres://… (env NEONGUARD_STORE; default DATA_DIR/neonguard.db)")
 	root.AddCommand(newServeCmd(g), newLocalCmd(g), newCallCmd(g), newVersionCmd(g), newTenantCmd(g))
-	root.AddCommand(newLoadCmd(g))
+	root.AddCommand(newLoadCmd(g), newJobsCmd(g))
 	return root
 }
 

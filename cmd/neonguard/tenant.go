@@ -27,7 +27,8 @@ func newTenantCmd(g *globals) *cobra.Command {
 		Short: "Create, list and revoke a tenant's bearer tokens",
 	}
 	token.AddCommand(newTenantTokenCreateCmd(g), newTenantTokenListCmd(g), newTenantTokenRevokeCmd(g))
-	cmd.AddCommand(newTenantCreateCmd(g), newTenantListCmd(g), token)
+	cmd.AddCommand(newTenantCreateCmd(g), newTenantListCmd(g), token, newTenantSetTierCmd(g),
+		newTenantDeleteDatabaseCmd(g), newTenantInactiveCmd(g))
 	return cmd
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/neonguard/neonguard/internal/config"
 	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/lifecycle"
 	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/neonlocal"
@@ -42,6 +43,8 @@ type Options struct {
 	WrapEmulator func(http.Handler) http.Handler
 	// NeonClient adjusts the Neon client configuration (tests shorten retry budgets).
 	NeonClient func(*neon.Config)
+	// AfterJobStep is called right after a job step is recorded. Test-only (crash tests).
+	AfterJobStep func(jobID, step string)
 }
 
 // App is a wired neonguard.
@@ -55,9 +58,12 @@ type App struct {
 	Emulator *neonlocal.Server    // nil on the neon backend
 	// EmulatorURL is the emulator's base URL (…/api/v2); empty on the neon backend.
 	EmulatorURL string
+	Lifecycle   *lifecycle.Service // tier changes (set_tier) and their jobs
 
+	opts       Options
 	closers    []func() error
 	background []background
+	orgs       []guard.Org // the guard's orgs and clients (the usage monitor samples through them)
 }
 
 // New wires an App. The caller must Close it.
@@ -72,7 +78,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	a := &App{Config: cfg, Metrics: metrics.New()}
+	a := &App{Config: cfg, Metrics: metrics.New(), opts: opts}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
@@ -98,6 +104,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err != nil {
 		return nil, err
 	}
+	a.orgs = orgs
 
 	if _, err := a.Store.EnsureTenant(ctx, cfg.Tenant, cfg.Tier); err != nil {
 		return nil, fmt.Errorf("tenant %q: %w", cfg.Tenant, err)
@@ -220,20 +227,7 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 	a.EmulatorURL = "http://" + ln.Addr().String() + "/api/v2"
 
 	creds := emu.Credentials()
-	// The emulator is on loopback: poll its operations often, as a second's granularity
-	// would dominate every tool call.
-	adjust := opts.NeonClient
-	opts.NeonClient = func(c *neon.Config) {
-		c.OperationPollMax = 50 * time.Millisecond
-		// Neon's account-wide request rate (700/min) is what the client's limiter protects; the
-		// emulator has no such budget, and keeping it would make every tenant's reads queue
-		// behind 10 requests a second. The consumption-history limit stays: it is part of
-		// what the emulator reproduces.
-		c.RequestsPerSecond = 5000
-		if adjust != nil {
-			adjust(c)
-		}
-	}
+	opts = emulatorClients(opts)
 	free, err := a.newClient(a.EmulatorURL, creds.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err
@@ -243,6 +237,23 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 		return nil, err
 	}
 	return []guard.Org{{Plan: "free", ID: creds.FreeOrgID, API: free}, {Plan: "paid", ID: creds.PaidOrgID, API: paid}}, nil
+}
+
+// emulatorClients adjusts the Neon clients of the embedded emulator. It is on loopback: poll its
+// operations often, as a second's granularity would dominate every tool call. Neon's
+// account-wide request rate (700/min) is what the client's limiter protects; the emulator has
+// no such budget, and keeping it would make every tenant's reads queue behind 10 requests a
+// second. The consumption-history limit stays: it is part of what the emulator reproduces.
+func emulatorClients(opts Options) Options {
+	adjust := opts.NeonClient
+	opts.NeonClient = func(c *neon.Config) {
+		c.OperationPollMax = 50 * time.Millisecond
+		c.RequestsPerSecond = 5000
+		if adjust != nil {
+			adjust(c)
+		}
+	}
+	return opts
 }
 
 func (a *App) neonOrgs(cfg config.Config, opts Options, log *slog.Logger) ([]guard.Org, error) {

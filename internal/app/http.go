@@ -40,7 +40,7 @@ func (a *App) NewHTTP(ctx context.Context, log *slog.Logger) (*server.HTTP, erro
 		TierOf:  a.tierOf,
 		Metrics: a.Metrics,
 		Calls:   calls,
-		Admin:   &tenants.Service{Store: a.Store, Policy: cfg.Policy},
+		Admin:   &tenants.Service{Store: a.Store, Policy: cfg.Policy, Databases: a.Guard, Lifecycle: a.Lifecycle},
 	})
 	return server.NewHTTP(mcp, server.HTTPOptions{
 		Auth:              authn,

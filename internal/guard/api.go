@@ -188,6 +188,17 @@ type DatabaseUsage struct {
 	Branches             Count     `json:"branches"`
 	Checkpoints          Count     `json:"checkpoints"`
 	RestoreWindowSeconds int64     `json:"restore_window_seconds"`
+	// Alerts are raised by the usage monitor that serve runs (empty when it is off).
+	Alerts []UsageAlert `json:"alerts" jsonschema_description:"quota thresholds (80, 95, 100 %) this database crossed this period, oldest first"`
+}
+
+// UsageAlert is a quota threshold a database crossed this billing period.
+type UsageAlert struct {
+	Metric    string    `json:"metric"`
+	Threshold int       `json:"threshold" jsonschema_description:"percent of the quota: 80, 95 or 100"`
+	Level     string    `json:"level" jsonschema:"enum=warning,enum=critical,enum=exceeded"`
+	RaisedAt  time.Time `json:"raised_at"`
+	Delivered bool      `json:"delivered" jsonschema_description:"the platform's alert webhook accepted it"`
 }
 
 // UsageResult is get_usage's result.

@@ -97,15 +97,16 @@ func (g *Guard) findBackup(ctx context.Context, org Org, projectID string, resto
 }
 
 // recordBackup gives a backup branch (an undo's pre-restore state, or the branch a
-// checkpoint restore replaced) its expiry and records it. The restore already happened, so
-// a failure here is logged, not returned: the backup then stays until deleted.
+// checkpoint restore replaced) its expiry on Neon and records it with that expiry. The restore
+// already happened, so a failure here is logged, not returned. Neon may refuse the expiry (it
+// allows none on a branch with children, and an undo backup is the restored branch's parent):
+// the record keeps the expiry anyway, and the janitor deletes the backup once it has passed.
 func (g *Guard) recordBackup(ctx context.Context, org Org, databaseID string, b neon.Branch, expires time.Time) BranchRef {
 	expires = expires.UTC().Truncate(time.Second)
-	ref := BranchRef{BranchID: b.ID, Name: b.Name}
+	ref := BranchRef{BranchID: b.ID, Name: b.Name, ExpiresAt: &expires}
 	if _, err := org.API.UpdateBranch(ctx, databaseID, b.ID, neon.BranchUpdate{ExpiresAt: &expires}); err != nil {
-		g.log.WarnContext(ctx, "could not set a backup branch's expiry", "database_id", databaseID, "branch_id", b.ID, "err", err)
-	} else {
-		ref.ExpiresAt = &expires
+		g.log.WarnContext(ctx, "Neon did not take a backup branch's expiry; the janitor deletes it when it passes",
+			"database_id", databaseID, "branch_id", b.ID, "expires_at", expires, "err", err)
 	}
 	if err := g.store.AddBranch(ctx, store.Branch{ID: b.ID, DatabaseID: databaseID, Name: b.Name, Kind: store.BranchBackup,
 		ExpiresAt: ref.ExpiresAt, CreatedAt: g.now()}); err != nil && !errors.Is(err, store.ErrConflict) {

@@ -61,6 +61,10 @@ func (g *Guard) databaseUsage(ctx context.Context, c caller, db store.Database) 
 	if err != nil {
 		return DatabaseUsage{}, upstream("get_usage", err)
 	}
+	alerts, err := g.alerts(ctx, db.ID)
+	if err != nil {
+		return DatabaseUsage{}, err
+	}
 	u := usageOf(p, branches)
 	return DatabaseUsage{
 		DatabaseID: db.ID, Name: db.Name,
@@ -69,7 +73,22 @@ func (g *Guard) databaseUsage(ctx context.Context, c caller, db store.Database) 
 		Branches:             Count{Used: len(branches), Limit: c.tier.Branches},
 		Checkpoints:          Count{Used: len(snaps), Limit: c.tier.Checkpoints},
 		RestoreWindowSeconds: int64(c.tier.RestoreWindow.Seconds()),
+		Alerts:               alerts,
 	}, nil
+}
+
+// alerts are the usage monitor's alerts of the database whose period contains now.
+func (g *Guard) alerts(ctx context.Context, databaseID string) ([]UsageAlert, error) {
+	as, err := g.store.ListAlerts(ctx, databaseID, g.now())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UsageAlert, 0, len(as))
+	for _, a := range as {
+		out = append(out, UsageAlert{Metric: a.Metric, Threshold: a.Threshold, Level: a.Level,
+			RaisedAt: a.RaisedAt, Delivered: a.DeliveredAt != nil})
+	}
+	return out, nil
 }
 
 // usageOf reads a project's period counters. Neon enforces logical_size_bytes per branch, so

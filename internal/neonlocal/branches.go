@@ -238,6 +238,9 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 		if expiresAt != nil && !expiresAt.After(now) {
 			return result{}, errf(http.StatusBadRequest, "expires_at must be in the future")
 		}
+		if expiresAt != nil && rb.Protected {
+			return result{}, errNoExpiry()
+		}
 		id := newBranchID()
 		name := id
 		if rb.Name != nil {
@@ -467,6 +470,10 @@ func (s *Server) updateBranch(r *http.Request, p principal) (int, any, error) {
 		if expires != nil && !expires.After(now) {
 			return result{}, errf(http.StatusBadRequest, "expires_at must be in the future")
 		}
+		if willExpire := expires != nil || (b.ExpiresAt != nil && !clearExpiry); willExpire &&
+			(b.Default || ptrOr(rb.Protected, b.Protected)) {
+			return result{}, errNoExpiry()
+		}
 		if rb.Name != nil {
 			b.Name = *rb.Name
 		}
@@ -482,6 +489,11 @@ func (s *Server) updateBranch(r *http.Request, p principal) (int, any, error) {
 		b.UpdatedAt = now
 		return result{status: http.StatusOK, body: map[string]any{"branch": s.renderBranch(b), "operations": []apiOperation{}}}, nil
 	})
+}
+
+// errNoExpiry is Neon's refusal of a TTL where branch expiration is not allowed.
+func errNoExpiry() error {
+	return errf(http.StatusBadRequest, "expires_at cannot be set on the default branch or a protected branch")
 }
 
 func (s *Server) deleteBranch(r *http.Request, p principal) (int, any, error) {
@@ -650,9 +662,11 @@ func (s *Server) restoreBranch(r *http.Request, p principal) (int, any, error) {
 	})
 }
 
-// sweep deletes expired branches and snapshots, as Neon does. A branch
-// that cannot be deleted yet (children, default, project busy) is retried
-// on the next sweep.
+// sweep deletes expired branches and snapshots, as Neon does: like a DELETE,
+// with the branch's computes and its data, recorded as operations
+// (suspend_compute per endpoint, then delete_timeline). The default branch
+// and protected branches are never deleted; a branch that cannot be deleted
+// yet (children, project busy) is retried on the next sweep.
 func (s *Server) sweep() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -665,10 +679,10 @@ func (s *Server) sweep() {
 		if b.ExpiresAt == nil || b.ExpiresAt.After(now) {
 			continue
 		}
-		if s.lockedLocked(b.ProjectID) != nil || s.deletableLocked(b) != nil {
+		if b.Protected || s.lockedLocked(b.ProjectID) != nil || s.deletableLocked(b) != nil {
 			continue
 		}
-		s.log.Info("neonlocal: deleting expired branch", "project", b.ProjectID, "branch", b.ID)
+		s.log.Info("neonlocal: deleting expired branch", "project", b.ProjectID, "branch", b.ID, "expires_at", ts(*b.ExpiresAt))
 		s.runStepsLocked(s.removeBranchLocked(b), nil)
 		changed = true
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 const maxRetentionSpec = 2592000 // spec maximum of history_retention_seconds
@@ -317,6 +318,16 @@ func (s *Server) settleEndpointLocked(id string) {
 		e.StartedAt, e.SuspendedAt = &now, nil
 	case "idle":
 		e.SuspendedAt = &now
+	}
+	// Started now, or active until now.
+	s.touchProjectLocked(e.ProjectID, now)
+}
+
+// touchProjectLocked records that a compute of the project was active at t
+// (compute_last_active_at).
+func (s *Server) touchProjectLocked(projectID string, t time.Time) {
+	if prj := s.st.Projects[projectID]; prj != nil && (prj.ComputeLastActiveAt == nil || t.After(*prj.ComputeLastActiveAt)) {
+		prj.ComputeLastActiveAt = &t
 	}
 }
 

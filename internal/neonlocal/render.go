@@ -60,6 +60,7 @@ type apiProject struct {
 	ConsumptionPeriodEnd        string                     `json:"consumption_period_end"`
 	OwnerID                     string                     `json:"owner_id"`
 	OrgID                       string                     `json:"org_id"`
+	ComputeLastActiveAt         *string                    `json:"compute_last_active_at,omitempty"`
 }
 
 type apiProjectListItem struct {
@@ -84,6 +85,7 @@ type apiProjectListItem struct {
 	OwnerID                     string                     `json:"owner_id"`
 	OrgID                       string                     `json:"org_id"`
 	HistoryRetentionSeconds     int                        `json:"history_retention_seconds"`
+	ComputeLastActiveAt         *string                    `json:"compute_last_active_at,omitempty"`
 }
 
 type apiBranch struct {
@@ -266,7 +268,7 @@ func (s *Server) renderProject(p *project) apiProject {
 		StorePasswords: p.StorePasswords, CreationSource: p.CreationSource,
 		HistoryRetentionSeconds: p.HistoryRetention, CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(p.UpdatedAt),
 		SyntheticStorageSize: p.SyntheticStorage, ConsumptionPeriodStart: ts(start), ConsumptionPeriodEnd: ts(end),
-		OwnerID: p.OrgID, OrgID: p.OrgID,
+		OwnerID: p.OrgID, OrgID: p.OrgID, ComputeLastActiveAt: tsPtr(p.ComputeLastActiveAt),
 	}
 }
 
@@ -280,7 +282,7 @@ func (s *Server) renderProjectListItem(p *project) apiProjectListItem {
 		StorePasswords: p.StorePasswords, ActiveTime: p.ActiveTimeSeconds, CPUUsedSec: p.ComputeTimeSeconds,
 		CreationSource: p.CreationSource, CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(p.UpdatedAt),
 		SyntheticStorageSize: p.SyntheticStorage, OwnerID: p.OrgID, OrgID: p.OrgID,
-		HistoryRetentionSeconds: p.HistoryRetention,
+		HistoryRetentionSeconds: p.HistoryRetention, ComputeLastActiveAt: tsPtr(p.ComputeLastActiveAt),
 	}
 }
 

@@ -66,6 +66,9 @@ type project struct {
 	// at zero in a new one. QuotaExceeded names the quota that suspended the project.
 	PeriodStart   time.Time `json:"period_start"`
 	QuotaExceeded string    `json:"quota_exceeded,omitempty"`
+	// ComputeLastActiveAt is the last time any of its computes was seen active (started,
+	// suspended, or running when usage was sampled); nil until then, as Neon omits it.
+	ComputeLastActiveAt *time.Time `json:"compute_last_active_at,omitempty"`
 }
 
 type endpointDefaults struct {

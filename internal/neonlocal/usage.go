@@ -106,6 +106,9 @@ func (s *Server) addUsage(projectID string, u Usage) (reason string, readOnly []
 		prj.PeriodStart = start
 		prj.ActiveTimeSeconds, prj.ComputeTimeSeconds, prj.WrittenDataBytes, prj.DataTransferBytes = 0, 0, 0, 0
 	}
+	if u.ActiveTime > last.u.ActiveTime || (u.ActiveTime < last.u.ActiveTime && u.ActiveTime > 0) {
+		s.touchProjectLocked(projectID, now) // a compute ran since the last sample
+	}
 	prj.ActiveTimeSeconds += int64(active / time.Second)
 	prj.ComputeTimeSeconds += int64(cpu / time.Second)
 	prj.WrittenDataBytes += written

@@ -123,6 +123,8 @@ type Store interface {
 	ReserveDatabase(ctx context.Context, tenantID, name string) (db Database, created bool, err error)
 	CompleteDatabase(ctx context.Context, db Database) error                        // fills ID and the rest of a reserved row
 	GetDatabase(ctx context.Context, tenantID, databaseID string) (Database, error) // ErrNotFound also for other tenants' ids
+	// GetDatabaseWithDeleted is GetDatabase that also returns a deleted row (DeletedAt set).
+	GetDatabaseWithDeleted(ctx context.Context, tenantID, databaseID string) (Database, error)
 	GetDatabaseByName(ctx context.Context, tenantID, name string) (Database, error)
 	ListDatabases(ctx context.Context, tenantID string) ([]Database, error) // excludes deleted
 	CountDatabases(ctx context.Context, tenantID string) (int, error)

@@ -23,6 +23,12 @@ import (
 type Service struct {
 	Store  store.Store
 	Policy policy.Config
+	// Databases runs the operations on tenants' databases (the guard: they need Neon); nil
+	// where only the store is open, and those operations then fail (databases.go).
+	Databases DatabaseAdmin
+	// Lifecycle runs tier changes (internal/lifecycle); nil where it is not wired, and
+	// SetTier then fails (settier.go).
+	Lifecycle TierChanger
 }
 
 // Tenant is a tenant as the operator sees it.
