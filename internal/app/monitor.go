@@ -26,7 +26,7 @@ func (a *App) setupMonitor(_ context.Context, log *slog.Logger) error {
 	}
 	m, err := monitor.New(monitor.Config{
 		Store: a.Store, Policy: a.Config.Policy, Orgs: orgs, Interval: cfg.Interval,
-		WebhookURL: cfg.WebhookURL, WebhookSecret: cfg.WebhookSecret, Logger: log,
+		WebhookURL: cfg.WebhookURL, WebhookSecret: cfg.WebhookSecret, Logger: log, Locker: a.Locker,
 	})
 	if err != nil {
 		return err

@@ -110,6 +110,12 @@ type Config struct {
 	Lease     time.Duration // how long a claimed delivery is reserved (default 1 min)
 	Owner     string        // lease owner id (default: random per Monitor)
 
+	// Locker, when set, makes replicas take turns: a round runs only under the "monitor/sampler"
+	// lock, held until a minute after the round's last request, so the requests of two replicas
+	// never share a minute and the account's consumption budget holds for the whole fleet. A
+	// replica that cannot take the lock at once skips its round.
+	Locker store.Locker
+
 	Clock  Clock // default: the real clock
 	Logger *slog.Logger
 }
@@ -176,6 +182,22 @@ func New(cfg Config) (*Monitor, error) {
 	return m, nil
 }
 
+// takeTurn takes the sampler lock when replicas share a store; ok=false when another replica
+// holds it (its round is under way) or ctx ended.
+func (m *Monitor) takeTurn(ctx context.Context) (unlock func(), ok bool) {
+	if m.cfg.Locker == nil {
+		return func() {}, true
+	}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	unlock, err := m.cfg.Locker.Lock(lctx, "monitor/sampler")
+	if err != nil {
+		m.log.Debug("usage monitor: another replica is sampling; skipping this round")
+		return nil, false
+	}
+	return unlock, true
+}
+
 // RunSampler samples every Interval until ctx ends (the first round at once).
 func (m *Monitor) RunSampler(ctx context.Context) {
 	if m.cfg.Interval <= 0 {
@@ -183,7 +205,18 @@ func (m *Monitor) RunSampler(ctx context.Context) {
 	}
 	for {
 		start := m.clock.Now()
+		unlock, ok := m.takeTurn(ctx)
+		if !ok {
+			if ctx.Err() != nil || sleep(ctx, m.clock, m.cfg.Interval) != nil {
+				return
+			}
+			continue
+		}
 		st, err := m.Sample(ctx)
+		// Keep the turn for a minute after the last request: the next replica's requests then
+		// fall in another minute than ours.
+		_ = sleep(ctx, m.clock, time.Minute)
+		unlock()
 		if ctx.Err() != nil {
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -280,5 +281,29 @@ func TestRateLimitedRoundPauses(t *testing.T) {
 	}
 	if waited := clock.Now().Sub(start); waited < rateLimitPause {
 		t.Fatalf("retried after %v", waited)
+	}
+}
+
+// TestReplicasTakeTurnsSampling: with a shared Locker, a replica whose peer holds the sampler
+// turn skips its round instead of adding its requests to the same minute.
+func TestReplicasTakeTurnsSampling(t *testing.T) {
+	locker := store.NewMemLocker()
+	a := &Monitor{cfg: Config{Locker: locker}, log: slog.New(slog.DiscardHandler)}
+	b := &Monitor{cfg: Config{Locker: locker}, log: slog.New(slog.DiscardHandler)}
+	unlockA, ok := a.takeTurn(t.Context())
+	if !ok {
+		t.Fatal("the first replica did not get the turn")
+	}
+	if _, ok := b.takeTurn(t.Context()); ok {
+		t.Fatal("a second replica sampled while the first held the turn")
+	}
+	unlockA()
+	unlockB, ok := b.takeTurn(t.Context())
+	if !ok {
+		t.Fatal("the turn was not free after the first replica finished")
+	}
+	unlockB()
+	if _, ok := (&Monitor{log: slog.New(slog.DiscardHandler)}).takeTurn(t.Context()); !ok {
+		t.Fatal("without a Locker every round runs")
 	}
 }
