@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/tenants"
 )
@@ -93,5 +94,32 @@ func TestInactiveDatabases(t *testing.T) {
 	}
 	if _, err := svc.InactiveDatabases(ctx, "ghost", 1, time.Now()); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("unknown tenant: %v", err)
+	}
+}
+
+// TestDeleteDatabaseFindsAProjectMovedToAnotherOrg: when the record lags behind Neon (a tier
+// change moved the project but died before recording it), deleting still deletes the project,
+// through the org that has it, instead of taking the recorded org's 404 as "already gone".
+func TestDeleteDatabaseFindsAProjectMovedToAnotherOrg(t *testing.T) {
+	a := newApp(t)
+	ctx := context.Background()
+	if _, err := a.Store.EnsureTenant(ctx, "acme", "free"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Guard.CreateDatabase(asTenant(ctx, "acme"), guard.CreateDatabaseInput{Name: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	personal := personalClient(t, a)
+	creds := a.Emulator.Credentials()
+	if err := personal.TransferProjects(ctx, creds.FreeOrgID, creds.PaidOrgID, []string{res.DatabaseID}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.Guard.DeleteDatabase(ctx, guard.DeleteDatabaseInput{TenantID: "acme", DatabaseID: res.DatabaseID, ConfirmName: "app"})
+	if err != nil || !out.Deleted {
+		t.Fatalf("DeleteDatabase: %+v, %v", out, err)
+	}
+	if p, err := personal.GetProject(ctx, res.DatabaseID); !errors.Is(err, neon.ErrNotFound) {
+		t.Fatalf("the project is still on Neon (org %v) after deleted:true: %v", p, err)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,5 +213,63 @@ func TestSetTier(t *testing.T) {
 	// Running it again is a no-op.
 	if again, err := a.Lifecycle.Run(ctx, j.ID); err != nil || again.State != store.JobDone || again.Attempts != 2 {
 		t.Errorf("running a done job: %v, %+v", err, again)
+	}
+}
+
+// TestJobRunsOnceInAProcess: while admin_set_tier runs a tier change, the background loop of
+// the same process (which holds the same lease owner) must not run the job a second time.
+func TestJobRunsOnceInAProcess(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Local.OperationDelay = 5 * time.Millisecond
+	cfg.Local.Postgres = "off"
+	a, err := app.New(context.Background(), cfg, app.Options{
+		Logger: slog.New(slog.DiscardHandler),
+		NeonClient: func(c *neon.Config) {
+			c.BaseBackoff, c.MaxBackoff = time.Millisecond, 20*time.Millisecond
+			c.OperationPoll, c.EffectPause = 2*time.Millisecond, 10*time.Millisecond
+		},
+		AfterJobStep: func(_, step string) {
+			if step == "plan" {
+				once.Do(func() { close(started); <-release })
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	ctx := context.Background()
+	if _, err := a.Store.EnsureTenant(ctx, "acme", "free"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Guard.CreateDatabase(asTenant(ctx, "acme"), guard.CreateDatabaseInput{Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		job *lifecycle.Job
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		j, err := a.Lifecycle.SetTier(ctx, "acme", "pro", false)
+		done <- outcome{j, err}
+	}()
+	<-started
+	resumed, err := a.Lifecycle.ResumeAll(ctx, true) // the background loop's tick
+	if err != nil || len(resumed) != 0 {
+		t.Fatalf("ResumeAll ran %d job(s) (err %v) that this process is running", len(resumed), err)
+	}
+	close(release)
+	got := <-done
+	if got.err != nil || got.job.State != "done" {
+		t.Fatalf("SetTier: %+v, %v", got.job, got.err)
+	}
+	for _, st := range got.job.Steps {
+		if st.Runs != 1 {
+			t.Errorf("step %s ran %d times", st.Name, st.Runs)
+		}
 	}
 }

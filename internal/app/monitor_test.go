@@ -21,7 +21,8 @@ func TestMonitorWiring(t *testing.T) {
 	got := make(chan string, 10)
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if err := monitor.Verify("hook-secret", body, r.Header.Get(monitor.HeaderSignature)); err != nil {
+		if err := monitor.Verify("hook-secret", body, r.Header.Get(monitor.HeaderSignature),
+			r.Header.Get(monitor.HeaderTimestamp), time.Now(), 5*time.Minute); err != nil {
 			t.Errorf("webhook: %v", err)
 		}
 		got <- r.Header.Get(monitor.HeaderDelivery)

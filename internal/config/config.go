@@ -142,7 +142,7 @@ type JWT struct {
 	TenantClaim string `yaml:"tenant_claim" env:"NEONGUARD_AUTH_JWT_TENANT_CLAIM" default:"tenant" usage:"JWT claim holding the tenant id (the tenant must exist)"`
 	ScopeClaim  string `yaml:"scope_claim" env:"NEONGUARD_AUTH_JWT_SCOPE_CLAIM" default:"scope" usage:"JWT claim holding scopes (space-separated string or array)"`
 	Issuer      string `yaml:"issuer" env:"NEONGUARD_AUTH_JWT_ISSUER" usage:"required iss of JWTs (empty: not checked)"`
-	Audience    string `yaml:"audience" env:"NEONGUARD_AUTH_JWT_AUDIENCE" usage:"required aud of JWTs (empty: not checked)"`
+	Audience    string `yaml:"audience" env:"NEONGUARD_AUTH_JWT_AUDIENCE" usage:"required aud of JWTs (required with jwks_url; empty with hs256_secret: not checked)"`
 }
 
 // Enabled reports whether JWTs are accepted.
@@ -672,6 +672,11 @@ func (c Config) Validate() error {
 	} else if j.JWKSURL != "" {
 		if u, err := url.Parse(j.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("auth.jwt.jwks_url", "%q is not an http(s) URL", j.JWKSURL)
+		}
+		// An identity provider's keys sign tokens for many applications: without an audience
+		// check, any of them naming an existing tenant (or carrying an "admin" scope) would do.
+		if j.Audience == "" {
+			bad("auth.jwt.audience", "is required with auth.jwt.jwks_url: set it to the audience your identity provider puts in neonguard's tokens")
 		}
 	}
 	if c.Auth.JWT.Enabled() && c.Auth.JWT.TenantClaim == "" {

@@ -458,8 +458,10 @@ func TestValidate(t *testing.T) {
 			[]string{"auth.jwt.hs256_secret (NEONGUARD_AUTH_JWT_HS256_SECRET): is 5 bytes"}},
 		{"jwt bad jwks url", func(c *Config) { c.Auth.JWT.JWKSURL, c.Auth.JWT.TenantClaim = "idp/jwks", "" }, []string{
 			`auth.jwt.jwks_url (NEONGUARD_AUTH_JWT_JWKS_URL): "idp/jwks" is not an http(s) URL`,
+			"auth.jwt.audience (NEONGUARD_AUTH_JWT_AUDIENCE): is required with auth.jwt.jwks_url",
 			"auth.jwt.tenant_claim (NEONGUARD_AUTH_JWT_TENANT_CLAIM): must name a claim",
 		}},
+		{"jwt jwks with audience", func(c *Config) { c.Auth.JWT.JWKSURL, c.Auth.JWT.Audience = "https://idp/jwks", "neonguard" }, nil},
 		{"unknown store", func(c *Config) { c.Store = "mysql://u:hunter2@db/x" },
 			[]string{`store (NEONGUARD_STORE): "mysql://u:xxxxx@db/x" is not empty, sqlite:PATH or postgres://…`}},
 		{"region", func(c *Config) { c.Defaults.Region = "" }, []string{"defaults.region (NEONGUARD_DEFAULTS_REGION)"}},

@@ -77,9 +77,8 @@ func (g *Guard) DeleteDatabase(ctx context.Context, in DeleteDatabaseInput) (*De
 		return nil, err
 	}
 	defer unlock()
-	// Already gone on Neon (an earlier attempt whose record was not written) counts as done.
-	if err := org.API.DeleteProject(ctx, db.ID); err != nil && !errors.Is(err, neon.ErrNotFound) {
-		return nil, upstream("delete database", err, "call it again: deleting is idempotent")
+	if err := g.deleteProject(ctx, org, db.ID); err != nil {
+		return nil, err
 	}
 	// Neon deleted it: record it even if the caller has gone.
 	now := g.now().UTC().Truncate(time.Microsecond) // as the store keeps it
@@ -89,6 +88,38 @@ func (g *Guard) DeleteDatabase(ctx context.Context, in DeleteDatabaseInput) (*De
 	g.log.InfoContext(ctx, "database deleted", "tenant", db.TenantID, "database_id", db.ID, "name", db.Name, "org_id", db.OrgID)
 	out.Deleted, out.DeletedAt = true, now
 	return out, nil
+}
+
+// deleteProject deletes a project through the org that has it. An org key sees only its own
+// org's projects (404 for the others; the client also takes a DELETE's 404 as done), and the
+// record can lag behind Neon: a tier change between its transfer and its record step, or one
+// that failed there. So the project is looked up in the recorded org first, then in the others;
+// only when no org has it is it taken as already gone (an earlier attempt whose record was not
+// written).
+func (g *Guard) deleteProject(ctx context.Context, recorded Org, projectID string) error {
+	orgs := []Org{recorded}
+	for _, o := range g.orgs {
+		if o.ID != recorded.ID {
+			orgs = append(orgs, o)
+		}
+	}
+	for _, o := range orgs {
+		if _, err := o.API.GetProject(ctx, projectID); err != nil {
+			if errors.Is(err, neon.ErrNotFound) {
+				continue
+			}
+			return upstream("delete database", err, "call it again: deleting is idempotent")
+		}
+		if o.ID != recorded.ID {
+			g.log.WarnContext(ctx, "database found in another org than recorded", "database_id", projectID,
+				"recorded_org", recorded.ID, "org", o.ID)
+		}
+		if err := o.API.DeleteProject(ctx, projectID); err != nil {
+			return upstream("delete database", err, "call it again: deleting is idempotent")
+		}
+		return nil
+	}
+	return nil
 }
 
 // InactiveDatabase is a database without compute activity since a cutoff.

@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -82,6 +83,12 @@ type Service struct {
 	d     Deps
 	owner string
 	log   *slog.Logger
+
+	// running holds the jobs this process runs now. The store's lease names this process as
+	// the owner, and the lease alone would let a second caller in this process (the background
+	// loop while admin_set_tier runs) claim the same job again.
+	mu      sync.Mutex
+	running map[string]bool
 }
 
 // New checks d and returns a Service.
@@ -324,8 +331,8 @@ func (s *Service) ResumeAll(ctx context.Context, failedToo bool) ([]*Job, error)
 		if j.State == store.JobFailed && !failedToo {
 			continue
 		}
-		if j.State == store.JobRunning && j.LeaseUntil.After(s.d.Now()) && !ownerDead(j.LeaseOwner) && j.LeaseOwner != s.owner {
-			continue
+		if j.State == store.JobRunning && j.LeaseUntil.After(s.d.Now()) && !ownerDead(j.LeaseOwner) {
+			continue // a live runner, this process included, holds it
 		}
 		got, err := s.Run(ctx, j.ID)
 		if errors.Is(err, store.ErrJobLeased) || errors.Is(err, store.ErrJobFinished) {

@@ -19,6 +19,17 @@ var errRefused = errors.New("refused")
 // as it ended: done, refused (a downgrade over the target's limits; Report says why), or failed
 // with the step's error (then err is set too). A finished job is returned as it is.
 func (s *Service) Run(ctx context.Context, id string) (*Job, error) {
+	if !s.enter(id) {
+		j, err := s.d.Store.GetJob(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return view(j), &guard.Error{Code: policy.InvalidArgument,
+			Message: fmt.Sprintf("job %s is already running in this process", id),
+			Hint:    "wait for it to finish (`neonguard jobs list` shows its state)",
+			Err:     &store.JobLeasedError{Owner: s.owner, Until: j.LeaseUntil}}
+	}
+	defer s.leave(id)
 	j, err := s.claim(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrJobFinished):
@@ -111,6 +122,26 @@ func (s *Service) Run(ctx context.Context, id string) (*Job, error) {
 	return s.reload(context.WithoutCancel(ctx), j)
 }
 
+// enter marks job id as run by this process; false if it already is.
+func (s *Service) enter(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running == nil {
+		s.running = make(map[string]bool)
+	}
+	if s.running[id] {
+		return false
+	}
+	s.running[id] = true
+	return true
+}
+
+func (s *Service) leave(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.running, id)
+}
+
 func (s *Service) reload(ctx context.Context, j store.Job) (*Job, error) {
 	got, err := s.d.Store.GetJob(ctx, j.ID)
 	if err != nil {
@@ -134,6 +165,7 @@ func (s *Service) claim(ctx context.Context, id string) (store.Job, error) {
 func (s *Service) renew(ctx context.Context, cancel context.CancelCauseFunc, id string) {
 	t := time.NewTicker(s.d.LeaseTTL / 3)
 	defer t.Stop()
+	renewed := s.d.Now() // the claim set the lease
 	for {
 		select {
 		case <-ctx.Done():
@@ -146,8 +178,18 @@ func (s *Service) renew(ctx context.Context, cancel context.CancelCauseFunc, id 
 			cancel(err)
 			return
 		}
-		if err != nil && ctx.Err() == nil {
+		if err == nil {
+			renewed = now
+			continue
+		}
+		if ctx.Err() == nil {
 			s.log.WarnContext(ctx, "renewing job lease", "job", id, "err", err)
+		}
+		// The store is unreachable: once the lease we last recorded is about to end, another
+		// runner may claim the job, so stop before both change Neon.
+		if now.Sub(renewed) >= s.d.LeaseTTL*2/3 {
+			cancel(fmt.Errorf("%w: renewals failed since %s: %w", store.ErrLeaseLost, renewed.Format(time.RFC3339), err))
+			return
 		}
 	}
 }

@@ -20,25 +20,35 @@ import (
 
 // Webhook request headers.
 const (
-	HeaderSignature = "X-Neonguard-Signature" // "sha256=" + hex HMAC-SHA256(secret, body)
+	HeaderSignature = "X-Neonguard-Signature" // "sha256=" + hex HMAC-SHA256(secret, timestamp + "." + body)
 	HeaderDelivery  = "X-Neonguard-Delivery"  // the alert id: the same on every retry
 	HeaderTimestamp = "X-Neonguard-Timestamp" // unix seconds when this attempt was sent
 )
 
-// Sign returns the X-Neonguard-Signature value of body.
-func Sign(secret string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+// Sign returns the X-Neonguard-Signature value of body sent at timestamp (unix seconds). The
+// timestamp is signed with the body, so a captured request cannot be replayed later under a
+// fresh timestamp: receivers check both (Verify).
+func Sign(secret string, timestamp int64, body []byte) string {
+	return "sha256=" + hex.EncodeToString(signature(secret, strconv.FormatInt(timestamp, 10), body))
 }
 
-// ErrBadSignature is Verify's answer to a missing or wrong signature.
+func signature(secret, timestamp string, body []byte) []byte {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(timestamp))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return mac.Sum(nil)
+}
+
+// ErrBadSignature is Verify's answer to a missing or wrong signature, or a stale timestamp.
 var ErrBadSignature = errors.New("monitor: webhook signature does not match")
 
-// Verify checks a webhook body against its X-Neonguard-Signature header, in constant time.
-// Receivers call it with the raw body, before decoding it.
-func Verify(secret string, body []byte, header string) error {
-	hexSum, ok := strings.CutPrefix(strings.TrimSpace(header), "sha256=")
+// Verify checks a webhook body against its X-Neonguard-Signature and X-Neonguard-Timestamp
+// headers, in constant time, and that the timestamp is within tolerance of now (tolerance <= 0
+// skips that check; 5 minutes is a sensible value). Receivers call it with the raw body,
+// before decoding it, and deduplicate on X-Neonguard-Delivery.
+func Verify(secret string, body []byte, signatureHeader, timestampHeader string, now time.Time, tolerance time.Duration) error {
+	hexSum, ok := strings.CutPrefix(strings.TrimSpace(signatureHeader), "sha256=")
 	if !ok {
 		return ErrBadSignature
 	}
@@ -46,10 +56,18 @@ func Verify(secret string, body []byte, header string) error {
 	if err != nil {
 		return ErrBadSignature
 	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) {
+	ts := strings.TrimSpace(timestampHeader)
+	sent, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
 		return ErrBadSignature
+	}
+	if !hmac.Equal(got, signature(secret, ts, body)) {
+		return ErrBadSignature
+	}
+	if tolerance > 0 {
+		if d := now.Sub(time.Unix(sent, 0)); d > tolerance || d < -tolerance {
+			return fmt.Errorf("%w: timestamp %s is outside the %s tolerance", ErrBadSignature, ts, tolerance)
+		}
 	}
 	return nil
 }
@@ -61,12 +79,20 @@ func (m *Monitor) Deliver(ctx context.Context) (int, error) {
 	if m.cfg.WebhookURL == "" {
 		return 0, nil
 	}
-	ds, err := m.cfg.Store.ClaimDeliveries(ctx, m.cfg.Owner, m.clock.Now(), m.cfg.Lease, deliveryBatch)
+	claimed := m.clock.Now()
+	ds, err := m.cfg.Store.ClaimDeliveries(ctx, m.cfg.Owner, claimed, m.cfg.Lease, deliveryBatch)
 	if err != nil {
 		return len(ds), errorf("%w", err)
 	}
+	// A slow receiver can make a batch outlast its lease; a row whose lease could end while it
+	// is being sent is left for later (due again when the lease ends), so another replica that
+	// claims it then never sends it alongside this one.
+	sendBy := claimed.Add(m.cfg.Lease - defaultSendTimeout)
 	var errs []error
 	for _, d := range ds {
+		if m.clock.Now().After(sendBy) {
+			break
+		}
 		if err := m.deliverOne(ctx, d); err != nil {
 			errs = append(errs, err)
 		}
@@ -110,9 +136,10 @@ func (m *Monitor) send(ctx context.Context, d store.Delivery) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "neonguard-monitor")
 	req.Header.Set(HeaderDelivery, d.AlertID)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(m.clock.Now().Unix(), 10))
+	sent := m.clock.Now().Unix()
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(sent, 10))
 	if m.cfg.WebhookSecret != "" {
-		req.Header.Set(HeaderSignature, Sign(m.cfg.WebhookSecret, d.Payload))
+		req.Header.Set(HeaderSignature, Sign(m.cfg.WebhookSecret, sent, d.Payload))
 	}
 	res, err := m.hc.Do(req)
 	if err != nil {

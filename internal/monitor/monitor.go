@@ -171,7 +171,7 @@ func New(cfg Config) (*Monitor, error) {
 	if m.cfg.Poll <= 0 {
 		m.cfg.Poll = defaultPoll
 	}
-	if m.cfg.Lease <= 0 {
+	if m.cfg.Lease < 2*defaultSendTimeout { // a claimed row must outlive at least one send
 		m.cfg.Lease = defaultLease
 	}
 	if m.cfg.Owner == "" {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
-	if err := Verify(testSecret, body, req.Header.Get(HeaderSignature)); err != nil {
+	if err := Verify(testSecret, body, req.Header.Get(HeaderSignature), req.Header.Get(HeaderTimestamp), time.Time{}, 0); err != nil {
 		r.t.Errorf("delivery %s: %v", id, err)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -193,22 +194,28 @@ func TestAlertsDeliveredExactlyOnce(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	body := []byte(`{"id":"alert-1"}`)
-	sig := Sign("s3cret", body)
-	if err := Verify("s3cret", body, sig); err != nil {
+	now := time.Date(2026, 5, 20, 12, 0, 0, 0, time.UTC)
+	ts := strconv.FormatInt(now.Unix(), 10)
+	sig := Sign("s3cret", now.Unix(), body)
+	if err := Verify("s3cret", body, sig, ts, now.Add(time.Minute), 5*time.Minute); err != nil {
 		t.Fatalf("valid signature refused: %v", err)
 	}
 	for name, c := range map[string]struct {
-		secret, header string
-		body           []byte
+		secret, header, ts string
+		body               []byte
+		now                time.Time
 	}{
-		"wrong secret": {"other", sig, body},
-		"changed body": {"s3cret", sig, []byte(`{"id":"alert-2"}`)},
-		"no prefix":    {"s3cret", sig[len("sha256="):], body},
-		"not hex":      {"s3cret", "sha256=zz", body},
-		"empty":        {"s3cret", "", body},
-		"truncated":    {"s3cret", sig[:20], body},
+		"wrong secret":        {"other", sig, ts, body, now},
+		"changed body":        {"s3cret", sig, ts, []byte(`{"id":"alert-2"}`), now},
+		"no prefix":           {"s3cret", sig[len("sha256="):], ts, body, now},
+		"not hex":             {"s3cret", "sha256=zz", ts, body, now},
+		"empty":               {"s3cret", "", ts, body, now},
+		"truncated":           {"s3cret", sig[:20], ts, body, now},
+		"replayed, new stamp": {"s3cret", sig, strconv.FormatInt(now.Unix()+3600, 10), body, now.Add(time.Hour)},
+		"replayed, old stamp": {"s3cret", sig, ts, body, now.Add(time.Hour)},
+		"no timestamp":        {"s3cret", sig, "", body, now},
 	} {
-		if err := Verify(c.secret, c.body, c.header); !errors.Is(err, ErrBadSignature) {
+		if err := Verify(c.secret, c.body, c.header, c.ts, c.now, 5*time.Minute); !errors.Is(err, ErrBadSignature) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
