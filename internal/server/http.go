@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -87,6 +89,7 @@ func NewHTTP(s *mcpserver.MCPServer, o HTTPOptions) *HTTP {
 	h.streamable = mcpserver.NewStreamableHTTPServer(s,
 		mcpserver.WithHTTPContextFunc(fromRequest),
 		mcpserver.WithSessionIdleTTL(o.SessionIdleTTL),
+		mcpserver.WithSessionIdManagerResolver(tenantSessions{}),
 		mcpserver.WithStreamableHTTPLogger(o.Logger.With("component", "streamable-http")),
 		// Hosted behind a reverse proxy on the same host, requests arrive over loopback with
 		// the public Host header; authentication, not the Host header, protects this server.
@@ -135,6 +138,62 @@ func (h *HTTP) newSSESession(_ context.Context, r *http.Request) (string, error)
 	// The stream's request context ends when the client goes away: forget the owner then.
 	context.AfterFunc(r.Context(), func() { h.sseOwners.Delete(id) })
 	return id, nil
+}
+
+// tenantSessions binds Streamable HTTP session ids to the tenant that created them, without
+// shared state, so any replica can check them: an id is random || hash(tenant, random), and a
+// request may use it only if its own tenant produces the same hash. Another tenant that learns
+// an id can neither post to that session, listen on it, nor delete it. No secret is needed:
+// the tenant comes from the credential, which the requester cannot choose.
+type tenantSessions struct{}
+
+func (tenantSessions) ResolveSessionIdManager(r *http.Request) mcpserver.SessionIdManager {
+	if r == nil { // the server itself, closing sessions at shutdown
+		return tenantSessionIDs{server: true}
+	}
+	p, _ := guard.PrincipalFrom(r.Context())
+	return tenantSessionIDs{tenant: p.TenantID}
+}
+
+type tenantSessionIDs struct {
+	tenant string
+	server bool // no request: accept any well-formed id
+}
+
+const sessionPrefix = "ngs-"
+
+func (m tenantSessionIDs) mac(random string) string {
+	sum := sha256.Sum256([]byte(m.tenant + "\x00" + random))
+	return hex.EncodeToString(sum[:12])
+}
+
+func (m tenantSessionIDs) Generate() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	random := hex.EncodeToString(b)
+	return sessionPrefix + random + "-" + m.mac(random)
+}
+
+func (m tenantSessionIDs) Validate(id string) (isTerminated bool, err error) {
+	rest, ok := strings.CutPrefix(id, sessionPrefix)
+	random, mac, ok2 := strings.Cut(rest, "-")
+	if !ok || !ok2 || len(random) != 32 {
+		return false, errors.New("invalid session id")
+	}
+	if m.server {
+		return false, nil
+	}
+	if m.tenant == "" || subtle.ConstantTimeCompare([]byte(mac), []byte(m.mac(random))) != 1 {
+		return false, errors.New("invalid session id")
+	}
+	return false, nil
+}
+
+// Terminate checks the id like Validate; like mcp-go's default manager it keeps no list of
+// ended sessions (so any replica accepts a live one).
+func (m tenantSessionIDs) Terminate(id string) (isNotAllowed bool, err error) {
+	_, err = m.Validate(id)
+	return false, err
 }
 
 // message is POST /message: only the tenant that opened the stream may post to it. Another

@@ -526,3 +526,42 @@ func (c *countingStore) writesSoFar() int {
 	defer c.mu.Unlock()
 	return c.writes
 }
+
+// TestStreamableSessionBelongsToItsTenant: a Streamable HTTP session id issued to tenant A is
+// refused with tenant B's valid token (post, listen, delete), and works with A's.
+func TestStreamableSessionBelongsToItsTenant(t *testing.T) {
+	h := newHarness(t, nil)
+	do := func(method, token, session, body string) *http.Response {
+		req, _ := http.NewRequest(method, h.url+"/mcp", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		if session != "" {
+			req.Header.Set("Mcp-Session-Id", session)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp
+	}
+	resp := do("POST", "tok-a", "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	session := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || session == "" {
+		t.Fatalf("initialize: %d, session %q", resp.StatusCode, session)
+	}
+	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+	if r := do("POST", "tok-a", session, list); r.StatusCode != 200 {
+		t.Fatalf("tenant A in its own session: %d", r.StatusCode)
+	}
+	for _, m := range []string{"POST", "DELETE"} {
+		if r := do(m, "tok-b", session, list); r.StatusCode < 400 {
+			t.Errorf("%s with tenant B's token in tenant A's session: %d, want refused", m, r.StatusCode)
+		}
+	}
+	if r := do("POST", "tok-a", session, list); r.StatusCode != 200 {
+		t.Fatalf("tenant A's session after B's attempts: %d", r.StatusCode)
+	}
+}
