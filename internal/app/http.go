@@ -49,6 +49,7 @@ func (a *App) NewHTTP(ctx context.Context, log *slog.Logger) (*server.HTTP, erro
 		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
 		SessionIdleTTL:    cfg.HTTP.SessionIdleTTL,
 		SSEKeepAlive:      cfg.HTTP.SSEKeepAlive,
+		UnreadyDelay:      cfg.HTTP.UnreadyDelay,
 		// Ready when the store answers: the bootstrap tenant exists from start-up on.
 		Ready: func(ctx context.Context) error {
 			_, err := a.Store.GetTenant(ctx, cfg.Tenant)

@@ -112,6 +112,7 @@ type HTTP struct {
 	MaxBodyBytes       int64         `yaml:"max_body_bytes" env:"NEONGUARD_HTTP_MAX_BODY_BYTES" default:"4194304" usage:"largest request body accepted"`
 	SessionIdleTTL     time.Duration `yaml:"session_idle_ttl" env:"NEONGUARD_HTTP_SESSION_IDLE_TTL" default:"15m" usage:"Streamable HTTP session state is dropped after this long without requests"`
 	SSEKeepAlive       time.Duration `yaml:"sse_keep_alive" env:"NEONGUARD_HTTP_SSE_KEEP_ALIVE" default:"25s" usage:"ping interval on SSE streams (keeps proxies from closing idle streams)"`
+	UnreadyDelay       time.Duration `yaml:"unready_delay" env:"NEONGUARD_HTTP_UNREADY_DELAY" default:"0s" usage:"on SIGTERM, how long /readyz fails while requests are still served, before the listener closes (your load balancer's probe interval)"`
 	ShutdownGrace      time.Duration `yaml:"shutdown_grace" env:"NEONGUARD_HTTP_SHUTDOWN_GRACE" default:"60s" usage:"on SIGTERM, how long calls in flight may take to finish"`
 	MaxConcurrentCalls int           `yaml:"max_concurrent_calls" env:"NEONGUARD_HTTP_MAX_CONCURRENT_CALLS" default:"64" usage:"tool calls running at once, all tenants together; more wait, then get RATE_LIMITED"`
 }
@@ -661,6 +662,9 @@ func (c Config) Validate() error {
 		if d.val <= 0 {
 			bad(d.key, "%s must be positive", d.val)
 		}
+	}
+	if c.HTTP.UnreadyDelay < 0 {
+		bad("http.unready_delay", "%s must not be negative", c.HTTP.UnreadyDelay)
 	}
 	if c.HTTP.MaxConcurrentCalls < 1 {
 		bad("http.max_concurrent_calls", "%d must be at least 1", c.HTTP.MaxConcurrentCalls)

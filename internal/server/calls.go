@@ -18,7 +18,7 @@ type Calls struct {
 	idle     chan struct{} // closed when draining and nothing runs
 }
 
-// NewCalls returns an empty tracker.
+// NewCalls returns an empty tracker. A nil *Calls tracks nothing (and drains at once).
 func NewCalls() *Calls { return &Calls{} }
 
 func (c *Calls) start() bool {
@@ -43,6 +43,9 @@ func (c *Calls) done() {
 
 // Drain refuses new calls from now on and waits until the running ones finish or ctx ends.
 func (c *Calls) Drain(ctx context.Context) error {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	c.draining = true
 	if c.running == 0 {
@@ -64,6 +67,9 @@ func (c *Calls) Drain(ctx context.Context) error {
 
 // Running is the number of calls in flight.
 func (c *Calls) Running() int {
+	if c == nil {
+		return 0
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.running

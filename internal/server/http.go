@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -43,6 +44,9 @@ type HTTPOptions struct {
 	MaxBodyBytes   int64         // per request; default 4 MiB
 	SessionIdleTTL time.Duration // Streamable HTTP session state; default 15m
 	SSEKeepAlive   time.Duration // ping interval on SSE streams; default 25s
+	// UnreadyDelay is how long, on shutdown, /readyz answers 503 while requests are still
+	// served, before the listener closes (a load balancer's probe interval); 0 = none.
+	UnreadyDelay time.Duration
 	// Ready reports whether the server can take calls (the store answers); nil = always.
 	Ready   func(ctx context.Context) error
 	Calls   *Calls
@@ -60,6 +64,7 @@ type HTTP struct {
 	// sseOwners binds each SSE session to the tenant that opened it, so a POST /message with
 	// another tenant's credential cannot inject calls (and read answers) on someone's stream.
 	sseOwners sync.Map // session id → tenant id
+	unready   atomic.Bool
 }
 
 // NewHTTP builds the HTTP transports around s.
@@ -270,7 +275,7 @@ func (h *HTTP) resourceMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *HTTP) ready(w http.ResponseWriter, r *http.Request) {
-	if h.o.Calls.Draining() {
+	if h.unready.Load() || h.o.Calls.Draining() {
 		writeText(w, http.StatusServiceUnavailable, "shutting down")
 		return
 	}
@@ -308,6 +313,17 @@ func (h *HTTP) Serve(ctx context.Context, ln net.Listener, grace time.Duration) 
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	}
+	if h.o.UnreadyDelay > 0 {
+		// Fail readiness first and keep serving, so load balancers stop sending new requests
+		// before the listener closes.
+		h.unready.Store(true)
+		h.o.Logger.Info("shutting down: not ready; still serving", "for", h.o.UnreadyDelay)
+		select {
+		case <-time.After(h.o.UnreadyDelay):
+		case err := <-errc:
+			return err
+		}
 	}
 	h.o.Logger.Info("shutting down: finishing calls in flight", "running", h.o.Calls.Running(), "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)

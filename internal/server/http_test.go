@@ -565,3 +565,43 @@ func TestStreamableSessionBelongsToItsTenant(t *testing.T) {
 		t.Fatalf("tenant A's session after B's attempts: %d", r.StatusCode)
 	}
 }
+
+// TestUnreadyDelayFailsReadinessBeforeClosing: on shutdown with an unready delay, /readyz
+// answers 503 while the server still serves requests, and only then does it stop.
+func TestUnreadyDelayFailsReadinessBeforeClosing(t *testing.T) {
+	m := metrics.New()
+	h := server.NewHTTP(server.New(server.Options{Guard: &echoGuard{}, Metrics: m}),
+		server.HTTPOptions{Auth: testTokens, Metrics: m, UnreadyDelay: 3 * time.Second})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- h.Serve(ctx, ln, 5*time.Second) }()
+	url := "http://" + ln.Addr().String()
+	status := func(path string) int {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status("/readyz") != 200 {
+		t.Fatal("not ready before shutdown")
+	}
+	stop()
+	for status("/readyz") != http.StatusServiceUnavailable {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if status("/healthz") != 200 {
+		t.Fatal("requests must still be served while unready")
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := http.Get(url + "/healthz"); err == nil {
+		t.Fatal("the listener is still open after Serve returned")
+	}
+}
