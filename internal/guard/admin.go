@@ -46,7 +46,7 @@ func (g *Guard) DeleteDatabase(ctx context.Context, in DeleteDatabaseInput) (*De
 	}
 	// The tenant lock keeps a create of the same name out while the record changes; the
 	// database lock waits for the use cases working on it.
-	unlockTenant, err := g.lock(ctx, "tenant:"+in.TenantID)
+	ctx, unlockTenant, err := g.lock(ctx, "tenant:"+in.TenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (g *Guard) DeleteDatabase(ctx context.Context, in DeleteDatabaseInput) (*De
 	if !ok {
 		return nil, fmt.Errorf("guard: database %s is in org %s, which is not configured", db.ID, db.OrgID)
 	}
-	unlock, err := g.lock(ctx, "db:"+db.ID)
+	ctx, unlock, err := g.lock(ctx, "db:"+db.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 	if d := policy.CheckRestoreTarget(c.tier, now, target); !d.Allow {
 		return nil, denied(d)
 	}
-	db, org, unlock, err := g.lockDatabase(ctx, c, in.DatabaseID)
+	ctx, db, org, unlock, err := g.lockDatabase(ctx, c, in.DatabaseID)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBra
 			at = &t
 		}
 	}
-	db, org, unlock, err := g.lockDatabase(ctx, c, in.DatabaseID)
+	ctx, db, org, unlock, err := g.lockDatabase(ctx, c, in.DatabaseID)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +321,7 @@ func (g *Guard) DeleteDevBranch(ctx context.Context, databaseID, branch string) 
 	if branch == "" {
 		return nil, invalid("branch is required", "pass a branch name or id from list_branches")
 	}
-	db, org, unlock, err := g.lockDatabase(ctx, c, databaseID)
+	ctx, db, org, unlock, err := g.lockDatabase(ctx, c, databaseID)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func (g *Guard) Checkpoint(ctx context.Context, in CheckpointInput) (*Checkpoint
 	if err := checkName("name", in.Name); err != nil {
 		return nil, err
 	}
-	db, org, unlock, err := g.lockDatabase(ctx, c, in.DatabaseID)
+	ctx, db, org, unlock, err := g.lockDatabase(ctx, c, in.DatabaseID)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func (g *Guard) RestoreCheckpoint(ctx context.Context, databaseID, checkpoint st
 	if checkpoint == "" {
 		return nil, invalid("checkpoint is required", "pass a checkpoint name or id from list_checkpoints")
 	}
-	db, org, unlock, err := g.lockDatabase(ctx, c, databaseID)
+	ctx, db, org, unlock, err := g.lockDatabase(ctx, c, databaseID)
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,7 @@ func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*Cr
 
 	// One create per tenant at a time: a second call with the same name waits and then sees
 	// the first's row, and two different names cannot both pass the database limit.
-	unlock, err := g.lock(ctx, "tenant:"+c.tenant.ID)
+	ctx, unlock, err := g.lock(ctx, "tenant:"+c.tenant.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +280,7 @@ func (g *Guard) ensureCompute(ctx context.Context, c caller, org Org, db store.D
 	if len(eps) > 0 {
 		return nil
 	}
-	unlock, err := g.lock(ctx, "db:"+db.ID)
+	ctx, unlock, err := g.lock(ctx, "db:"+db.ID)
 	if err != nil {
 		return err
 	}

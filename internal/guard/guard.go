@@ -151,24 +151,35 @@ func notFound(string) *Error {
 
 // lock takes the per-database lock. Every use case that counts or changes a database's branches
 // or checkpoints holds it from the count until the change is recorded.
-func (g *Guard) lock(ctx context.Context, key string) (func(), error) {
+// lock takes key's lock and returns the context to work in while holding it: with a locker that
+// can lose a lock (PostgreSQL advisory locks end with their session), that context ends when
+// the lock is lost, so a use case stops rather than act on a count made under a lock another
+// replica may now hold.
+func (g *Guard) lock(ctx context.Context, key string) (context.Context, func(), error) {
+	if cl, ok := g.locker.(store.ContextLocker); ok {
+		held, unlock, err := cl.LockContext(ctx, key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("guard: lock %s: %w", key, err)
+		}
+		return held, unlock, nil
+	}
 	unlock, err := g.locker.Lock(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("guard: lock %s: %w", key, err)
+		return nil, nil, fmt.Errorf("guard: lock %s: %w", key, err)
 	}
-	return unlock, nil
+	return ctx, unlock, nil
 }
 
 // lockDatabase loads the caller's database and takes its lock: the preamble of every use case
 // that counts or changes a database's branches or checkpoints. The caller defers unlock.
-func (g *Guard) lockDatabase(ctx context.Context, c caller, databaseID string) (store.Database, Org, func(), error) {
+func (g *Guard) lockDatabase(ctx context.Context, c caller, databaseID string) (context.Context, store.Database, Org, func(), error) {
 	db, org, err := g.database(ctx, c, databaseID)
 	if err != nil {
-		return store.Database{}, Org{}, nil, err
+		return nil, store.Database{}, Org{}, nil, err
 	}
-	unlock, err := g.lock(ctx, "db:"+db.ID)
+	ctx, unlock, err := g.lock(ctx, "db:"+db.ID)
 	if err != nil {
-		return store.Database{}, Org{}, nil, err
+		return nil, store.Database{}, Org{}, nil, err
 	}
-	return db, org, unlock, nil
+	return ctx, db, org, unlock, nil
 }

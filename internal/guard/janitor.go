@@ -73,7 +73,7 @@ func (g *Guard) sweepDatabase(ctx context.Context, db store.Database, now time.T
 	if !ok {
 		return fmt.Errorf("org %s is not configured", db.OrgID)
 	}
-	unlock, err := g.lock(ctx, "db:"+db.ID)
+	ctx, unlock, err := g.lock(ctx, "db:"+db.ID)
 	if err != nil {
 		return err
 	}

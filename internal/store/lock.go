@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -14,6 +15,19 @@ type Locker interface {
 	// once is harmless.
 	Lock(ctx context.Context, key string) (unlock func(), err error)
 }
+
+// ContextLocker is a Locker that can tell its holder the lock was lost: held is done (its cause
+// wraps ErrLockLost) when the lock ends without unlock, e.g. the PostgreSQL session holding an
+// advisory lock died and PostgreSQL released it, so another replica may now hold the key. Work
+// done under the lock should use held, so it stops instead of acting on a check made under a
+// lock it no longer has.
+type ContextLocker interface {
+	Locker
+	LockContext(ctx context.Context, key string) (held context.Context, unlock func(), err error)
+}
+
+// ErrLockLost is the cause of a ContextLocker's held context when the lock was lost.
+var ErrLockLost = errors.New("lock lost")
 
 var _ Locker = (*MemLocker)(nil)
 

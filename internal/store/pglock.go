@@ -79,10 +79,29 @@ func newPGLocker(cfg *pgx.ConnConfig) *pgLocker {
 	}
 }
 
+var _ ContextLocker = (*pgLocker)(nil)
+
+// lockWatchInterval is how often a held lock's session is checked: the window in which a
+// holder may act on a lock PostgreSQL already released is about this long.
+const lockWatchInterval = 2 * time.Second
+
+// LockContext implements ContextLocker: while the lock is held, its session is pinged every
+// lockWatchInterval; if a ping fails, the session (and with it the lock) is gone, and held is
+// cancelled with ErrLockLost.
+func (l *pgLocker) LockContext(ctx context.Context, key string) (context.Context, func(), error) {
+	return l.lock(ctx, key, true)
+}
+
 // Lock implements Locker.
 func (l *pgLocker) Lock(ctx context.Context, key string) (func(), error) {
+	_, unlock, err := l.lock(ctx, key, false)
+	return unlock, err
+}
+
+func (l *pgLocker) lock(parent context.Context, key string, watch bool) (context.Context, func(), error) {
+	ctx := parent
 	if l.life.Err() != nil {
-		return nil, fmt.Errorf("lock %q: %w", key, errLockerClosed)
+		return nil, nil, fmt.Errorf("lock %q: %w", key, errLockerClosed)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -91,21 +110,54 @@ func (l *pgLocker) Lock(ctx context.Context, key string) (func(), error) {
 
 	memUnlock, err := l.mem.Lock(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	k := advisoryKey(key)
 	conn, err := l.acquire(ctx, k)
 	if err != nil {
 		memUnlock()
-		return nil, fmt.Errorf("lock %q: %w", key, err)
+		return nil, nil, fmt.Errorf("lock %q: %w", key, err)
+	}
+	held, lost := context.WithCancelCause(parent)
+	stopWatch := func() {}
+	if watch {
+		stopWatch = l.watch(conn, key, lost)
 	}
 	var once sync.Once
-	return func() {
+	return held, func() {
 		once.Do(func() {
+			stopWatch() // the watcher uses conn: stop it before release does
+			lost(nil)
 			l.release(conn, k)
 			memUnlock()
 		})
 	}, nil
+}
+
+// watch pings conn until stopped; a failed ping cancels the holder's context. The returned
+// func stops the watcher and waits for it, so conn is free for release afterwards.
+func (l *pgLocker) watch(conn *sql.Conn, key string, lost context.CancelCauseFunc) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(lockWatchInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), lockWatchInterval)
+			err := conn.PingContext(ctx)
+			cancel()
+			if err != nil {
+				lost(fmt.Errorf("lock %q: %w: its PostgreSQL session ended: %w", key, ErrLockLost, err))
+				return
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // acquire takes the advisory lock k on a connection of its own and returns that connection.

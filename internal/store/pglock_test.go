@@ -268,3 +268,44 @@ func TestAdvisoryKey(t *testing.T) {
 		t.Error("neighbouring keys collide")
 	}
 }
+
+// TestPGLockerTellsTheHolderItLostTheLock: with LockContext, when the holder's session ends
+// (terminated by the server), PostgreSQL frees the lock for another replica, and the holder's
+// context ends with ErrLockLost, so it stops instead of acting on a lock it no longer has.
+func TestPGLockerTellsTheHolderItLostTheLock(t *testing.T) {
+	ctx := t.Context()
+	a, b := twoReplicas(t)
+	held, unlockA, err := a.Locker().(ContextLocker).LockContext(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := uint64(advisoryKey("k"))
+	var killed bool
+	if err := b.r.QueryRowContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1`,
+		int64(k>>32), int64(k&0xffffffff)).Scan(&killed); err != nil || !killed {
+		t.Fatalf("terminate the holder's session: %v, %v", killed, err)
+	}
+	select {
+	case <-held.Done():
+	case <-time.After(30 * time.Second): // a hang guard, not a timing assertion
+		t.Fatal("the holder was never told its lock was lost")
+	}
+	if !errors.Is(context.Cause(held), ErrLockLost) {
+		t.Fatalf("cause = %v, want ErrLockLost", context.Cause(held))
+	}
+	unlockA()
+
+	// A lock that is not lost keeps its context until unlock, which ends it.
+	held2, unlock2, err := b.Locker().(ContextLocker).LockContext(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held2.Err() != nil {
+		t.Fatal("a held lock's context ended early")
+	}
+	unlock2()
+	if held2.Err() == nil || errors.Is(context.Cause(held2), ErrLockLost) {
+		t.Fatalf("after unlock: %v (cause %v), want canceled, not lost", held2.Err(), context.Cause(held2))
+	}
+}
