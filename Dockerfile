@@ -22,5 +22,7 @@ COPY --from=build /out/neonguard /usr/local/bin/neonguard
 USER neonguard
 ENV NEONGUARD_DATA_DIR=/var/lib/neonguard/data
 VOLUME ["/var/lib/neonguard/data"]
+# serve --transport http --listen 0.0.0.0:8080 (the stdio default needs no port)
+EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/neonguard"]
 CMD ["serve"]
