@@ -33,7 +33,7 @@ type argError struct {
 func (e *argError) Error() string { return e.msg }
 
 func (e *argError) result() *mcp.CallToolResult {
-	return errorResult(codeInvalidArgument, e.msg, e.hint)
+	return ErrorResult(codeInvalidArgument, e.msg, e.hint)
 }
 
 func invalidArg(hint, format string, a ...any) *argError {

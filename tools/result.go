@@ -31,10 +31,11 @@ type errorDetail struct {
 	Hint    string `json:"hint"`
 }
 
-// errorResult is the one shape of every failure: isError with a single text content holding
-// the error JSON and no structuredContent, because the TypeScript client validates
-// structuredContent against outputSchema even on errors and rejects the whole answer.
-func errorResult(code, msg, hint string) *mcp.CallToolResult {
+// ErrorResult is the one shape of every failure, here and in the server's middleware: isError
+// with a single text content holding the error JSON and no structuredContent, because the
+// TypeScript client validates structuredContent against outputSchema even on errors and
+// rejects the whole answer.
+func ErrorResult(code, msg, hint string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{
 		IsError: true,
 		Content: []mcp.Content{mcp.NewTextContent(compactJSON(errorBody{errorDetail{code, msg, hint}}))},
@@ -79,16 +80,16 @@ func (sh shaper) failure(ctx context.Context, err error) *mcp.CallToolResult {
 		if msg == "" {
 			msg = string(ge.Code)
 		}
-		return errorResult(string(ge.Code), msg, ge.Hint)
+		return ErrorResult(string(ge.Code), msg, ge.Hint)
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		sh.log.WarnContext(ctx, "tool timed out", "tool", sh.tool, "err", err)
-		return errorResult(codeUpstream, "the operation timed out; it may still complete",
+		return ErrorResult(codeUpstream, "the operation timed out; it may still complete",
 			"check the current state (list_branches, list_checkpoints) before retrying")
 	case errors.Is(err, context.Canceled):
 		sh.log.InfoContext(ctx, "tool cancelled", "tool", sh.tool, "err", err)
-		return errorResult(codeUpstream, "the operation was cancelled; it may have completed",
+		return ErrorResult(codeUpstream, "the operation was cancelled; it may have completed",
 			"check the current state (list_branches, list_checkpoints) before retrying")
 	}
 	return sh.internal(ctx, err)
@@ -98,7 +99,7 @@ func (sh shaper) failure(ctx context.Context, err error) *mcp.CallToolResult {
 // carry a connection string or an API key.
 func (sh shaper) internal(ctx context.Context, err error) *mcp.CallToolResult {
 	sh.log.ErrorContext(ctx, "tool internal error", "tool", sh.tool, "err", err)
-	return errorResult(codeInternal, "internal error; the operation may not have completed",
+	return ErrorResult(codeInternal, "internal error; the operation may not have completed",
 		"check the current state before retrying")
 }
 

@@ -8,6 +8,8 @@
 // the agent unstuck.
 package policy
 
+import "slices"
+
 // Code classifies a decision or failure for the agent. The values are part of
 // the tool contract (DESIGN.md §3, §4): never rename them.
 type Code string
@@ -27,6 +29,13 @@ const (
 	RateLimited     Code = "RATE_LIMITED"
 	Upstream        Code = "UPSTREAM" // Neon failed after retries
 )
+
+// Denial reports whether c refuses a call for a reason the caller can act on (a policy decision,
+// bad input, an unknown database, a rate limit), as opposed to a failure (Upstream, or a code
+// outside this vocabulary). The audit records denials as such.
+func (c Code) Denial() bool {
+	return c != Upstream && slices.Contains(Codes(), c)
+}
 
 // Codes lists every Code, for documentation and exhaustive tests.
 func Codes() []Code {

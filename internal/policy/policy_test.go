@@ -645,3 +645,16 @@ func TestFormatting(t *testing.T) {
 		t.Errorf("plural = %q", got)
 	}
 }
+
+func TestDenial(t *testing.T) {
+	for _, c := range Codes() {
+		if got, want := c.Denial(), c != Upstream; got != want {
+			t.Errorf("%s.Denial() = %v, want %v", c, got, want)
+		}
+	}
+	for _, c := range []Code{"", "INTERNAL", "UNAVAILABLE", "UNAUTHENTICATED"} {
+		if c.Denial() {
+			t.Errorf("%q is not a policy code but counts as a denial", c)
+		}
+	}
+}

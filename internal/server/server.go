@@ -19,6 +19,7 @@ import (
 	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/neon"
+	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
 	"github.com/neonguard/neonguard/prompts"
 	"github.com/neonguard/neonguard/tools"
@@ -105,9 +106,9 @@ func adminOnly(ctx context.Context, ts []mcp.Tool) []mcp.Tool {
 	return out
 }
 
+// errorResult is the tools' error shape, for refusals made before a tool's handler runs.
 func errorResult(code, message, hint string) *mcp.CallToolResult {
-	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": message, "hint": hint}})
-	return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent(string(body))}, IsError: true}
+	return tools.ErrorResult(code, message, hint)
 }
 
 func principal(def *guard.Principal) mcpserver.ToolHandlerMiddleware {
@@ -194,7 +195,7 @@ func record(ctx context.Context, st *auditLog, log *slog.Logger, m *metrics.Metr
 	case res != nil && res.IsError:
 		code, msg := errorCode(res)
 		e.Outcome, e.Error = "error", msg
-		if isDecision(code) {
+		if policy.Code(code).Denial() {
 			e.Decision, e.Outcome = code, "denied"
 		}
 		metricCode = code
@@ -217,17 +218,6 @@ func record(ctx context.Context, st *auditLog, log *slog.Logger, m *metrics.Metr
 		}
 		cancel()
 	}
-}
-
-// isDecision reports whether an error code is a policy decision (a denial), as opposed to a
-// failure.
-func isDecision(code string) bool {
-	switch code {
-	case "BRANCH_LIMIT", "SNAPSHOT_LIMIT", "RESTORE_WINDOW", "COMPUTE_RANGE", "QUOTA_EXCEEDED",
-		"DATABASE_LIMIT", "NOT_FOUND", "INVALID_ARGUMENT", "RATE_LIMITED":
-		return true
-	}
-	return false
 }
 
 func errorCode(res *mcp.CallToolResult) (code, message string) {
