@@ -46,7 +46,7 @@ with /healthz, /readyz and /metrics; every request needs a bearer token
 			defer a.Close()
 			// Monitor, janitor and resumed jobs run beside either transport until ctx ends.
 			bgCtx, stopBackground := context.WithCancel(ctx)
-			waitBackground := a.RunBackground(bgCtx)
+			waitBackground := a.RunBackground(bgCtx, log)
 			defer waitBackground()
 			defer stopBackground()
 			if transport == "http" {
@@ -74,7 +74,7 @@ with /healthz, /readyz and /metrics; every request needs a bearer token
 // serveHTTP runs the hosted endpoint until ctx ends (SIGINT/SIGTERM), then drains.
 func serveHTTP(ctx context.Context, a *app.App, log *slog.Logger) error {
 	cfg := a.Config
-	h, err := a.NewHTTP(ctx, log)
+	h, err := a.NewHTTP(log)
 	if err != nil {
 		return err
 	}

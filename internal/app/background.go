@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 )
 
@@ -14,10 +15,18 @@ type background struct {
 
 // RunBackground starts the background loops and returns a function that waits for them after
 // ctx ended. `neonguard call` does not run them; `serve` does, on both transports.
-func (a *App) RunBackground(ctx context.Context) (wait func()) {
+// Each loop's start and end is logged under its name, so an operator sees which ones run.
+func (a *App) RunBackground(ctx context.Context, log *slog.Logger) (wait func()) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	var wg sync.WaitGroup
 	for _, b := range a.background {
-		wg.Go(func() { b.run(ctx) })
+		wg.Go(func() {
+			log.Info("background loop started", "loop", b.name)
+			b.run(ctx)
+			log.Info("background loop stopped", "loop", b.name)
+		})
 	}
 	return wg.Wait
 }

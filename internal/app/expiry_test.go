@@ -182,7 +182,7 @@ func TestJanitorRunsInTheBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	bg, stop := context.WithCancel(ctx)
-	wait := a.RunBackground(bg)
+	wait := a.RunBackground(bg, nil)
 	defer func() { stop(); wait() }()
 	eventually(t, "the janitor deletes the left-behind branch", func() bool {
 		_, err := api.GetBranch(ctx, id, b.Branch.ID)

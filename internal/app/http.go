@@ -16,7 +16,7 @@ import (
 // whose calls carry the principal of their bearer credential (none is refused), with per-tenant
 // rate limits, the admin tool set for admin tokens, metrics, and a tracker of calls in flight
 // for graceful shutdown.
-func (a *App) NewHTTP(ctx context.Context, log *slog.Logger) (*server.HTTP, error) {
+func (a *App) NewHTTP(log *slog.Logger) (*server.HTTP, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -24,7 +24,7 @@ import (
 // serveHTTP serves a's hosted endpoint on a test server and returns its base URL.
 func serveHTTP(t testing.TB, a *app.App) string {
 	t.Helper()
-	h, err := a.NewHTTP(context.Background(), nil)
+	h, err := a.NewHTTP(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

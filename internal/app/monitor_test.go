@@ -53,7 +53,7 @@ func TestMonitorWiring(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
-	wait := a.RunBackground(ctx)
+	wait := a.RunBackground(ctx, nil)
 	defer func() { cancel(); wait() }()
 	select {
 	case d := <-got:
