@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -43,13 +42,12 @@ func (a *App) NewHTTP(log *slog.Logger) (*server.HTTP, error) {
 		Admin:   &tenants.Service{Store: a.Store, Policy: cfg.Policy, Databases: a.Guard, Lifecycle: a.Lifecycle},
 	})
 	return server.NewHTTP(mcp, server.HTTPOptions{
-		Auth:              authn,
-		IsUnauthenticated: func(err error) bool { return errors.Is(err, auth.ErrUnauthenticated) },
-		PublicURL:         cfg.HTTP.PublicURL,
-		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
-		SessionIdleTTL:    cfg.HTTP.SessionIdleTTL,
-		SSEKeepAlive:      cfg.HTTP.SSEKeepAlive,
-		UnreadyDelay:      cfg.HTTP.UnreadyDelay,
+		Auth:           authn,
+		PublicURL:      cfg.HTTP.PublicURL,
+		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
+		SessionIdleTTL: cfg.HTTP.SessionIdleTTL,
+		SSEKeepAlive:   cfg.HTTP.SSEKeepAlive,
+		UnreadyDelay:   cfg.HTTP.UnreadyDelay,
 		// Ready when the store answers: the bootstrap tenant exists from start-up on.
 		Ready: func(ctx context.Context) error {
 			_, err := a.Store.GetTenant(ctx, cfg.Tenant)

@@ -25,7 +25,7 @@ import (
 const Prefix = "ngt_"
 
 // ScopeAdmin is the operator scope.
-const ScopeAdmin = "admin"
+const ScopeAdmin = guard.ScopeAdmin
 
 // Scopes are the scopes a token may carry.
 var Scopes = []string{ScopeAdmin}

@@ -439,6 +439,10 @@ func TestExpiredBranchSwept(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// While tmp's delete ran, the project was locked and no sweep could touch keep: wait for
+	// it, sweep again, and only then check that a branch without an expiry stays.
+	e.waitOps(key, pid)
+	e.srv.sweep()
 	e.expect(e.do("GET", "/projects/"+pid+"/branches/"+keep, key, nil), 200)
 }
 

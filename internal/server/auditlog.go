@@ -26,6 +26,10 @@ type auditReq struct {
 	done chan error
 }
 
+// auditWriteTimeout bounds one group's write; a caller waits as long for its row, so it never
+// reports a failure for a row committed later.
+const auditWriteTimeout = 10 * time.Second
+
 // maxAuditGroup bounds one transaction, so a long queue is committed in steps.
 const maxAuditGroup = 256
 
@@ -67,7 +71,7 @@ func (a *auditLog) writeGroup(ctx context.Context) (more bool) {
 	}
 	// Each group gets its own deadline: the rows belong to several calls, and a stuck store
 	// must not keep the writer role forever.
-	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
 	err := a.st.AppendAudits(gctx, entries)
 	cancel()
 	for _, r := range group {

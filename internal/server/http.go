@@ -19,25 +19,20 @@ import (
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/neonguard/neonguard/internal/auth"
 	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/metrics"
 )
 
 // Authenticator turns an Authorization header into a principal. Refused credentials return an
-// error wrapping ErrUnauthenticated (401); any other error is a server fault (503).
+// error wrapping auth.ErrUnauthenticated (401); any other error is a server fault (503).
 type Authenticator interface {
 	Authenticate(ctx context.Context, authorization string) (guard.Principal, error)
 }
 
-// ErrUnauthenticated marks a refused credential; auth.ErrUnauthenticated is matched through
-// HTTPOptions.IsUnauthenticated so this package needs no import of internal/auth.
-var errUnauthenticated = errors.New("unauthenticated")
-
 // HTTPOptions configure the HTTP transports.
 type HTTPOptions struct {
 	Auth Authenticator
-	// IsUnauthenticated tells a refused credential from a store failure.
-	IsUnauthenticated func(error) bool
 	// PublicURL is the server's external base URL (https://mcp.example.com), used in the SSE
 	// endpoint event and the RFC 9728 metadata. Empty: derived from each request's Host.
 	PublicURL      string
@@ -80,9 +75,6 @@ func NewHTTP(s *mcpserver.MCPServer, o HTTPOptions) *HTTP {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.IsUnauthenticated == nil {
-		o.IsUnauthenticated = func(err error) bool { return errors.Is(err, errUnauthenticated) }
 	}
 	h := &HTTP{o: o}
 	fromRequest := func(ctx context.Context, r *http.Request) context.Context {
@@ -226,7 +218,7 @@ func (h *HTTP) authenticate(next http.Handler) http.Handler {
 		switch {
 		case err == nil:
 			next.ServeHTTP(w, r.WithContext(guard.ContextWithPrincipal(r.Context(), p)))
-		case h.o.IsUnauthenticated(err):
+		case errors.Is(err, auth.ErrUnauthenticated):
 			h.unauthorized(w, r, "invalid_token")
 		default:
 			h.o.Logger.ErrorContext(r.Context(), "authentication failed", "err", err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/neonguard/neonguard/internal/auth"
 	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/policy"
@@ -26,7 +28,7 @@ import (
 	"github.com/neonguard/neonguard/internal/tenants"
 )
 
-var errRefused = errors.New("refused")
+var errRefused = fmt.Errorf("test token: %w", auth.ErrUnauthenticated)
 
 // tokenAuth maps "Bearer <token>" to a principal; "Bearer broken" is a store failure.
 type tokenAuth map[string]guard.Principal
@@ -78,7 +80,7 @@ func newHarness(t *testing.T, mod func(*server.Options, *server.HTTPOptions)) *h
 	calls := server.NewCalls()
 	so := server.Options{Guard: h.guard, Audit: openStore(t), Metrics: h.metrics, Calls: calls,
 		Admin: &tenants.Service{Store: openStore(t), Policy: policy.Default()}}
-	ho := server.HTTPOptions{Auth: testTokens, IsUnauthenticated: func(err error) bool { return errors.Is(err, errRefused) },
+	ho := server.HTTPOptions{Auth: testTokens,
 		Calls: calls, Metrics: h.metrics}
 	if mod != nil {
 		mod(&so, &ho)
@@ -417,6 +419,9 @@ func TestGracefulShutdownFinishesCallsInFlight(t *testing.T) {
 	})
 	for g.calls.Load() == 0 {
 		time.Sleep(5 * time.Millisecond)
+	}
+	if got := scrape(t, url); !strings.Contains(got, "neonguard_tool_calls_in_flight 1") {
+		t.Errorf("/metrics does not count the call in flight")
 	}
 	stop()
 	for !calls.Draining() {

@@ -108,7 +108,7 @@ func rateLimit(l *tenantLimiters, m *metrics.Metrics) mcpserver.ToolHandlerMiddl
 			if ok, wait := l.allow(p.TenantID, t); !ok {
 				m.RateLimited("tenant")
 				secs := int(math.Ceil(wait.Seconds()))
-				return errorResult("RATE_LIMITED",
+				return errorResult(string(policy.RateLimited),
 					fmt.Sprintf("%s tier allows %d tool calls a minute (bursts of %d)", t.Name, t.CallsPerMinute, t.CallBurst),
 					fmt.Sprintf("retry after %d s", max(secs, 1))), nil
 			}

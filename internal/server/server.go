@@ -5,6 +5,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -145,9 +146,10 @@ func limit(n int, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				m.RateLimited("busy")
-				return errorResult("RATE_LIMITED", "the server is busy with other calls", "retry after 5 s"), nil
+				return errorResult(string(policy.RateLimited), "the server is busy with other calls", "retry after 5 s"), nil
 			}
 			defer func() { <-sem }()
+			defer m.CallStarted()()
 			return next(ctx, req)
 		}
 	}
@@ -188,20 +190,18 @@ func record(ctx context.Context, st *auditLog, log *slog.Logger, m *metrics.Metr
 	if id, ok := req.GetArguments()["database_id"].(string); ok {
 		e.DatabaseID = truncate(neon.Redact(id), 80)
 	}
-	var metricCode string // the error code of a failed call, the decision otherwise
+	metricCode := e.Decision // a failed call's error code instead, INTERNAL when it has none
 	switch {
 	case err != nil:
 		e.Outcome, e.Error = "error", neon.Redact(err.Error())
+		metricCode = "INTERNAL"
 	case res != nil && res.IsError:
 		code, msg := errorCode(res)
 		e.Outcome, e.Error = "error", msg
 		if policy.Code(code).Denial() {
 			e.Decision, e.Outcome = code, "denied"
 		}
-		metricCode = code
-	}
-	if metricCode == "" {
-		metricCode = e.Decision
+		metricCode = cmp.Or(code, "INTERNAL")
 	}
 	m.ToolCall(e.Tool, e.Outcome, metricCode, time.Since(start))
 	level := slog.LevelInfo
@@ -212,7 +212,7 @@ func record(ctx context.Context, st *auditLog, log *slog.Logger, m *metrics.Metr
 		"decision", e.Decision, "outcome", e.Outcome, "duration_ms", e.DurationMS)
 	if st != nil {
 		// The audit row must not be lost because the call's own context ended.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
 		if aerr := st.append(actx, e); aerr != nil {
 			log.ErrorContext(ctx, "audit write failed", "tool", e.Tool, "err", aerr)
 		}

@@ -149,6 +149,32 @@ func TestPanicsBecomeProtocolErrorsAndAreAudited(t *testing.T) {
 	}
 }
 
+// TestPanicBelowTheAuditIsAuditedThenRecovered: a panic under the audit middleware but outside
+// a tool handler's own recover (here the rate limiter's tier lookup) is recorded by the audit
+// and then becomes a protocol error through mcp-go's recovery; the server lives on.
+func TestPanicBelowTheAuditIsAuditedThenRecovered(t *testing.T) {
+	st := openStore(t)
+	s := server.New(server.Options{Guard: &fakeGuard{}, Audit: st, DefaultPrincipal: &guard.Principal{TenantID: "t1"},
+		TierOf: func(context.Context, string) (policy.Tier, error) { panic("tier lookup exploded") }})
+	c := start(t, s)
+	var req mcp.CallToolRequest
+	req.Params.Name = "describe_limits"
+	if _, err := c.CallTool(context.Background(), req); err == nil {
+		t.Fatal("a panic in the middleware must reach the client as a protocol error")
+	}
+	if _, err := c.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil {
+		t.Fatalf("server died after a panic: %v", err)
+	}
+	rows, err := st.ListAudit(context.Background(), store.AuditFilter{TenantID: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Tool != "describe_limits" || rows[0].Outcome != "error" ||
+		!strings.Contains(rows[0].Error, "tier lookup exploded") {
+		t.Fatalf("audit rows after a middleware panic = %+v, want one error row naming the panic", rows)
+	}
+}
+
 func TestNoPrincipalIsRefusedOnMultiTenantTransports(t *testing.T) {
 	called := false
 	g := &fakeGuard{limits: func(context.Context) (*guard.Limits, error) {
