@@ -123,7 +123,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		}
 	}
 	a.MCP = server.New(server.Options{
-		Guard: g, Audit: st, Logger: log, Version: Version,
+		Guard: g, Audit: a.Store, Logger: log, Version: Version,
 		DefaultPrincipal: &guard.Principal{TenantID: cfg.Tenant},
 		CallTimeout:      cfg.CallTimeout,
 	})
@@ -137,13 +137,13 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, store.Locke
 	if cfg.PostgresStore() {
 		pg, err := store.OpenPostgres(ctx, cfg.Store)
 		if err != nil {
-			return nil, nil, fmt.Errorf("store: %w", err)
+			return nil, nil, err // its errors start with "store:"
 		}
 		return pg, pg.Locker(), nil
 	}
 	st, err := store.OpenSQLite(ctx, cfg.SQLitePath())
 	if err != nil {
-		return nil, nil, fmt.Errorf("store: %w", err)
+		return nil, nil, err
 	}
 	return st, store.NewMemLocker(), nil
 }

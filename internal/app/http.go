@@ -48,14 +48,10 @@ func (a *App) NewHTTP(log *slog.Logger) (*server.HTTP, error) {
 		SessionIdleTTL: cfg.HTTP.SessionIdleTTL,
 		SSEKeepAlive:   cfg.HTTP.SSEKeepAlive,
 		UnreadyDelay:   cfg.HTTP.UnreadyDelay,
-		// Ready when the store answers: the bootstrap tenant exists from start-up on.
-		Ready: func(ctx context.Context) error {
-			_, err := a.Store.GetTenant(ctx, cfg.Tenant)
-			return err
-		},
-		Calls:   calls,
-		Metrics: a.Metrics,
-		Logger:  log.With("component", "http"),
+		Ready:          a.Store.Ping, // ready when the store answers
+		Calls:          calls,
+		Metrics:        a.Metrics,
+		Logger:         log.With("component", "http"),
 	}), nil
 }
 

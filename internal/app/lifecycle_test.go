@@ -262,6 +262,15 @@ func TestJobRunsOnceInAProcess(t *testing.T) {
 	if err != nil || len(resumed) != 0 {
 		t.Fatalf("ResumeAll ran %d job(s) (err %v) that this process is running", len(resumed), err)
 	}
+	// A second runner in the same process (another admin_set_tier) holds the same lease owner,
+	// so only the in-process guard can refuse it.
+	open, err := a.Lifecycle.List(ctx, "acme", true, 1)
+	if err != nil || len(open) != 1 {
+		t.Fatalf("unfinished jobs: %v, %v", open, err)
+	}
+	if _, err := a.Lifecycle.Run(ctx, open[0].ID); err == nil || !strings.Contains(err.Error(), "already running in this process") {
+		t.Fatalf("a second Run of a running job: %v", err)
+	}
 	close(release)
 	got := <-done
 	if got.err != nil || got.job.State != "done" {

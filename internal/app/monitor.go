@@ -24,10 +24,14 @@ func (a *App) setupMonitor(_ context.Context, log *slog.Logger) error {
 	for _, o := range a.orgs {
 		orgs = append(orgs, monitor.Org{ID: o.ID, API: o.API})
 	}
-	m, err := monitor.New(monitor.Config{
+	mcfg := monitor.Config{
 		Store: a.Store, Policy: a.Config.Policy, Orgs: orgs, Interval: cfg.Interval,
-		WebhookURL: cfg.WebhookURL, WebhookSecret: cfg.WebhookSecret, Logger: log, Locker: a.Locker,
-	})
+		WebhookURL: cfg.WebhookURL, WebhookSecret: cfg.WebhookSecret, Logger: log,
+	}
+	if a.Config.PostgresStore() { // replicas share the store: they take turns (one process needs no lock)
+		mcfg.Locker = a.Locker
+	}
+	m, err := monitor.New(mcfg)
 	if err != nil {
 		return err
 	}

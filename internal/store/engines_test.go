@@ -68,3 +68,17 @@ func rawDB(s Store) *sql.DB {
 	}
 	panic("rawDB: unknown engine")
 }
+
+func TestPing(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s Store) {
+		if err := s.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping on an empty store: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Ping(t.Context()); err == nil {
+			t.Fatal("Ping on a closed store succeeded")
+		}
+	})
+}

@@ -59,6 +59,17 @@ func (s *sqlStore) close() error {
 	return errors.Join(errs...)
 }
 
+// Ping implements Store: a read of a real table, so a missing or locked file, a failed
+// migration or a lost connection shows.
+func (s *sqlStore) Ping(ctx context.Context) error {
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM tenants LIMIT 1`).Scan(&one)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
 // --- tenants ---
 
 func (s *sqlStore) EnsureTenant(ctx context.Context, id, tier string) (Tenant, error) {

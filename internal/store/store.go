@@ -147,5 +147,8 @@ type Store interface {
 	AppendAudits(ctx context.Context, es []AuditEntry) error            // one transaction; same as AppendAudit each
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) // newest first
 
+	// Ping reads from the store (readiness checks).
+	Ping(ctx context.Context) error
+
 	Close() error
 }
