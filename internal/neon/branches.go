@@ -267,13 +267,11 @@ func (c *Client) RestoreBranch(ctx context.Context, projectID, branchID string, 
 	if err != nil {
 		return nil, err
 	}
-	if res.recovered {
-		if err := c.waitRecentOperations(ctx, projectID); err != nil {
-			return nil, err
-		}
-		out.Branch = *recovered
-	} else if err := c.waitOperations(ctx, projectID, out.Operations); err != nil {
+	if err := c.settle(ctx, projectID, res.recovered, out.Operations); err != nil {
 		return nil, err
+	}
+	if res.recovered {
+		out.Branch = *recovered
 	}
 	if len(out.Operations) == 0 && !res.recovered {
 		return &out.Branch, nil

@@ -52,14 +52,11 @@ func (c *Client) CreateEndpoint(ctx context.Context, projectID, branchID string,
 	if err != nil {
 		return nil, err
 	}
-	if res.recovered {
-		if err := c.waitRecentOperations(ctx, projectID); err != nil {
-			return nil, err
-		}
-		return recovered, nil
-	}
-	if err := c.waitOperations(ctx, projectID, out.Operations); err != nil {
+	if err := c.settle(ctx, projectID, res.recovered, out.Operations); err != nil {
 		return nil, err
+	}
+	if res.recovered {
+		return recovered, nil
 	}
 	return &out.Endpoint, nil
 }

@@ -124,7 +124,7 @@ func (s *Server) rootLikeLocked(b *branch) bool {
 
 func (s *Server) branchSpecLocked(b *branch, at *time.Time) BranchSpec {
 	prj := s.st.Projects[b.ProjectID]
-	spec := BranchSpec{ProjectID: b.ProjectID, BranchID: b.ID, ParentID: b.ParentID, SchemaOnly: b.InitSource == "schema-only",
+	spec := BranchSpec{ProjectID: b.ProjectID, BranchID: b.ID, ParentID: b.ParentID,
 		FromSnapshotID: b.RestoredFrom}
 	if at != nil {
 		spec.ParentTime = *at
@@ -224,7 +224,13 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 			}
 		}
 		initSource := cmp.Or(rb.InitSource, "parent-data")
-		if initSource != "parent-data" && initSource != "schema-only" {
+		switch initSource {
+		case "parent-data":
+		case "schema-only":
+			// Its data plane would have to copy the schema without the rows; nothing here uses
+			// it, so it is refused rather than answered with a full copy.
+			return result{}, errf(http.StatusBadRequest, "init_source schema-only is not supported by the local emulator; use parent-data")
+		default:
 			return result{}, errf(http.StatusBadRequest, "init_source must be parent-data or schema-only")
 		}
 		at, pit, err := s.pointInTimeLocked(prj, rb.ParentLSN, parentTS)
@@ -287,11 +293,7 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 		if len(req.AnnotationValue) > 0 {
 			b.AnnotatedAt = now
 		}
-		if initSource == "schema-only" {
-			b.ParentID = "" // a schema-only branch is a new root
-		} else {
-			b.ParentTime = &at
-		}
+		b.ParentTime = &at
 		s.st.Branches[b.ID] = b
 		// From the parent's head unless a point in time was asked for: the data plane then
 		// copies the head instead of replaying WAL up to "now".

@@ -15,7 +15,7 @@ import (
 // so a slow data plane only makes operations take longer, as on Neon.
 type DataPlane interface {
 	// CreateBranch makes the storage of a new branch. ParentID == "" means a
-	// new root (the project's first branch, or a schema-only branch).
+	// new root (the project's first branch).
 	CreateBranch(ctx context.Context, spec BranchSpec) error
 	// RestoreBranch rewrites BranchID in place from SourceBranchID at
 	// Target (zero = head). When BackupBranchID is set, the pre-restore
@@ -67,7 +67,6 @@ type BranchSpec struct {
 	BranchID   string
 	ParentID   string    // "" for a root branch
 	ParentTime time.Time // point of the parent's history; zero = head
-	SchemaOnly bool
 	// FromSnapshotID is set for a branch made by a snapshot restore (Reconcile remakes it
 	// from the snapshot).
 	FromSnapshotID string

@@ -466,3 +466,15 @@ func TestOneEmulatorPerDataDir(t *testing.T) {
 	}
 	_ = again.Close()
 }
+
+// A schema-only branch is refused: the emulator would otherwise hand back a full copy.
+func TestSchemaOnlyBranchRefused(t *testing.T) {
+	e := newEnv(t, Options{})
+	key := e.creds.FreeOrgAPIKey
+	pid := str(e.createProject(key, nil), "project", "id")
+	e.waitOps(key, pid)
+	r := e.expect(e.createBranch(key, pid, map[string]any{"branch": map[string]any{"name": "s", "init_source": "schema-only"}}), 400)
+	if !strings.Contains(string(r.raw), "schema-only is not supported") {
+		t.Fatalf("refusal does not say why: %s", r.raw)
+	}
+}

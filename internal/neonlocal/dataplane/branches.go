@@ -65,7 +65,7 @@ func (dp *DataPlane) CreateBranch(ctx context.Context, spec neonlocal.BranchSpec
 func (dp *DataPlane) newRoot(ctx context.Context, spec neonlocal.BranchSpec, dst string) error {
 	pm := projectMeta{PgVersion: spec.PgVersion, RoleName: spec.RoleName, RolePassword: spec.RolePassword, DatabaseName: spec.DatabaseName}
 	if old, err := dp.project(spec.ProjectID); err == nil {
-		pm = old // a second root (schema-only) keeps the project's role
+		pm = old // a root made again (reconciling after a crash) keeps the project's role
 	}
 	if err := dp.mkdir(dp.projectDir(spec.ProjectID)); err != nil {
 		return err
