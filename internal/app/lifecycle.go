@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/lifecycle"
 	"github.com/neonguard/neonguard/internal/neon"
 )
@@ -16,21 +15,17 @@ const jobSweepInterval = time.Minute
 
 // setupLifecycle wires tier changes: a client on Neon's personal API key (the only key that
 // may move projects between orgs) and a background loop that finishes unfinished jobs.
-func (a *App) setupLifecycle(ctx context.Context, log *slog.Logger) error {
-	_ = ctx
+func (a *App) setupLifecycle(_ context.Context, log *slog.Logger) error {
 	cfg := a.Config
-	var orgs []guard.Org
 	var personal neon.API
 	if a.Emulator != nil {
 		creds := a.Emulator.Credentials()
-		orgs = []guard.Org{{Plan: "free", ID: creds.FreeOrgID}, {Plan: "paid", ID: creds.PaidOrgID}}
 		c, err := a.newClient(a.EmulatorURL, creds.PersonalAPIKey, cfg.CallTimeout, emulatorClients(a.opts), log)
 		if err != nil {
 			return err
 		}
 		personal = c
 	} else {
-		orgs = []guard.Org{{Plan: "free", ID: cfg.Neon.FreeOrgID}, {Plan: "paid", ID: cfg.Neon.PaidOrgID}}
 		// Without a personal key the service still lists jobs; set_tier says what is missing.
 		if cfg.Neon.PersonalAPIKey != "" {
 			c, err := a.newClient(cfg.Neon.APIHost, cfg.Neon.PersonalAPIKey, cfg.CallTimeout, a.opts, log)
@@ -41,7 +36,7 @@ func (a *App) setupLifecycle(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 	svc, err := lifecycle.New(lifecycle.Deps{
-		Store: a.Store, Locker: a.Locker, Policy: cfg.Policy, Orgs: orgs, Personal: personal,
+		Store: a.Store, Locker: a.Locker, Policy: cfg.Policy, Orgs: a.orgs, Personal: personal,
 		Logger: log, AfterStep: a.opts.AfterJobStep,
 	})
 	if err != nil {

@@ -68,9 +68,9 @@ func (g *Guard) DeleteDatabase(ctx context.Context, in DeleteDatabaseInput) (*De
 		out.DeletedAt = db.DeletedAt.UTC()
 		return out, nil
 	}
-	org, ok := g.orgByID(db.OrgID)
-	if !ok {
-		return nil, fmt.Errorf("guard: database %s is in org %s, which is not configured", db.ID, db.OrgID)
+	org, err := g.orgOf(db)
+	if err != nil {
+		return nil, err
 	}
 	ctx, unlock, err := g.lock(ctx, "db:"+db.ID)
 	if err != nil {
@@ -164,9 +164,9 @@ func (g *Guard) InactiveDatabases(ctx context.Context, tenant string, cutoff tim
 			if db.ID == "" {
 				continue
 			}
-			org, ok := g.orgByID(db.OrgID)
-			if !ok {
-				return nil, fmt.Errorf("guard: database %s is in org %s, which is not configured", db.ID, db.OrgID)
+			org, err := g.orgOf(db)
+			if err != nil {
+				return nil, err
 			}
 			d := InactiveDatabase{Tenant: tid, DatabaseID: db.ID, Name: db.Name, CreatedAt: db.CreatedAt.UTC(), LastActive: db.CreatedAt.UTC()}
 			p, err := org.API.GetProject(ctx, db.ID)

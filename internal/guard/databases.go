@@ -169,7 +169,7 @@ func (g *Guard) projectSpec(c caller, name, region string, pg int) neon.ProjectC
 }
 
 func (g *Guard) existingDatabase(ctx context.Context, c caller, db store.Database) (*CreateDatabaseResult, error) {
-	_, org, err := g.database(ctx, c, db.ID)
+	org, err := g.orgOf(db)
 	if err != nil {
 		return nil, err
 	}

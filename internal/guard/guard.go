@@ -133,12 +133,21 @@ func (g *Guard) database(ctx context.Context, c caller, databaseID string) (stor
 	if err != nil {
 		return store.Database{}, Org{}, err
 	}
+	org, err := g.orgOf(db)
+	if err != nil {
+		return store.Database{}, Org{}, err
+	}
+	return db, org, nil
+}
+
+// orgOf is the configured org a database's project is recorded in.
+func (g *Guard) orgOf(db store.Database) (Org, error) {
 	for _, o := range g.orgs {
 		if o.ID == db.OrgID {
-			return db, o, nil
+			return o, nil
 		}
 	}
-	return store.Database{}, Org{}, fmt.Errorf("guard: database %s is in org %s, which is not configured", db.ID, db.OrgID)
+	return Org{}, fmt.Errorf("guard: database %s is in org %s, which is not configured", db.ID, db.OrgID)
 }
 
 // notFound is the one answer for an id that is unknown and for another tenant's id. It does not

@@ -69,9 +69,9 @@ func (g *Guard) sweepDatabase(ctx context.Context, db store.Database, now time.T
 	if err != nil || len(recorded) == 0 {
 		return err // nothing recorded: no need to ask Neon
 	}
-	org, ok := g.orgByID(db.OrgID)
-	if !ok {
-		return fmt.Errorf("org %s is not configured", db.OrgID)
+	org, err := g.orgOf(db)
+	if err != nil {
+		return err
 	}
 	ctx, unlock, err := g.lock(ctx, "db:"+db.ID)
 	if err != nil {
@@ -128,14 +128,4 @@ func (g *Guard) sweepDatabase(ctx context.Context, db store.Database, now time.T
 			"branch_id", b.ID, "name", b.Name, "kind", r.Kind, "expired_at", r.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return errors.Join(errs...)
-}
-
-// orgByID is the configured org with this Neon org id.
-func (g *Guard) orgByID(id string) (Org, bool) {
-	for _, o := range g.orgs {
-		if o.ID == id {
-			return o, true
-		}
-	}
-	return Org{}, false
 }

@@ -45,7 +45,7 @@ func (g *Guard) GetUsage(ctx context.Context, databaseID string) (*UsageResult, 
 }
 
 func (g *Guard) databaseUsage(ctx context.Context, c caller, db store.Database) (DatabaseUsage, error) {
-	_, org, err := g.database(ctx, c, db.ID)
+	org, err := g.orgOf(db)
 	if err != nil {
 		return DatabaseUsage{}, err
 	}
