@@ -179,7 +179,7 @@ func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBra
 	if err != nil {
 		return nil, upstream("create_dev_branch", err)
 	}
-	if d := policy.CheckQuota(c.tier, usageOf(p, st.branches)); !d.Allow {
+	if d := policy.CheckQuota(c.tier, UsageOf(p, st.branches)); !d.Allow {
 		return nil, denied(d)
 	}
 	expires := now.Add(ttl).UTC().Truncate(time.Second)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
@@ -150,21 +151,33 @@ func (g *Guard) findProject(ctx context.Context, org Org, name string) (*neon.Cr
 }
 
 func (g *Guard) projectSpec(c caller, name, region string, pg int) neon.ProjectCreate {
-	t := c.tier
-	retention := int64(t.RestoreWindow.Seconds())
+	set := TierProjectSettings(c.tier)
 	return neon.ProjectCreate{
 		Name: name, RegionID: region, PGVersion: pg, OrgID: c.org.ID,
+		HistoryRetentionSeconds: set.HistoryRetentionSeconds,
+		DefaultEndpointSettings: set.DefaultEndpointSettings,
+		Settings:                set.Settings,
+		Branch:                  &neon.ProjectCreateBranch{Name: mainBranchName, DatabaseName: defaultDatabaseName, RoleName: defaultRoleName},
+	}
+}
+
+// TierProjectSettings is what a tier sets on each of its projects: the restore window as
+// history retention, the compute range and suspend timeout, and the quotas. create_database
+// sets them on a new project and a tier change on every project of the tenant, so the two
+// cannot drift apart.
+func TierProjectSettings(t policy.Tier) neon.ProjectUpdate {
+	retention := int64(t.RestoreWindow / time.Second)
+	return neon.ProjectUpdate{
 		HistoryRetentionSeconds: &retention,
 		DefaultEndpointSettings: &neon.DefaultEndpointSettings{
 			AutoscalingLimitMinCU: t.MinComputeCU, AutoscalingLimitMaxCU: t.MaxComputeCU,
-			SuspendTimeoutSeconds: int64(t.SuspendTimeout.Seconds()),
+			SuspendTimeoutSeconds: int64(t.SuspendTimeout / time.Second),
 		},
 		Settings: &neon.ProjectSettings{Quota: &neon.Quota{
 			ActiveTimeSeconds: t.Quota.ActiveTimeSeconds, ComputeTimeSeconds: t.Quota.ComputeTimeSeconds,
 			WrittenDataBytes: t.Quota.WrittenDataBytes, DataTransferBytes: t.Quota.DataTransferBytes,
 			LogicalSizeBytes: t.Quota.LogicalSizeBytes,
 		}},
-		Branch: &neon.ProjectCreateBranch{Name: mainBranchName, DatabaseName: defaultDatabaseName, RoleName: defaultRoleName},
 	}
 }
 

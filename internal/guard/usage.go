@@ -65,7 +65,7 @@ func (g *Guard) databaseUsage(ctx context.Context, c caller, db store.Database) 
 	if err != nil {
 		return DatabaseUsage{}, err
 	}
-	u := usageOf(p, branches)
+	u := UsageOf(p, branches)
 	return DatabaseUsage{
 		DatabaseID: db.ID, Name: db.Name,
 		PeriodStart: p.ConsumptionPeriodStart.UTC(), PeriodEnd: p.ConsumptionPeriodEnd.UTC(),
@@ -91,9 +91,9 @@ func (g *Guard) alerts(ctx context.Context, databaseID string) ([]UsageAlert, er
 	return out, nil
 }
 
-// usageOf reads a project's period counters. Neon enforces logical_size_bytes per branch, so
+// UsageOf reads a project's period counters. Neon enforces logical_size_bytes per branch, so
 // storage is the largest branch.
-func usageOf(p *neon.Project, branches []neon.Branch) policy.Usage {
+func UsageOf(p *neon.Project, branches []neon.Branch) policy.Usage {
 	u := policy.Usage{
 		ActiveTimeSeconds: p.ActiveTimeSeconds, ComputeTimeSeconds: p.ComputeTimeSeconds,
 		WrittenDataBytes: p.WrittenDataBytes, DataTransferBytes: p.DataTransferBytes,

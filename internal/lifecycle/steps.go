@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
+	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
@@ -100,30 +100,9 @@ func (s *Service) snapshot(ctx context.Context, db store.Database) (DatabaseSnap
 	if err != nil {
 		return DatabaseSnapshot{}, fmt.Errorf("database %s: %w", db.ID, err)
 	}
-	u := policy.Usage{ActiveTimeSeconds: pr.ActiveTimeSeconds, ComputeTimeSeconds: pr.ComputeTimeSeconds,
-		WrittenDataBytes: pr.WrittenDataBytes, DataTransferBytes: pr.DataTransferBytes}
-	for _, b := range branches { // Neon enforces logical_size_bytes per branch
-		u.LogicalSizeBytes = max(u.LogicalSizeBytes, b.LogicalSize)
-	}
+	u := guard.UsageOf(pr, branches)
 	return DatabaseSnapshot{DatabaseID: db.ID, Name: db.Name, OrgID: pr.OrgID, Branches: len(branches),
 		Checkpoints: len(snaps), HistoryRetentionSeconds: pr.HistoryRetentionSeconds, Usage: u}, nil
-}
-
-// projectSettings is what a tier sets on each of its projects (as create_database does).
-func projectSettings(t policy.Tier) neon.ProjectUpdate {
-	retention := int64(t.RestoreWindow / time.Second)
-	return neon.ProjectUpdate{
-		HistoryRetentionSeconds: &retention,
-		DefaultEndpointSettings: &neon.DefaultEndpointSettings{
-			AutoscalingLimitMinCU: t.MinComputeCU, AutoscalingLimitMaxCU: t.MaxComputeCU,
-			SuspendTimeoutSeconds: int64(t.SuspendTimeout / time.Second),
-		},
-		Settings: &neon.ProjectSettings{Quota: &neon.Quota{
-			ActiveTimeSeconds: t.Quota.ActiveTimeSeconds, ComputeTimeSeconds: t.Quota.ComputeTimeSeconds,
-			WrittenDataBytes: t.Quota.WrittenDataBytes, DataTransferBytes: t.Quota.DataTransferBytes,
-			LogicalSizeBytes: t.Quota.LogicalSizeBytes,
-		}},
-	}
 }
 
 // settingsMatch reports whether a project already has the tier's settings.
@@ -141,7 +120,7 @@ func settingsMatch(pr *neon.Project, want neon.ProjectUpdate) bool {
 
 // settings PATCHes every project whose settings differ from the tier's.
 func (s *Service) settings(ctx context.Context, dbs []store.Database, target policy.Tier) (string, error) {
-	want := projectSettings(target)
+	want := guard.TierProjectSettings(target)
 	updated, unchanged, gone := 0, 0, 0
 	for _, db := range dbs {
 		pr, err := s.d.Personal.GetProject(ctx, db.ID)
