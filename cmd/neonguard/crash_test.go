@@ -43,6 +43,7 @@ type crashServer struct {
 type crashEnv struct {
 	bin, dir, tmp string
 	n             int
+	env           []string // added to the next servers' environment
 }
 
 func newCrashEnv(t *testing.T) *crashEnv {
@@ -74,7 +75,7 @@ func (e *crashEnv) start(t *testing.T) *crashServer {
 		s.cmd = cmd
 		return cmd, nil
 	}
-	env := []string{"NEONGUARD_LOG_LEVEL=info", "NEONGUARD_LOCAL_POSTGRES=on", "TMPDIR=" + e.tmp}
+	env := append([]string{"NEONGUARD_LOG_LEVEL=info", "NEONGUARD_LOCAL_POSTGRES=on", "TMPDIR=" + e.tmp}, e.env...)
 	c, err := client.NewStdioMCPClientWithOptions(e.bin, env, []string{"serve", "--data-dir", e.dir},
 		transport.WithCommandFunc(mk))
 	logf.Close() // the child holds its own descriptor
@@ -501,6 +502,13 @@ func postgresUnder(dir string) []string {
 // backup branch holds the rows before the undo; a second undo works.
 func TestCrashDuringUndoRecovers(t *testing.T) {
 	e, sp := startCrashTest(t)
+	// One database per case, four in all: one more than the free tier allows by default. The
+	// first server makes only the first; the ones started after each crash allow more.
+	cfg := filepath.Join(t.TempDir(), "neonguard.yaml")
+	if err := os.WriteFile(cfg, []byte("policy:\n  tiers:\n    free:\n      max_databases: 10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.env = []string{"NEONGUARD_CONFIG=" + cfg}
 	cases := []struct {
 		name string
 		tr   func(id, mainID string) trigger

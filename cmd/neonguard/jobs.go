@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -19,6 +22,36 @@ import (
 // crashAfterStepEnv names a job step after whose recording the process SIGKILLs itself.
 // Test-only: the crash tests use it to prove that `jobs resume` finishes a job exactly once.
 const crashAfterStepEnv = "NEONGUARD_TEST_CRASH_AFTER_STEP"
+
+// crashAfterRequestsEnv is a count of Neon API responses after which the process SIGKILLs
+// itself, as soon as the last one arrived (before the client reads it). Test-only: the
+// crash-point explorer uses it to kill serve after every request of a tool in turn.
+const crashAfterRequestsEnv = "NEONGUARD_TEST_CRASH_AFTER_NEON_RESPONSES"
+
+// crashCountPollsEnv=1 counts operation polls (GET …/operations/…) too; by default they are
+// not counted, as a crash after one leaves Neon as the request before it did.
+const crashCountPollsEnv = "NEONGUARD_TEST_CRASH_COUNT_POLLS"
+
+// neonCrashHook is the test-only crash of crashAfterRequestsEnv; nil unless it is set.
+func neonCrashHook() func(*http.Request) {
+	n, err := strconv.Atoi(os.Getenv(crashAfterRequestsEnv))
+	if err != nil || n <= 0 {
+		return nil
+	}
+	polls := os.Getenv(crashCountPollsEnv) == "1"
+	var seen atomic.Int64
+	return func(r *http.Request) {
+		if !polls && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/operations/") {
+			return
+		}
+		if seen.Add(1) == int64(n) {
+			if p, err := os.FindProcess(os.Getpid()); err == nil {
+				_ = p.Kill()
+			}
+			select {} // the kill is on its way: this request must not complete
+		}
+	}
+}
 
 // crashHook is the test-only crash of crashAfterStepEnv; nil (no hook) unless it is set.
 func crashHook() func(jobID, step string) {

@@ -96,7 +96,7 @@ func (g *globals) logger(cfg config.Config) *slog.Logger {
 		}
 	}
 	if format == "text" {
-		return slog.New(tint.NewHandler(g.stderr, &tint.Options{Level: level}))
+		return slog.New(tint.NewTextHandler(g.stderr, &tint.Options{Level: level}))
 	}
 	return slog.New(slog.NewJSONHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 }

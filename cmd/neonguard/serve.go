@@ -39,7 +39,7 @@ with /healthz, /readyz and /metrics; every request needs a bearer token
 			}
 			log := g.logger(cfg)
 			ctx := cmd.Context()
-			a, err := app.New(ctx, cfg, app.Options{Logger: log})
+			a, err := app.New(ctx, cfg, app.Options{Logger: log, AfterNeonResponse: neonCrashHook()})
 			if err != nil {
 				return err
 			}

@@ -45,6 +45,9 @@ type Options struct {
 	NeonClient func(*neon.Config)
 	// AfterJobStep is called right after a job step is recorded. Test-only (crash tests).
 	AfterJobStep func(jobID, step string)
+	// AfterNeonResponse is called when a Neon request's response arrived, before the client
+	// reads it. Test-only: the crash-point explorer kills the process there.
+	AfterNeonResponse func(*http.Request)
 }
 
 // App is a wired neonguard.
@@ -105,6 +108,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		return nil, err
 	}
 	a.orgs = orgs
+	if cfg.Defaults.PGVersion == 0 {
+		// Unset: the backend's default. The local backend's is the newest PostgreSQL installed,
+		// so databases that name no version get one it runs.
+		cfg.Defaults.PGVersion = config.NeonDefaultPGVersion
+		if a.Emulator != nil {
+			if v := a.Emulator.DefaultPGVersion(); v != 0 {
+				cfg.Defaults.PGVersion = v
+			}
+		}
+		a.Config.Defaults.PGVersion = cfg.Defaults.PGVersion
+	}
 
 	if _, err := a.Store.EnsureTenant(ctx, cfg.Tenant, cfg.Tier); err != nil {
 		return nil, fmt.Errorf("tenant %q: %w", cfg.Tenant, err)
@@ -151,18 +165,31 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, store.Locke
 // NewEmulator builds the local Neon API emulator with its data plane: real PostgreSQL
 // clusters when PostgreSQL is installed (local.postgres auto or on), the API alone otherwise.
 // The returned close function stops both.
-func NewEmulator(ctx context.Context, cfg config.Config, log *slog.Logger) (*neonlocal.Server, func() error, error) {
+func NewEmulator(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *neonlocal.Server, _ func() error, err error) {
+	// The lock comes first: the data plane stops the postgres processes it finds running on
+	// the data dir as orphans of a crash, and they are a live owner's while it holds the lock.
+	lock, err := neonlocal.LockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("local emulator: %w", err)
+	}
 	var dp *dataplane.DataPlane
+	defer func() {
+		if err != nil {
+			if dp != nil {
+				_ = dp.Close()
+			}
+			_ = lock.Close()
+		}
+	}()
 	if cfg.Local.Postgres != "off" {
-		var err error
 		dp, err = dataplane.New(ctx, dataplane.Options{
 			Dir: filepath.Join(cfg.DataDir, "pg"), BinDir: cfg.Local.PGBinDir, User: cfg.Local.PGUser,
-			Logger: log.With("component", "dataplane"),
+			Logger: log.With("component", "dataplane"), OwnerLock: lock.Path(),
 		})
 		switch {
 		case err != nil && cfg.Local.Postgres == "auto" && errors.Is(err, pgctl.ErrNoPostgres):
 			log.Warn("PostgreSQL is not installed: the local backend serves the Neon API, but its connection strings do not connect", "err", err)
-			dp = nil
+			dp, err = nil, nil
 		case err != nil:
 			return nil, nil, fmt.Errorf("local databases: %w", err)
 		}
@@ -174,15 +201,15 @@ func NewEmulator(ctx context.Context, cfg config.Config, log *slog.Logger) (*neo
 		PaidOrgAPIKey:  cfg.Local.PaidOrgAPIKey,
 		OperationDelay: cfg.Local.OperationDelay,
 		Logger:         log.With("component", "neonlocal"),
+		Lock:           lock,
 	}
 	if dp != nil {
 		opts.DataPlane = dp
+		// Only real databases take disk: without PostgreSQL there is nothing to budget.
+		opts.DiskBudget, opts.DiskMinFree = int64(cfg.Local.DiskBudget), int64(cfg.Local.DiskMinFree)
 	}
 	emu, err := neonlocal.New(ctx, opts)
 	if err != nil {
-		if dp != nil {
-			_ = dp.Close()
-		}
 		return nil, nil, fmt.Errorf("local emulator: %w", err)
 	}
 	closeAll := func() error {
@@ -190,7 +217,8 @@ func NewEmulator(ctx context.Context, cfg config.Config, log *slog.Logger) (*neo
 		if dp != nil {
 			err = errors.Join(err, dp.Close())
 		}
-		return err
+		// Last: the data dir is free only once its postgres processes are stopped.
+		return errors.Join(err, lock.Close())
 	}
 	return emu, closeAll, nil
 }
@@ -271,13 +299,33 @@ func (a *App) neonOrgs(cfg config.Config, opts Options, log *slog.Logger) ([]gua
 func (a *App) newClient(baseURL, key string, callTimeout time.Duration, opts Options, log *slog.Logger) (*neon.Client, error) {
 	// The client's own budgets end before the tool call's, so a slow Neon gives the agent a
 	// clear UPSTREAM error rather than a timeout in the middle of the bookkeeping.
+	wrap := a.Metrics.RoundTripper
+	if after := opts.AfterNeonResponse; after != nil {
+		wrap = func(next http.RoundTripper) http.RoundTripper {
+			return afterResponse{next: a.Metrics.RoundTripper(next), after: after}
+		}
+	}
 	c := neon.Config{BaseURL: baseURL, APIKey: key, Logger: log.With("component", "neon"), UserAgent: "neonguard/" + Version,
 		MaxElapsed: min(30*time.Second, callTimeout/2), OperationTimeout: callTimeout * 4 / 5,
-		WrapTransport: a.Metrics.RoundTripper}
+		WrapTransport: wrap}
 	if opts.NeonClient != nil {
 		opts.NeonClient(&c)
 	}
 	return neon.New(c)
+}
+
+// afterResponse calls after once a request's response arrived (Options.AfterNeonResponse).
+type afterResponse struct {
+	next  http.RoundTripper
+	after func(*http.Request)
+}
+
+func (rt afterResponse) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := rt.next.RoundTrip(r)
+	if err == nil {
+		rt.after(r)
+	}
+	return resp, err
 }
 
 // Close stops everything New started, last first.

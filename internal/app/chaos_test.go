@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/neonguard/neonguard/internal/config"
 )
 
 // With the emulator failing 30 % of requests (423, 429, 503) and adding latency, a scripted
@@ -13,7 +15,12 @@ func TestWorkflowUnderUpstreamFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long workflow")
 	}
-	a := newApp(t)
+	names := []string{"alpha", "beta", "gamma", "delta"}
+	a := newApp(t, func(c *config.Config) { // one database more than the free tier's default
+		free := c.Policy.Tiers["free"]
+		free.MaxDatabases = len(names)
+		c.Policy.Tiers["free"] = free
+	})
 	c := connect(t, a)
 	f := a.Emulator.Faults()
 	f.Seed(42)
@@ -21,7 +28,6 @@ func TestWorkflowUnderUpstreamFaults(t *testing.T) {
 	f.SetLatency(0, 3*time.Millisecond)
 	f.SetRetryAfter(0) // the client's own full-jitter backoff, not whole-second waits
 
-	names := []string{"alpha", "beta", "gamma", "delta"}
 	ids := map[string]string{}
 	lastCheckpoint := map[string]string{} // database → name of the last acknowledged checkpoint
 	calls, upstream := 0, 0

@@ -10,6 +10,13 @@ import (
 // expired dev and backup branches a backend left behind and forgets branches Neon no longer
 // has (guard.SweepExpired holds the logic).
 func (a *App) setupJanitor(_ context.Context, log *slog.Logger) error {
+	// At start, whatever the janitor's interval: what a crash interrupted is finished or rolled
+	// back (the next call for a database would do it too, but not for databases no one calls).
+	a.background = append(a.background, background{name: "recovery", run: func(ctx context.Context) {
+		if err := a.Guard.Recover(ctx); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "recovery at start incomplete; the janitor and the next calls retry it", "err", err)
+		}
+	}})
 	every := a.Config.Janitor.Interval
 	if every <= 0 {
 		return nil

@@ -20,11 +20,13 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -46,6 +48,13 @@ const (
 	BackendLocal = "local"
 	BackendNeon  = "neon"
 )
+
+// minDiskBudget is the smallest local.disk_budget Validate accepts (besides 0).
+const minDiskBudget = ByteSize(256 << 20)
+
+// NeonDefaultPGVersion is the major Neon gives a project that names none: the default of
+// defaults.pg_version on the neon backend.
+const NeonDefaultPGVersion = 17
 
 // Redaction replaces secrets in Config.Redacted.
 const Redaction = "[redacted]"
@@ -101,8 +110,79 @@ type Local struct {
 	Listen         string        `yaml:"listen" env:"NEONGUARD_LOCAL_LISTEN" default:"127.0.0.1:0" usage:"address of the emulator's HTTP API (port 0: any free port)"`
 	OperationDelay time.Duration `yaml:"operation_delay" env:"NEONGUARD_LOCAL_OPERATION_DELAY" default:"50ms" usage:"how long emulated operations stay running (0: finish at once)"`
 	Postgres       string        `yaml:"postgres" env:"NEONGUARD_LOCAL_POSTGRES" default:"auto" usage:"real databases behind the emulator: auto (when PostgreSQL is installed), on, or off (API only)"`
-	PGBinDir       string        `yaml:"pg_bin_dir" env:"NEONGUARD_LOCAL_PG_BIN_DIR" usage:"PostgreSQL server binaries (empty: PATH, pg_config, /usr/lib/postgresql/*/bin)"`
+	PGBinDir       string        `yaml:"pg_bin_dir" env:"NEONGUARD_LOCAL_PG_BIN_DIR" usage:"PostgreSQL server binaries, the only major served (empty: every major on PATH, via pg_config, in /usr/lib/postgresql/*/bin)"`
 	PGUser         string        `yaml:"pg_user" env:"NEONGUARD_LOCAL_PG_USER" default:"postgres" usage:"unprivileged user PostgreSQL runs as when neonguard runs as root"`
+	// A local database takes ~150 MB of PostgreSQL data: these two refuse new databases and
+	// branches (QUOTA_EXCEEDED) before the data dir's disk fills up.
+	DiskBudget  ByteSize `yaml:"disk_budget" env:"NEONGUARD_LOCAL_DISK_BUDGET" default:"10GiB" usage:"most disk the local databases may use under data_dir (e.g. 512MiB, 20GiB); new databases and branches beyond it are refused (0: no budget)"`
+	DiskMinFree ByteSize `yaml:"disk_min_free" env:"NEONGUARD_LOCAL_DISK_MIN_FREE" default:"1GiB" usage:"new databases and branches are refused when they would leave less free space than this on data_dir's filesystem (0: not checked)"`
+}
+
+// ByteSize is a number of bytes, written as an integer or with a unit: 512MiB, 10GiB, 1.5GB.
+// Units are B, KiB, MiB, GiB, TiB (also Ki, Mi, Gi, Ti) and the decimal kB, MB, GB, TB, in
+// any case.
+type ByteSize int64
+
+var byteUnits = map[string]float64{
+	"": 1, "b": 1,
+	"kib": 1 << 10, "ki": 1 << 10, "mib": 1 << 20, "mi": 1 << 20, "gib": 1 << 30, "gi": 1 << 30, "tib": 1 << 40, "ti": 1 << 40,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+}
+
+// ParseByteSize parses a size as ByteSize documents it. Negative sizes are refused.
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(t)
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	mult, ok := byteUnits[unit]
+	if num == "" || !ok {
+		return 0, fmt.Errorf("%q is not a size (e.g. 512MiB, 10GiB, or a number of bytes)", s)
+	}
+	if !strings.Contains(num, ".") && mult == 1 {
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a size: %w", s, err)
+		}
+		return ByteSize(n), nil
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size: %w", s, err)
+	}
+	if f*mult >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return ByteSize(math.Round(f * mult)), nil
+}
+
+// String is the size with the largest binary unit that divides it exactly: "10GiB", "1536MiB",
+// "1000" (bytes); ParseByteSize reads it back.
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		name string
+		n    int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.n == 0 {
+			return strconv.FormatInt(int64(b)/u.n, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+// MarshalText writes String, so a printed config shows "10GiB".
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+// UnmarshalText reads what ParseByteSize reads: YAML, the environment and flags all use it.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	n, err := ParseByteSize(string(text))
+	if err != nil {
+		return err
+	}
+	*b = n
+	return nil
 }
 
 // HTTP configures the hosted endpoint (serve --transport http).
@@ -152,7 +232,7 @@ func (j JWT) Enabled() bool { return j.HS256Secret != "" || j.JWKSURL != "" }
 // Defaults are used when a tool call leaves an argument out.
 type Defaults struct {
 	Region    string `yaml:"region" env:"NEONGUARD_DEFAULTS_REGION" default:"aws-us-east-2" usage:"region of new databases"`
-	PGVersion int    `yaml:"pg_version" env:"NEONGUARD_DEFAULTS_PG_VERSION" default:"17" usage:"Postgres major version of new databases (14 to 18)"`
+	PGVersion int    `yaml:"pg_version" env:"NEONGUARD_DEFAULTS_PG_VERSION" usage:"Postgres major version of new databases, 14 to 18 (empty: 17 on neon; on local the newest PostgreSQL installed)"`
 }
 
 // Setting describes one setting for documentation and --help.
@@ -432,6 +512,9 @@ func setValue(v reflect.Value, s string) error {
 		v.SetInt(int64(d))
 		return nil
 	}
+	if u, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		return u.UnmarshalText([]byte(s)) // e.g. ByteSize, which names the value in its errors
+	}
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString(s)
@@ -619,6 +702,17 @@ func (c Config) Validate() error {
 	if c.Local.OperationDelay < 0 {
 		bad("local.operation_delay", "%s must not be negative", c.Local.OperationDelay)
 	}
+	// Below one database's ~150 MB nothing could ever be created: most likely a unit was left
+	// out ("10" meaning 10 GiB).
+	switch b := c.Local.DiskBudget; {
+	case b < 0:
+		bad("local.disk_budget", "%d must not be negative (0 means no budget)", b)
+	case b > 0 && b < minDiskBudget:
+		bad("local.disk_budget", "%s is below %s, less than one local database needs; give a unit (e.g. 20GiB), or 0 for no budget", b, minDiskBudget)
+	}
+	if c.Local.DiskMinFree < 0 {
+		bad("local.disk_min_free", "%d must not be negative (0 means not checked)", c.Local.DiskMinFree)
+	}
 
 	switch s := c.Store; {
 	case s == "":
@@ -638,7 +732,7 @@ func (c Config) Validate() error {
 	if c.Defaults.Region == "" || strings.ContainsFunc(c.Defaults.Region, isSpace) {
 		bad("defaults.region", "%q must be a region id such as aws-us-east-2", c.Defaults.Region)
 	}
-	if c.Defaults.PGVersion < 14 || c.Defaults.PGVersion > 18 {
+	if v := c.Defaults.PGVersion; v != 0 && (v < 14 || v > 18) {
 		bad("defaults.pg_version", "%d is not a Postgres version Neon offers (14 to 18)", c.Defaults.PGVersion)
 	}
 	if c.CallTimeout <= 0 {

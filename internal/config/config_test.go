@@ -65,8 +65,9 @@ func TestDefaults(t *testing.T) {
 		Tier:        "free",
 		BackendMode: "auto",
 		Neon:        Neon{APIHost: "https://console.neon.tech/api/v2"},
-		Local:       Local{Listen: "127.0.0.1:0", OperationDelay: 50 * time.Millisecond, Postgres: "auto", PGUser: "postgres"},
-		Defaults:    Defaults{Region: "aws-us-east-2", PGVersion: 17},
+		Local: Local{Listen: "127.0.0.1:0", OperationDelay: 50 * time.Millisecond, Postgres: "auto", PGUser: "postgres",
+			DiskBudget: 10 << 30, DiskMinFree: 1 << 30},
+		Defaults:    Defaults{Region: "aws-us-east-2"}, // pg_version: the backend decides (app)
 		CallTimeout: 60 * time.Second,
 		HTTP: HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, SessionIdleTTL: 15 * time.Minute,
 			SSEKeepAlive: 25 * time.Second, ShutdownGrace: time.Minute, MaxConcurrentCalls: 64},
@@ -130,6 +131,8 @@ neon:
   api_host: http://file:1/api/v2
 local:
   operation_delay: 1s
+  disk_budget: 20GiB
+  disk_min_free: 2147483648
 defaults:
   pg_version: 16
 call_timeout: 2m
@@ -140,6 +143,7 @@ call_timeout: 2m
 		"NEONGUARD_DEFAULTS_PG_VERSION", "15",
 		"NEONGUARD_LOG_FORMAT", "json",
 		"NEONGUARD_CALL_TIMEOUT", "", // empty counts as unset
+		"NEONGUARD_LOCAL_DISK_MIN_FREE", "512MiB",
 	))
 	checks := []struct{ got, want any }{
 		{c.DataDir, "/from/file"},                          // file over default
@@ -149,6 +153,8 @@ call_timeout: 2m
 		{c.Neon.APIHost, "http://env:2/api/v2"},            // Neon's own variable name
 		{c.Local.OperationDelay, time.Second},              // file duration
 		{c.Local.Listen, "127.0.0.1:0"},                    // untouched section field keeps its default
+		{c.Local.DiskBudget, ByteSize(20 << 30)},           // file size with a unit
+		{c.Local.DiskMinFree, ByteSize(512 << 20)},         // env size over the file's bytes
 		{c.Defaults.PGVersion, 15},                         // env int over file
 		{c.Defaults.Region, "aws-us-east-2"},               // default
 		{c.CallTimeout, 2 * time.Minute},                   // file, empty env ignored
@@ -192,6 +198,10 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`NEONGUARD_CALL_TIMEOUT (call_timeout): "soon" is not a duration`}},
 		{"bad env int", "", []string{"NEONGUARD_DEFAULTS_PG_VERSION", "x"},
 			[]string{"NEONGUARD_DEFAULTS_PG_VERSION (defaults.pg_version)", "not an integer"}},
+		{"bad size unit", "local:\n  disk_budget: 10 parsecs\n", nil, []string{`"10 parsecs" is not a size`}},
+		{"negative size", "local:\n  disk_budget: -1GiB\n", nil, []string{`"-1GiB" is not a size`}},
+		{"bad env size", "", []string{"NEONGUARD_LOCAL_DISK_BUDGET", "lots"},
+			[]string{`NEONGUARD_LOCAL_DISK_BUDGET (local.disk_budget): "lots" is not a size`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -331,6 +341,10 @@ func TestSet(t *testing.T) {
 		{"defaults.pg_version", "16", func(c Config) any { return c.Defaults.PGVersion }, 16, ""},
 		{"call_timeout", "90s", func(c Config) any { return c.CallTimeout }, 90 * time.Second, ""},
 		{"call_timeout", "ninety", nil, nil, `call_timeout: "ninety" is not a duration`},
+		{"local.disk_budget", "1.5GiB", func(c Config) any { return c.Local.DiskBudget }, ByteSize(3 << 29), ""},
+		{"local.disk_budget", "0", func(c Config) any { return c.Local.DiskBudget }, ByteSize(0), ""},
+		{"local.disk_min_free", "1 GB", func(c Config) any { return c.Local.DiskMinFree }, ByteSize(1e9), ""},
+		{"local.disk_min_free", "1GiBs", nil, nil, `local.disk_min_free: "1GiBs" is not a size`},
 		{"defaults.pg_version", "1.5", nil, nil, "defaults.pg_version: \"1.5\" is not an integer"},
 		{"nope", "x", nil, nil, `unknown setting "nope"`},
 		{"neon", "x", nil, nil, `unknown setting "neon"`},     // a section, not a setting
@@ -389,6 +403,36 @@ func TestSetValueKinds(t *testing.T) {
 	}
 }
 
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{
+		"0": 0, "1048576": 1 << 20, "512MiB": 512 << 20, "10GiB": 10 << 30, "10gib": 10 << 30, "1.5GiB": 3 << 29,
+		"2Gi": 2 << 30, "4 KiB": 4 << 10, "1TiB": 1 << 40, "20GB": 20e9, "1kB": 1000, "3MB": 3e6, "7B": 7, " 8 ": 8,
+	} {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "GiB", "-1", "-1GiB", "1.2.3MiB", "10 parsecs", "1e3", "99999999999TiB", "9223372036854775808"} {
+		if got, err := ParseByteSize(in); err == nil {
+			t.Errorf("ParseByteSize(%q) = %d, want an error", in, got)
+		}
+	}
+	// String picks the largest exact binary unit, and reads back.
+	for b, want := range map[ByteSize]string{0: "0", 1000: "1000", 1 << 10: "1KiB", 3 << 29: "1536MiB", 10 << 30: "10GiB", 2 << 40: "2TiB"} {
+		if got := b.String(); got != want {
+			t.Errorf("ByteSize(%d).String() = %q, want %q", int64(b), got, want)
+		}
+		if back, err := ParseByteSize(b.String()); err != nil || back != b {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", b.String(), back, err, int64(b))
+		}
+	}
+	// A printed config shows sizes with their unit.
+	out, err := yaml.Marshal(Local{DiskBudget: 10 << 30})
+	if err != nil || !strings.Contains(string(out), "disk_budget: 10GiB") {
+		t.Errorf("yaml: %v\n%s", err, out)
+	}
+}
+
 func valid(t *testing.T) Config {
 	t.Helper()
 	return load(t, "", env("HOME", "/h"))
@@ -435,6 +479,15 @@ func TestValidate(t *testing.T) {
 		{"operation delay negative", func(c *Config) { c.Local.OperationDelay = -time.Second },
 			[]string{"local.operation_delay (NEONGUARD_LOCAL_OPERATION_DELAY): -1s must not be negative"}},
 		{"operation delay zero", func(c *Config) { c.Local.OperationDelay = 0 }, nil},
+		{"disk budget negative", func(c *Config) { c.Local.DiskBudget, c.Local.DiskMinFree = -1, -2 }, []string{
+			"local.disk_budget (NEONGUARD_LOCAL_DISK_BUDGET): -1 must not be negative",
+			"local.disk_min_free (NEONGUARD_LOCAL_DISK_MIN_FREE): -2 must not be negative",
+		}},
+		{"disk budget without a unit", func(c *Config) { c.Local.DiskBudget = 10 },
+			[]string{"local.disk_budget (NEONGUARD_LOCAL_DISK_BUDGET): 10 is below 256MiB", "give a unit (e.g. 20GiB)"}},
+		{"disk budget just below the minimum", func(c *Config) { c.Local.DiskBudget = 256<<20 - 1 }, []string{"local.disk_budget"}},
+		{"disk budget at the minimum", func(c *Config) { c.Local.DiskBudget = 256 << 20 }, nil},
+		{"disk budget and margin off", func(c *Config) { c.Local.DiskBudget, c.Local.DiskMinFree = 0, 0 }, nil},
 		{"sqlite store", func(c *Config) { c.Store = "sqlite:/tmp/x.db" }, nil},
 		{"sqlite without path", func(c *Config) { c.Store = "sqlite:" }, []string{"store (NEONGUARD_STORE): sqlite: needs a path"}},
 		{"postgres store", func(c *Config) { c.Store = "postgres://u:pw@db/ng" }, nil},
@@ -467,6 +520,7 @@ func TestValidate(t *testing.T) {
 		{"region", func(c *Config) { c.Defaults.Region = "" }, []string{"defaults.region (NEONGUARD_DEFAULTS_REGION)"}},
 		{"pg version", func(c *Config) { c.Defaults.PGVersion = 13 },
 			[]string{"defaults.pg_version (NEONGUARD_DEFAULTS_PG_VERSION): 13 is not a Postgres version Neon offers (14 to 18)"}},
+		{"pg version unset: the backend decides", func(c *Config) { c.Defaults.PGVersion = 0 }, nil},
 		{"call timeout", func(c *Config) { c.CallTimeout = 0 },
 			[]string{"call_timeout (NEONGUARD_CALL_TIMEOUT): 0s must be positive"}},
 		{"policy problems prefixed", func(c *Config) {
@@ -647,7 +701,7 @@ func TestSettings(t *testing.T) {
 	for _, k := range []string{"data_dir", "log.level", "log.format", "tenant", "tier", "backend", "neon.api_host",
 		"neon.free_org_id", "neon.free_org_api_key", "neon.paid_org_id", "neon.paid_org_api_key", "neon.personal_api_key",
 		"local.personal_api_key", "local.free_org_api_key", "local.paid_org_api_key", "local.listen",
-		"local.operation_delay", "store", "defaults.region", "defaults.pg_version", "call_timeout"} {
+		"local.operation_delay", "local.disk_budget", "local.disk_min_free", "store", "defaults.region", "defaults.pg_version", "call_timeout"} {
 		if _, ok := byKey[k]; !ok {
 			t.Errorf("missing setting %s", k)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/neonguard/neonguard/internal/neon"
@@ -11,9 +12,39 @@ import (
 	"github.com/neonguard/neonguard/internal/store"
 )
 
+// minUndoAgo is the smallest ago undo_to_time takes: a shorter one would restore to a moment
+// indistinguishable from now (Neon resolves times to its own clock), while still replacing the
+// branch and leaving a backup.
+const minUndoAgo = time.Second
+
+// undoIntent is an undo in progress: the restore and the backup branch it leaves.
+type undoIntent struct {
+	BranchID   string    `json:"branch_id"`
+	BranchName string    `json:"branch_name"`
+	Target     time.Time `json:"target"`
+	BackupName string    `json:"backup_name"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Request    string    `json:"request"` // the call's arguments, to recognise its retry
+	Restored   bool      `json:"restored,omitempty"`
+	Backup     BranchRef `json:"backup,omitzero"`
+}
+
+func (p *undoIntent) result(databaseID string) *UndoResult {
+	return &UndoResult{DatabaseID: databaseID, Branch: BranchRef{BranchID: p.BranchID, Name: p.BranchName},
+		RestoredTo: p.Target, BackupBranch: p.Backup}
+}
+
+func undoRequest(in UndoInput) string {
+	if in.Timestamp != nil {
+		return "branch=" + in.Branch + " timestamp=" + in.Timestamp.UTC().Format(time.RFC3339Nano)
+	}
+	return "branch=" + in.Branch + " ago=" + in.Ago.String()
+}
+
 // UndoToTime restores a branch in place to a time: same branch id, same endpoint, same
 // connection string. Neon keeps the state from just before as a backup branch, which the guard
-// gives the tier's backup TTL.
+// gives the tier's backup TTL. Restoring main (a root branch) leaves it a root on Neon, so it
+// can still be checkpointed; the backup is a separate root branch without children.
 func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, error) {
 	c, err := g.caller(ctx)
 	if err != nil {
@@ -26,12 +57,17 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 		return nil, invalid("pass either timestamp or ago, not both", "e.g. ago=\"15m\" or timestamp=\"2026-01-02T15:04:05Z\"")
 	case in.Timestamp != nil:
 		target = *in.Timestamp
-	case in.Ago > 0:
+	case in.Ago >= minUndoAgo:
 		target = now.Add(-in.Ago)
+	case in.Ago != 0:
+		return nil, invalid(fmt.Sprintf("ago %s is too short: the smallest undo is %s", in.Ago, minUndoAgo), "e.g. ago=\"30s\" or ago=\"15m\"")
 	default:
 		return nil, invalid("timestamp or ago is required", "e.g. ago=\"15m\" or timestamp=\"2026-01-02T15:04:05Z\"")
 	}
 	target = target.UTC()
+	if target.After(now) {
+		return nil, invalid(fmt.Sprintf("timestamp %s is in the future", target.Format(time.RFC3339)), "pass a time in the past, or ago")
+	}
 	if d := policy.CheckRestoreTarget(c.tier, now, target); !d.Allow {
 		return nil, denied(d)
 	}
@@ -40,6 +76,16 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 		return nil, err
 	}
 	defer unlock()
+	if rec, ok := g.claimRecovered(ctx, db, intentUndo, func(payload string) bool {
+		p, err := decodePayload[undoIntent](payload)
+		return err == nil && p.Request == undoRequest(in)
+	}); ok {
+		p, err := decodePayload[undoIntent](rec.Payload)
+		if err != nil {
+			return nil, err
+		}
+		return p.result(db.ID), nil
+	}
 
 	st, err := g.state(ctx, org, db)
 	if err != nil {
@@ -57,62 +103,125 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 	if d := policy.CheckNewBranch(c.tier, st.refs()); !d.Allow {
 		return nil, denied(d)
 	}
-	backupName := uniqueName(st, fmt.Sprintf("%s-undo-%s", b.Name, now.UTC().Format("20060102-150405")))
-	restored, err := org.API.RestoreBranch(ctx, db.ID, b.ID, neon.BranchRestore{
-		SourceBranchID: b.ID, SourceTimestamp: &target, PreserveUnderName: backupName,
-	})
-	if err != nil {
-		return nil, upstream("undo_to_time", err, fmt.Sprintf("call list_branches: if a branch named %q exists, the undo happened; otherwise call undo_to_time again", backupName))
-	}
-	// The undo happened: what follows is bookkeeping that must not be lost with the caller.
-	ctx = context.WithoutCancel(ctx)
-	backup, err := g.findBackup(ctx, org, db.ID, restored, backupName)
+	p := undoIntent{BranchID: b.ID, BranchName: b.Name, Target: target, Request: undoRequest(in),
+		BackupName: uniqueName(st, fmt.Sprintf("%s-undo-%s", b.Name, now.UTC().Format("20060102-150405"))),
+		ExpiresAt:  now.Add(c.tier.UndoBackupTTL).UTC().Truncate(time.Second)}
+	run, err := g.beginIntent(ctx, db, intentUndo, p)
 	if err != nil {
 		return nil, err
 	}
-	ref := g.recordBackup(ctx, org, db.ID, backup, now.Add(c.tier.UndoBackupTTL))
-	return &UndoResult{DatabaseID: db.ID, Branch: BranchRef{BranchID: restored.ID, Name: restored.Name},
-		RestoredTo: target, BackupBranch: ref}, nil
+	work, cancel := detach(ctx)
+	defer cancel()
+	restored, err := org.API.RestoreBranch(work, db.ID, b.ID, neon.BranchRestore{
+		SourceBranchID: b.ID, SourceTimestamp: &target, PreserveUnderName: p.BackupName,
+	})
+	if err != nil {
+		err = upstream("undo_to_time", err)
+		if ge := AsError(err); ge != nil && ge.Code != policy.Upstream {
+			if rerr := run.rollBack(work); rerr != nil {
+				return nil, errors.Join(err, rerr)
+			}
+			ge.Message += "; the branch was not changed"
+		} else if ge != nil {
+			ge.Message += fmt.Sprintf("; whether the undo happened is found out on the next call for this database (a branch named %q exists if it did)", p.BackupName)
+			ge.Hint = "call list_branches in a moment before calling undo_to_time again"
+		}
+		return nil, err
+	}
+	p.Restored = true
+	if restored.ParentID != "" && restored.ParentID != b.ParentID {
+		p.Backup.BranchID = restored.ParentID // a non-root branch: Neon made the backup its parent
+	}
+	if err := run.save(work, p); err != nil {
+		return nil, err
+	}
+	return g.finishUndo(work, org, db, run, &p)
 }
 
-// findBackup finds the branch Neon preserved the pre-restore state under. Neon makes it the
-// restored branch's parent; an emulator or a future Neon may not, so fall back to its name.
-func (g *Guard) findBackup(ctx context.Context, org Org, projectID string, restored *neon.Branch, name string) (neon.Branch, error) {
-	if restored.ParentID != "" {
-		if p, err := org.API.GetBranch(ctx, projectID, restored.ParentID); err == nil && p.Name == name {
-			return *p, nil
+// finishUndo records an undo that happened: its backup branch, with its expiry on Neon and in
+// the store.
+func (g *Guard) finishUndo(ctx context.Context, org Org, db store.Database, run *intentRun, p *undoIntent) (*UndoResult, error) {
+	backup, err := g.branchNamed(ctx, org, db.ID, p.Backup.BranchID, p.BackupName)
+	if err != nil {
+		return nil, err
+	}
+	if backup != nil {
+		if p.Backup, err = g.recordBackup(ctx, org, db.ID, *backup, p.ExpiresAt); err != nil {
+			return nil, err
+		}
+	}
+	if err := run.save(ctx, p); err != nil {
+		return nil, err
+	}
+	if err := run.done(ctx); err != nil {
+		return nil, err
+	}
+	return p.result(db.ID), nil
+}
+
+// resumeUndo finishes an interrupted undo: it happened when its backup branch exists (Neon
+// makes the backup with the restore, in one request).
+func (g *Guard) resumeUndo(ctx context.Context, org Org, db store.Database, run *intentRun) error {
+	p, err := decodePayload[undoIntent](run.rec.Payload)
+	if err != nil {
+		return err
+	}
+	if !p.Restored {
+		backup, err := g.branchNamed(ctx, org, db.ID, "", p.BackupName)
+		if err != nil {
+			return err
+		}
+		if backup == nil {
+			return run.rollBack(ctx)
+		}
+		p.Restored, p.Backup.BranchID = true, backup.ID
+	}
+	_, err = g.finishUndo(ctx, org, db, run, &p)
+	return err
+}
+
+// branchNamed finds a branch by id (when known) or by name; nil when Neon has neither.
+func (g *Guard) branchNamed(ctx context.Context, org Org, projectID, id, name string) (*neon.Branch, error) {
+	if id != "" {
+		b, err := org.API.GetBranch(ctx, projectID, id)
+		if err == nil {
+			return b, nil
+		}
+		if !errors.Is(err, neon.ErrNotFound) {
+			return nil, upstream("read branch", err)
 		}
 	}
 	branches, err := org.API.ListBranches(ctx, projectID)
 	if err != nil {
-		return neon.Branch{}, upstream("find the undo backup", err)
+		return nil, upstream("list branches", err)
 	}
 	for _, b := range branches {
 		if b.Name == name {
-			return b, nil
+			return &b, nil
 		}
 	}
-	return neon.Branch{}, &Error{Code: policy.Upstream, Message: "the undo succeeded but its backup branch was not found",
-		Hint: "call list_branches; the restored branch is usable"}
+	return nil, nil
 }
 
-// recordBackup gives a backup branch (an undo's pre-restore state, or the branch a
-// checkpoint restore replaced) its expiry on Neon and records it with that expiry. The restore
-// already happened, so a failure here is logged, not returned. Neon may refuse the expiry (it
-// allows none on a branch with children, and an undo backup is the restored branch's parent):
-// the record keeps the expiry anyway, and the janitor deletes the backup once it has passed.
-func (g *Guard) recordBackup(ctx context.Context, org Org, databaseID string, b neon.Branch, expires time.Time) BranchRef {
+// recordBackup gives a backup branch (an undo's pre-restore state, or the branch a checkpoint
+// restore replaced) its expiry on Neon and records it with that expiry. Neon may refuse the
+// expiry (it allows none on a branch with children: the backup of a non-root branch is that
+// branch's parent): the record keeps the expiry anyway, and the janitor deletes the backup
+// once it has passed. Only a failure to record is an error.
+func (g *Guard) recordBackup(ctx context.Context, org Org, databaseID string, b neon.Branch, expires time.Time) (BranchRef, error) {
 	expires = expires.UTC().Truncate(time.Second)
 	ref := BranchRef{BranchID: b.ID, Name: b.Name, ExpiresAt: &expires}
-	if _, err := org.API.UpdateBranch(ctx, databaseID, b.ID, neon.BranchUpdate{ExpiresAt: &expires}); err != nil {
-		g.log.WarnContext(ctx, "Neon did not take a backup branch's expiry; the janitor deletes it when it passes",
-			"database_id", databaseID, "branch_id", b.ID, "expires_at", expires, "err", err)
+	if b.ExpiresAt == nil || !b.ExpiresAt.Equal(expires) {
+		if _, err := org.API.UpdateBranch(ctx, databaseID, b.ID, neon.BranchUpdate{ExpiresAt: &expires}); err != nil {
+			g.log.WarnContext(ctx, "Neon did not take a backup branch's expiry; the janitor deletes it when it passes",
+				"database_id", databaseID, "branch_id", b.ID, "expires_at", expires, "err", err)
+		}
 	}
 	if err := g.store.AddBranch(ctx, store.Branch{ID: b.ID, DatabaseID: databaseID, Name: b.Name, Kind: store.BranchBackup,
 		ExpiresAt: ref.ExpiresAt, CreatedAt: g.now()}); err != nil && !errors.Is(err, store.ErrConflict) {
-		g.log.ErrorContext(ctx, "could not record a backup branch", "database_id", databaseID, "branch_id", b.ID, "err", err)
+		return ref, err
 	}
-	return ref
+	return ref, nil
 }
 
 func uniqueName(st *dbState, base string) string {
@@ -125,8 +234,24 @@ func uniqueName(st *dbState, base string) string {
 	}
 }
 
+// devIntent is a dev branch in progress.
+type devIntent struct {
+	Name       string              `json:"name"`
+	From       string              `json:"from"`
+	ExpiresAt  time.Time           `json:"expires_at"`
+	ParentID   string              `json:"parent_id,omitempty"`   // main: the parent, or the snapshot restore's target
+	At         *time.Time          `json:"at,omitempty"`          // from a time
+	SnapshotID string              `json:"snapshot_id,omitempty"` // from a checkpoint
+	Endpoint   neon.EndpointCreate `json:"endpoint"`
+	BranchID   string              `json:"branch_id,omitempty"`
+	// HasExpiry and HasEndpoint: Neon has them (known from the create's answer); a resume does
+	// not know and checks.
+	HasExpiry   bool `json:"has_expiry,omitempty"`
+	HasEndpoint bool `json:"has_endpoint,omitempty"`
+}
+
 // CreateDevBranch branches the database for development, with a compute in the tier's range
-// and an expiry.
+// and an expiry. It is idempotent per name: a dev branch of that name is returned as it is.
 func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBranchResult, error) {
 	c, err := g.caller(ctx)
 	if err != nil {
@@ -167,9 +292,21 @@ func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBra
 	if err != nil {
 		return nil, err
 	}
-	if _, taken := st.byName(in.Name); taken {
-		return nil, invalid(fmt.Sprintf("branch %q already exists", in.Name),
-			"choose another name, or use get_connection_string for the existing branch")
+	if b, taken := st.byName(in.Name); taken {
+		if st.kind(b) != store.BranchDev {
+			return nil, invalid(fmt.Sprintf("branch %q already exists and is not a dev branch", in.Name), "choose another name")
+		}
+		// A retry (or a repeat) of this call: the branch it made.
+		exp := now.Add(ttl).UTC().Truncate(time.Second)
+		if b.ExpiresAt != nil {
+			exp = b.ExpiresAt.UTC()
+		}
+		uri, err := g.connectionURI(ctx, org, db, b.ID, true)
+		if err != nil {
+			return nil, err
+		}
+		return &DevBranchResult{DatabaseID: db.ID, BranchID: b.ID, Name: b.Name, From: g.devFrom(ctx, db.ID, b.Name, from),
+			ExpiresAt: exp, ConnectionString: uri}, nil
 	}
 	if d := policy.CheckNewBranch(c.tier, st.refs()); !d.Allow {
 		return nil, denied(d)
@@ -182,35 +319,176 @@ func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBra
 	if d := policy.CheckQuota(c.tier, UsageOf(p, st.branches)); !d.Allow {
 		return nil, denied(d)
 	}
-	expires := now.Add(ttl).UTC().Truncate(time.Second)
-	endpoint := neon.EndpointCreate{Type: neon.EndpointReadWrite, AutoscalingLimitMinCU: c.tier.MinComputeCU,
-		AutoscalingLimitMaxCU: c.tier.MaxComputeCU, SuspendTimeoutSeconds: int64(c.tier.SuspendTimeout.Seconds())}
-
-	var branchID string
-	if from == mainBranchName || at != nil {
-		created, err := org.API.CreateBranch(ctx, db.ID, neon.BranchCreate{
-			ParentID: st.main.ID, Name: in.Name, ParentTimestamp: at, ExpiresAt: &expires,
-		}, []neon.EndpointCreate{endpoint})
-		if err != nil {
-			return nil, upstream("create_dev_branch", err, fmt.Sprintf("call list_branches: if %q exists it was created; otherwise call create_dev_branch again", in.Name))
-		}
-		branchID = created.Branch.ID
-		ctx = context.WithoutCancel(ctx) // it exists now: record it whatever happens to the caller
-		if err := g.recordDev(ctx, db.ID, branchID, in.Name, expires); err != nil {
-			return nil, err
-		}
-	} else {
-		branchID, err = g.branchFromCheckpoint(ctx, org, st, from, in.Name, expires, endpoint)
+	di := devIntent{Name: in.Name, From: from, ExpiresAt: now.Add(ttl).UTC().Truncate(time.Second),
+		Endpoint: neon.EndpointCreate{Type: neon.EndpointReadWrite, AutoscalingLimitMinCU: c.tier.MinComputeCU,
+			AutoscalingLimitMaxCU: c.tier.MaxComputeCU, SuspendTimeoutSeconds: int64(c.tier.SuspendTimeout.Seconds())}}
+	di.ParentID, di.At = st.main.ID, at
+	if from != mainBranchName && at == nil {
+		snap, err := g.checkpointNamed(ctx, org, db.ID, from)
 		if err != nil {
 			return nil, err
 		}
-		ctx = context.WithoutCancel(ctx)
+		di.SnapshotID = snap.ID
 	}
-	uri, err := g.connectionURI(ctx, org, db, branchID, true)
+	run, err := g.beginIntent(ctx, db, intentDevBranch, di)
 	if err != nil {
 		return nil, err
 	}
-	return &DevBranchResult{DatabaseID: db.ID, BranchID: branchID, Name: in.Name, From: from, ExpiresAt: expires, ConnectionString: uri}, nil
+	work, cancel := detach(ctx)
+	defer cancel()
+	if err := g.makeDevBranch(work, org, db, run, &di); err != nil {
+		return nil, err
+	}
+	if err := g.finishDevBranch(work, org, db, run, &di); err != nil {
+		return nil, err
+	}
+	uri, err := g.connectionURI(work, org, db, di.BranchID, true)
+	if err != nil {
+		return nil, err
+	}
+	return &DevBranchResult{DatabaseID: db.ID, BranchID: di.BranchID, Name: in.Name, From: from, ExpiresAt: di.ExpiresAt, ConnectionString: uri}, nil
+}
+
+// devFrom is what a dev branch was made from, as its intent recorded it; fallback otherwise.
+func (g *Guard) devFrom(ctx context.Context, databaseID, name, fallback string) string {
+	recs, err := g.store.RecoveredIntents(ctx, databaseID, time.Time{})
+	if err != nil {
+		return fallback
+	}
+	for _, rec := range recs {
+		if p, err := decodePayload[devIntent](rec.Payload); err == nil && rec.Kind == intentDevBranch && p.Name == name {
+			return p.From
+		}
+	}
+	return fallback
+}
+
+// checkpointNamed finds a checkpoint by name or id for a dev branch's from.
+func (g *Guard) checkpointNamed(ctx context.Context, org Org, databaseID, ref string) (neon.Snapshot, error) {
+	snaps, err := snapshots(ctx, org, databaseID)
+	if err != nil {
+		return neon.Snapshot{}, err
+	}
+	for _, s := range snaps {
+		if s.Name == ref || s.ID == ref {
+			return s, nil
+		}
+	}
+	return neon.Snapshot{}, invalid(fmt.Sprintf("from %q is neither main, a checkpoint, nor an RFC 3339 time", ref),
+		"use from=\"main\", a name from list_checkpoints, or a time like 2026-01-02T15:04:05Z")
+}
+
+// makeDevBranch creates the intent's branch: from main or a time, a branch with its compute and
+// expiry in one request; from a checkpoint, a snapshot restore that is not finalized (a new
+// branch of its own, leaving main alone), whose expiry and compute follow.
+func (g *Guard) makeDevBranch(ctx context.Context, org Org, db store.Database, run *intentRun, di *devIntent) error {
+	var err error
+	if di.SnapshotID == "" {
+		var created *neon.CreatedBranch
+		created, err = org.API.CreateBranch(ctx, db.ID, neon.BranchCreate{
+			ParentID: di.ParentID, Name: di.Name, ParentTimestamp: di.At, ExpiresAt: &di.ExpiresAt,
+		}, []neon.EndpointCreate{di.Endpoint})
+		if err == nil {
+			di.BranchID, di.HasExpiry, di.HasEndpoint = created.Branch.ID, created.Branch.ExpiresAt != nil, len(created.Endpoints) > 0
+		}
+	} else {
+		// The target must be today's main: after a checkpoint restore the snapshot's source is
+		// the replaced branch, which may be gone.
+		var restored *neon.RestoredSnapshot
+		restored, err = org.API.RestoreSnapshot(ctx, db.ID, di.SnapshotID, neon.SnapshotRestore{Name: di.Name, TargetBranchID: di.ParentID})
+		if err == nil {
+			di.BranchID, di.HasEndpoint = restored.Branch.ID, len(restored.Endpoints) > 0
+		}
+	}
+	if err != nil {
+		err = upstream("create_dev_branch", err)
+		if ge := AsError(err); ge != nil && ge.Code != policy.Upstream {
+			if rerr := run.rollBack(ctx); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+			ge.Message += "; no branch was created"
+		} else if ge != nil {
+			ge.Message += fmt.Sprintf("; whether %q was created is found out on the next call for this database", di.Name)
+			ge.Hint = "call create_dev_branch again with the same name in a moment: it returns the branch if it was created"
+		}
+		return err
+	}
+	return run.save(ctx, di)
+}
+
+// finishDevBranch records a dev branch that exists and gives it what it lacks: its expiry and
+// its compute (both part of the create request from main or a time).
+func (g *Guard) finishDevBranch(ctx context.Context, org Org, db store.Database, run *intentRun, di *devIntent) error {
+	if err := g.recordDev(ctx, db.ID, di.BranchID, di.Name, di.ExpiresAt); err != nil {
+		return err
+	}
+	if !di.HasExpiry {
+		b, err := org.API.GetBranch(ctx, db.ID, di.BranchID)
+		if err != nil {
+			return upstream("create_dev_branch: read the new branch", err)
+		}
+		if b.ExpiresAt == nil || !b.ExpiresAt.Equal(di.ExpiresAt) {
+			if _, err := org.API.UpdateBranch(ctx, db.ID, di.BranchID, neon.BranchUpdate{ExpiresAt: &di.ExpiresAt}); err != nil {
+				return g.devPartial(ctx, di, "set its expiry", err)
+			}
+		}
+		di.HasExpiry = true
+		if err := run.save(ctx, di); err != nil {
+			return err
+		}
+	}
+	if !di.HasEndpoint {
+		eps, err := org.API.ListBranchEndpoints(ctx, db.ID, di.BranchID)
+		if err != nil {
+			return upstream("create_dev_branch: list computes", err)
+		}
+		if len(eps) == 0 {
+			if _, err := org.API.CreateEndpoint(ctx, db.ID, di.BranchID, di.Endpoint); err != nil {
+				return g.devPartial(ctx, di, "start its compute", err)
+			}
+		}
+		di.HasEndpoint = true
+		if err := run.save(ctx, di); err != nil {
+			return err
+		}
+	}
+	return run.done(ctx)
+}
+
+// devPartial is the error of a dev branch that exists without its expiry or compute yet; the
+// intent stays open and the next call for the database finishes it.
+func (g *Guard) devPartial(_ context.Context, di *devIntent, what string, err error) error {
+	ge := AsError(upstream("create_dev_branch: "+what, err))
+	if ge == nil {
+		return err
+	}
+	ge.Code = policy.Upstream // the branch exists: retrying finishes it, whatever Neon said
+	ge.Message += fmt.Sprintf("; branch %q was created and is finished (expiry, compute) on the next call for this database", di.Name)
+	ge.Hint = "call create_dev_branch again with the same name in a moment: it returns the branch"
+	return ge
+}
+
+// resumeDevBranch finishes an interrupted dev branch: it was created when Neon has a branch of
+// its name.
+func (g *Guard) resumeDevBranch(ctx context.Context, org Org, db store.Database, run *intentRun) error {
+	di, err := decodePayload[devIntent](run.rec.Payload)
+	if err != nil {
+		return err
+	}
+	if di.BranchID == "" {
+		b, err := g.branchNamed(ctx, org, db.ID, "", di.Name)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			return run.rollBack(ctx)
+		}
+		di.BranchID = b.ID
+		if err := run.save(ctx, di); err != nil {
+			return err
+		}
+	}
+	return g.finishDevBranch(ctx, org, db, run, &di)
 }
 
 func (g *Guard) recordDev(ctx context.Context, databaseID, branchID, name string, expires time.Time) error {
@@ -222,53 +500,6 @@ func (g *Guard) recordDev(ctx context.Context, databaseID, branchID, name string
 	return nil
 }
 
-// branchFromCheckpoint makes a dev branch holding a checkpoint's data: a snapshot restore that
-// is not finalized is a new branch of its own, leaving main alone.
-func (g *Guard) branchFromCheckpoint(ctx context.Context, org Org, st *dbState, checkpoint, name string, expires time.Time, ep neon.EndpointCreate) (string, error) {
-	db := st.db
-	snaps, err := snapshots(ctx, org, db.ID)
-	if err != nil {
-		return "", err
-	}
-	var snap *neon.Snapshot
-	for i, s := range snaps {
-		if s.Name == checkpoint || s.ID == checkpoint {
-			snap = &snaps[i]
-			break
-		}
-	}
-	if snap == nil {
-		return "", invalid(fmt.Sprintf("from %q is neither main, a checkpoint, nor an RFC 3339 time", checkpoint),
-			"use from=\"main\", a name from list_checkpoints, or a time like 2026-01-02T15:04:05Z")
-	}
-	// The target must be today's main: after a checkpoint restore the snapshot's source is
-	// the replaced branch, which may be gone.
-	restored, err := org.API.RestoreSnapshot(ctx, db.ID, snap.ID, neon.SnapshotRestore{Name: name, TargetBranchID: st.main.ID})
-	if err != nil {
-		return "", upstream("create_dev_branch", err, fmt.Sprintf("call list_branches: if %q exists it was created; otherwise call create_dev_branch again", name))
-	}
-	id := restored.Branch.ID
-	ctx = context.WithoutCancel(ctx)
-	if err := g.recordDev(ctx, db.ID, id, name, expires); err != nil {
-		return "", err
-	}
-	partial := func(what string, err error) error {
-		ge := AsError(upstream("create_dev_branch: "+what, err))
-		ge.Message += fmt.Sprintf("; branch %q was created without it", name)
-		ge.Hint = fmt.Sprintf("delete it with delete_dev_branch (branch=%q) and call create_dev_branch again", name)
-		return ge
-	}
-	if _, err := org.API.UpdateBranch(ctx, db.ID, id, neon.BranchUpdate{ExpiresAt: &expires}); err != nil {
-		return "", partial("set expiry", err)
-	}
-	if len(restored.Endpoints) == 0 {
-		if _, err := org.API.CreateEndpoint(ctx, db.ID, id, ep); err != nil {
-			return "", partial("create compute", err)
-		}
-	}
-	return id, nil
-}
-
 // ListBranches lists a database's branches with their kinds and compute states.
 func (g *Guard) ListBranches(ctx context.Context, databaseID string) (*ListBranchesResult, error) {
 	c, err := g.caller(ctx)
@@ -277,6 +508,9 @@ func (g *Guard) ListBranches(ctx context.Context, databaseID string) (*ListBranc
 	}
 	db, org, err := g.database(ctx, c, databaseID)
 	if err != nil {
+		return nil, err
+	}
+	if err := g.settleForRead(ctx, org, db); err != nil {
 		return nil, err
 	}
 	st, err := g.state(ctx, org, db)
@@ -344,7 +578,11 @@ func (g *Guard) DeleteDevBranch(ctx context.Context, databaseID, branch string) 
 	// Whether a branch with children may go is Neon's call (an undo backup is the restored
 	// branch's parent on Neon); its 422 comes back as INVALID_ARGUMENT with Neon's reason.
 	if err := g.deleteBranch(ctx, org, db.ID, b, st.kind(b)); err != nil {
-		return nil, upstream("delete_dev_branch", err)
+		err = upstream("delete_dev_branch", err)
+		if ge := AsError(err); ge != nil && strings.Contains(ge.Message, "children") {
+			ge.Hint = "Neon keeps a branch that has children: delete the branches whose parent_id is this branch first (list_branches shows them)"
+		}
+		return nil, err
 	}
 	if err := g.store.DeleteBranch(ctx, db.ID, b.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err

@@ -63,18 +63,24 @@ func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*Cr
 	}
 	defer unlock()
 
-	if db, err := g.store.GetDatabaseByName(ctx, c.tenant.ID, in.Name); err == nil && db.ID != "" {
-		return g.existingDatabase(ctx, c, db)
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+	existing, err := g.store.GetDatabaseByName(ctx, c.tenant.ID, in.Name)
+	switch {
+	case err == nil && existing.ID != "":
+		return g.existingDatabase(ctx, c, existing)
+	case err == nil:
+		// A reservation of this name: an earlier call was interrupted. It already holds its
+		// slot in the count, so the limit is not checked again; the project it may have
+		// made is looked for below.
+	case errors.Is(err, store.ErrNotFound):
+		n, err := g.store.CountDatabases(ctx, c.tenant.ID)
+		if err != nil {
+			return nil, err
+		}
+		if d := policy.CheckDatabaseCount(c.tier, n); !d.Allow {
+			return nil, denied(d)
+		}
+	default:
 		return nil, err
-	}
-
-	n, err := g.store.CountDatabases(ctx, c.tenant.ID)
-	if err != nil {
-		return nil, err
-	}
-	if d := policy.CheckDatabaseCount(c.tier, n); !d.Allow {
-		return nil, denied(d)
 	}
 
 	// Reserve first: if the process dies between Neon's create and our write, the reservation
@@ -103,8 +109,22 @@ func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*Cr
 		}
 	}
 
+	// Neon made it: record it even if the caller has gone.
+	db, err := g.completeReservation(context.WithoutCancel(ctx), c.tenant.ID, in.Name, c.org, created)
+	if err != nil {
+		return nil, err
+	}
+	uri, err := g.connectionURI(ctx, c.org, db, db.RootBranchID, true)
+	if err != nil {
+		return nil, err
+	}
+	return &CreateDatabaseResult{Database: toDatabase(db), Created: true, Tier: c.tier.Name, ConnectionString: uri}, nil
+}
+
+// completeReservation records the project Neon made for a reservation.
+func (g *Guard) completeReservation(ctx context.Context, tenantID, name string, org Org, created *neon.CreatedProject) (store.Database, error) {
 	db := store.Database{
-		ID: created.Project.ID, TenantID: c.tenant.ID, Name: in.Name, OrgID: c.org.ID,
+		ID: created.Project.ID, TenantID: tenantID, Name: name, OrgID: org.ID,
 		RootBranchID: created.Branch.ID, RegionID: created.Project.RegionID, PGVersion: created.Project.PGVersion,
 		RoleName: defaultRoleName, DatabaseName: defaultDatabaseName, CreatedAt: created.Project.CreatedAt,
 	}
@@ -114,15 +134,70 @@ func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*Cr
 	if len(created.Databases) > 0 {
 		db.DatabaseName = created.Databases[0].Name
 	}
-	// Neon made it: record it even if the caller has gone.
-	if err := g.store.CompleteDatabase(context.WithoutCancel(ctx), db); err != nil {
-		return nil, err
-	}
-	uri, err := g.connectionURI(ctx, c.org, db, db.RootBranchID, true)
+	return db, g.store.CompleteDatabase(ctx, db)
+}
+
+// ResumeReservations settles the reservations that interrupted create_database calls left
+// (at start and on every janitor pass): the project an interrupted call made is found by its
+// name and recorded, so it is neither orphaned on Neon nor missing from list_databases;
+// without one the reservation is dropped and its slot in the tenant's count freed.
+func (g *Guard) ResumeReservations(ctx context.Context) (completed, dropped int, err error) {
+	tenants, err := g.store.ListTenants(ctx)
 	if err != nil {
-		return nil, err
+		return 0, 0, fmt.Errorf("guard: reservations: %w", err)
 	}
-	return &CreateDatabaseResult{Database: toDatabase(db), Created: true, Tier: c.tier.Name, ConnectionString: uri}, nil
+	var errs []error
+	for _, t := range tenants {
+		dbs, err := g.store.ListDatabases(ctx, t.ID)
+		if err != nil {
+			return completed, dropped, fmt.Errorf("guard: reservations of %s: %w", t.ID, err)
+		}
+		for _, db := range dbs {
+			if db.ID != "" {
+				continue
+			}
+			done, err := g.resumeReservation(ctx, t, db.Name)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("database %q of tenant %s: %w", db.Name, t.ID, err))
+				continue
+			}
+			if done {
+				completed++
+			} else {
+				dropped++
+			}
+		}
+	}
+	return completed, dropped, errors.Join(errs...)
+}
+
+func (g *Guard) resumeReservation(ctx context.Context, t store.Tenant, name string) (completed bool, err error) {
+	tier, err := g.policy.Tier(t.Tier)
+	if err != nil {
+		return false, err
+	}
+	org, _ := findOrg(g.orgs, tier.Org)
+	ctx, unlock, err := g.lock(ctx, "tenant:"+t.ID)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	db, err := g.store.GetDatabaseByName(ctx, t.ID, name)
+	if err != nil || db.ID != "" {
+		return db.ID != "", err // completed or gone meanwhile
+	}
+	created, err := g.findProject(ctx, org, projectName(t.ID, name))
+	if err != nil {
+		return false, err
+	}
+	if created == nil {
+		return false, g.store.ForgetReservation(ctx, t.ID, name)
+	}
+	if _, err := g.completeReservation(ctx, t.ID, name, org, created); err != nil {
+		return false, err
+	}
+	g.log.InfoContext(ctx, "recorded the database an interrupted create_database made", "tenant", t.ID, "name", name, "database_id", created.Project.ID)
+	return true, nil
 }
 
 // findProject looks for a project a previous, interrupted call may have created.
@@ -236,6 +311,9 @@ func (g *Guard) GetConnectionString(ctx context.Context, in ConnectionInput) (*C
 	}
 	db, org, err := g.database(ctx, c, in.DatabaseID)
 	if err != nil {
+		return nil, err
+	}
+	if err := g.settleForRead(ctx, org, db); err != nil {
 		return nil, err
 	}
 	st, err := g.state(ctx, org, db)

@@ -179,16 +179,24 @@ func (g *Guard) lock(ctx context.Context, key string) (context.Context, func(), 
 	return ctx, unlock, nil
 }
 
-// lockDatabase loads the caller's database and takes its lock: the preamble of every use case
-// that counts or changes a database's branches or checkpoints. The caller defers unlock.
+// lockDatabase loads the caller's database, takes its lock and settles the intents an
+// interrupted call left open: the preamble of every use case that counts or changes a
+// database's branches or checkpoints. The caller defers unlock.
 func (g *Guard) lockDatabase(ctx context.Context, c caller, databaseID string) (context.Context, store.Database, Org, func(), error) {
 	db, org, err := g.database(ctx, c, databaseID)
 	if err != nil {
 		return nil, store.Database{}, Org{}, nil, err
 	}
-	ctx, unlock, err := g.lock(ctx, "db:"+db.ID)
+	held, unlock, err := g.lock(ctx, "db:"+db.ID)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, store.Database{}, Org{}, nil, busy(db.ID, err)
+		}
 		return nil, store.Database{}, Org{}, nil, err
 	}
-	return ctx, db, org, unlock, nil
+	if err := g.settle(held, org, db); err != nil {
+		unlock()
+		return nil, store.Database{}, Org{}, nil, err
+	}
+	return held, db, org, unlock, nil
 }

@@ -39,6 +39,15 @@ type SweepReport struct {
 // touches a database's main branch. Each database is handled under its lock, like a use case.
 func (g *Guard) SweepExpired(ctx context.Context, now time.Time) (SweepReport, error) {
 	var rep SweepReport
+	// First what interrupted calls left: their branches are recorded (with kind and expiry)
+	// before the sweep looks at the records.
+	if err := g.Recover(ctx); err != nil {
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+		rep.Failed++
+		g.log.WarnContext(ctx, "janitor: recovery incomplete", "err", err)
+	}
 	tenants, err := g.store.ListTenants(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("guard: janitor: %w", err)
@@ -62,6 +71,31 @@ func (g *Guard) SweepExpired(ctx context.Context, now time.Time) (SweepReport, e
 		}
 	}
 	return rep, nil
+}
+
+// finishedIntentRetention is how long finished intents stay in the store (an audit of what
+// recovery did).
+const finishedIntentRetention = 7 * 24 * time.Hour
+
+// Recover settles what interrupted calls left: open intents (finished or rolled back) and
+// reservations of create_database. serve runs it at start; every janitor pass runs it too.
+func (g *Guard) Recover(ctx context.Context) error {
+	settled, failed, err := g.ResumeIntents(ctx)
+	if err != nil {
+		return err
+	}
+	completed, dropped, rerr := g.ResumeReservations(ctx)
+	if settled+failed+completed+dropped > 0 {
+		g.log.InfoContext(ctx, "recovered interrupted operations", "intents_settled", settled, "intents_failed", failed,
+			"databases_recorded", completed, "reservations_dropped", dropped)
+	}
+	if _, err := g.store.PruneIntents(ctx, g.now().Add(-finishedIntentRetention)); err != nil {
+		rerr = errors.Join(rerr, err)
+	}
+	if failed > 0 {
+		rerr = errors.Join(rerr, fmt.Errorf("guard: %d databases with interrupted operations could not be settled yet", failed))
+	}
+	return rerr
 }
 
 func (g *Guard) sweepDatabase(ctx context.Context, db store.Database, now time.Time, rep *SweepReport) error {

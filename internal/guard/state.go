@@ -108,12 +108,3 @@ func (s *dbState) byName(name string) (neon.Branch, bool) {
 	}
 	return neon.Branch{}, false
 }
-
-func (s *dbState) byID(id string) (neon.Branch, bool) {
-	for _, b := range s.branches {
-		if b.ID == id {
-			return b, true
-		}
-	}
-	return neon.Branch{}, false
-}

@@ -10,6 +10,10 @@ import (
 	"github.com/neonguard/neonguard/internal/policy"
 )
 
+// codeDiskBudgetExceeded is the local emulator's 422 code (neonlocal.CodeDiskBudgetExceeded)
+// for a new project or branch that would not fit its disk budget or free-space margin.
+const codeDiskBudgetExceeded = "DISK_BUDGET_EXCEEDED"
+
 // upstream turns a failed Neon call into an error the agent can act on. The message names what
 // failed and Neon's own code (redacted); the cause stays in Err for the logs.
 // A hint, when given, replaces the generic one for an outcome Neon left unknown.
@@ -32,6 +36,10 @@ func upstream(what string, err error, unknownHint ...string) error {
 	case errors.Is(err, neon.ErrSnapshotLimit):
 		return &Error{Code: policy.SnapshotLimit, Message: what + ": Neon's snapshot limit for this project is reached",
 			Hint: "call checkpoint with replace=true", Err: err}
+	case apiErr != nil && apiErr.StatusCode == http.StatusUnprocessableEntity && apiErr.Code == codeDiskBudgetExceeded:
+		return &Error{Code: policy.QuotaExceeded, Message: what + ": " + detail, // the emulator's figures
+			Hint: "delete dev or backup branches you no longer need (list_branches shows them, delete_dev_branch removes one), then retry; " +
+				"if that is not enough, the operator can delete a database, free disk space or raise local.disk_budget", Err: err}
 	case errors.Is(err, neon.ErrBadRequest) && strings.Contains(detail, "retention window"):
 		return &Error{Code: policy.RestoreWindow, Message: what + ": the time is outside the restore window",
 			Hint: "call describe_limits for the restore window; use a more recent time or restore_checkpoint", Err: err}
@@ -62,5 +70,5 @@ func upstream(what string, err error, unknownHint ...string) error {
 	if apiErr != nil {
 		msg += " (HTTP " + strconv.Itoa(apiErr.StatusCode) + ")"
 	}
-	return &Error{Code: policy.Upstream, Message: msg, Hint: "try again in a minute; nothing was changed unless a later list shows it", Err: err}
+	return &Error{Code: policy.Upstream, Message: msg, Hint: "try again in a minute; list_branches or list_checkpoints shows what exists now", Err: err}
 }

@@ -101,25 +101,17 @@ func (s *Server) pointInTimeLocked(prj *project, lsn string, tsp *time.Time) (ti
 	return time.Time{}, false, nil
 }
 
-// rootLikeLocked reports whether b counts as a root branch for snapshots:
-// it has no parent, or its parent is only the backup that an in-place
-// restore of b itself left behind (Neon makes that backup the parent, which
-// would otherwise forbid snapshots of the default branch after an undo).
-func (s *Server) rootLikeLocked(b *branch) bool {
-	for range 1000 { // bounded walk; chains are short
-		if b.ParentID == "" {
-			return true
+// latestBackupLocked is the backup of b's most recent in-place restore, or nil. Only its data
+// can be missing after a crash (the restore's swap had not happened yet).
+func (s *Server) latestBackupLocked(b *branch) *branch {
+	var latest *branch
+	for _, c := range s.st.Branches {
+		if c.BackupOf == b.ID && (latest == nil || c.CreatedAt.After(latest.CreatedAt) ||
+			(c.CreatedAt.Equal(latest.CreatedAt) && c.ID > latest.ID)) {
+			latest = c
 		}
-		parent := s.st.Branches[b.ParentID]
-		if parent == nil {
-			return true
-		}
-		if parent.BackupOf != b.ID {
-			return false
-		}
-		b = parent
 	}
-	return false
+	return latest
 }
 
 func (s *Server) branchSpecLocked(b *branch, at *time.Time) BranchSpec {
@@ -133,7 +125,7 @@ func (s *Server) branchSpecLocked(b *branch, at *time.Time) BranchSpec {
 		spec.ParentID = ""
 	}
 	if b.BackupOf != "" && b.BackupSource != "" {
-		if of := s.st.Branches[b.BackupOf]; of != nil && of.ParentID == b.ID {
+		if of := s.st.Branches[b.BackupOf]; of != nil && s.latestBackupLocked(of) == b {
 			spec.RestoreOf = &RestoreSpec{ProjectID: b.ProjectID, BranchID: of.ID, SourceBranchID: b.BackupSource, BackupBranchID: b.ID}
 			if b.BackupTarget != nil {
 				spec.RestoreOf.Target = *b.BackupTarget
@@ -206,6 +198,9 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 	}
 	expiresAt, err := parseTimePtr(rb.ExpiresAt, "expires_at")
 	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.disk.refresh(r.Context()); err != nil {
 		return 0, nil, err
 	}
 	return s.mutate(func() (result, error) {
@@ -284,6 +279,9 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 				return result{}, err
 			}
 		}
+		if err := s.disk.admit(); err != nil { // last check: room on disk for the new cluster
+			return result{}, err
+		}
 
 		b := &branch{
 			ID: id, ProjectID: prj.ID, ParentID: parent.ID, Name: name, Protected: rb.Protected,
@@ -328,6 +326,7 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 			for _, ep := range eps {
 				s.settleEndpointLocked(ep.ID)
 			}
+			s.disk.release()
 		}}, nil
 	})
 }
@@ -520,18 +519,15 @@ func (s *Server) deleteBranch(r *http.Request, p principal) (int, any, error) {
 	})
 }
 
-// deletableLocked applies Neon's rules: the default branch and branches
-// with children stay. The one exception is the backup an in-place restore
-// left as the restored branch's parent: deleting it hands its ancestry
-// back to the restored branch, so an agent can drop its undo points.
+// deletableLocked applies Neon's rules: the default branch and branches with children stay.
+// An undo backup of a root branch has no children, so it can go; the backup of a non-root
+// branch is that branch's parent and stays until the branch is gone.
 func (s *Server) deletableLocked(b *branch) error {
 	if b.Default {
 		return errf(http.StatusBadRequest, "cannot delete the project's default branch")
 	}
-	for _, c := range s.childrenLocked(b) {
-		if c.ID != b.BackupOf {
-			return errf(http.StatusUnprocessableEntity, "branch %s has children and cannot be deleted", b.ID)
-		}
+	if len(s.childrenLocked(b)) > 0 {
+		return errf(http.StatusUnprocessableEntity, "branch %s has children and cannot be deleted", b.ID)
 	}
 	return nil
 }
@@ -545,9 +541,6 @@ func (s *Server) removeBranchLocked(b *branch) []opStep {
 			return s.dp.SuspendEndpoint(ctx, espec)
 		}))
 		delete(s.st.Endpoints, ep.ID)
-	}
-	for _, c := range s.childrenLocked(b) { // only the restored branch b backs up
-		c.ParentID, c.ParentTime = b.ParentID, b.ParentTime
 	}
 	projectID, id := b.ProjectID, b.ID
 	steps = append(steps, s.newOpLocked(projectID, id, "", "delete_timeline", func(ctx context.Context) error {
@@ -630,15 +623,24 @@ func (s *Server) restoreBranch(r *http.Request, p principal) (int, any, error) {
 				backup.BackupTarget = &at
 			}
 			s.st.Branches[backup.ID] = backup
+			// Neon's rules (docs, "Instant restore"): the children move to the backup; a
+			// root branch stays a root and its backup is a separate root, while the backup of
+			// a non-root branch takes its place in the tree and becomes its parent.
 			for _, c := range children {
 				c.ParentID = backup.ID
 			}
 			backupID = backup.ID
-			b.ParentID = backup.ID
+			if b.ParentID != "" {
+				b.ParentID = backup.ID
+			}
 		} else if src.ID != b.ID {
 			b.ParentID = src.ID
 		}
-		b.ParentTime = &at
+		if b.ParentID != "" {
+			b.ParentTime = &at
+		} else {
+			b.ParentTime = nil
+		}
 		b.LastResetAt = &now
 		b.UpdatedAt = now
 		b.CurrentState, b.PendingState, b.StateChangedAt = "resetting", "ready", now

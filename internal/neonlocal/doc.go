@@ -73,20 +73,18 @@
 // # Choices where Neon is undocumented
 //
 //   - In-place restore (POST .../restore) keeps the branch id and endpoints.
-//     With preserve_under_name, a backup branch holding the pre-restore state
-//     takes the branch's old parent and becomes the restored branch's parent
-//     (branch.parent_id = backup id, as Neon's clients read it), and the
-//     branch's children move under it. Operations: create_branch (the
-//     restore), then start_compute per endpoint (restart on the same port).
-//   - So that checkpoint-after-undo works, a branch whose parent chain is
-//     only its own restore backups counts as a root for snapshots.
-//     Snapshots of other non-root branches get 400.
-//   - A restore backup whose only child is the branch it backs up can be
-//     deleted; that branch takes the backup's parent back (a root again).
-//     Otherwise the default branch cannot be deleted (400) nor a branch with
-//     children (422). Root branches that are not the default (e.g. "main
-//     (old)" after a finalized snapshot restore) can be deleted, as Neon's
-//     docs ask for them to be cleaned up.
+//     With preserve_under_name a backup branch holds the pre-restore state and
+//     the branch's children move under it. As Neon's "Instant restore" docs
+//     say: a root branch stays a root and its backup is a separate root
+//     (no parent, no children); the backup of a non-root branch takes the
+//     branch's old parent and becomes its parent (branch.parent_id = backup
+//     id). Operations: create_branch (the restore), then start_compute per
+//     endpoint (restart on the same port).
+//   - Snapshots only of root branches (no parent); others get 400.
+//   - The default branch cannot be deleted (400), nor a branch with children
+//     (422). Root branches that are not the default (undo backups of a root,
+//     "main (old)" after a finalized snapshot restore) can be deleted, as
+//     Neon's docs ask for them to be cleaned up.
 //   - Snapshot restore makes a new root branch (restore_status "restored",
 //     restored_from = snapshot id); its default name is
 //     "TARGET (restored TIMESTAMP)". Finalizing (finalize_restore: true or

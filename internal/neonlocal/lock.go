@@ -10,19 +10,29 @@ import (
 	"syscall"
 )
 
-// lockDataDir takes an exclusive lock on the emulator's data dir for the life of the
+// DataDirLock is the exclusive lock of an emulator's data dir (LockDataDir).
+type DataDirLock struct {
+	f    *os.File
+	path string
+}
+
+// LockDataDir takes an exclusive lock on the emulator's data dir for the life of the
 // process: a second neonguard on the same dir would overwrite its state and fight over its
 // PostgreSQL clusters, so it gets a clear error instead. The kernel drops the lock when the
-// process dies, so a crash never leaves it stale.
-func lockDataDir(dataDir string) (*os.File, error) {
+// process dies, so a crash never leaves it stale. The lock file holds the holder's PID (the
+// data plane reads it to tell its own lock from another process's).
+//
+// Take it before anything touches the dir's PostgreSQL processes: the data plane stops the
+// ones it finds running as orphans of a crash, which they are only when no one holds the lock.
+func LockDataDir(dataDir string) (*DataDirLock, error) {
 	dir := filepath.Join(dataDir, "neonlocal")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lock data dir: %w", err)
 	}
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lock data dir: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder, _ := os.ReadFile(path)
@@ -35,5 +45,18 @@ func lockDataDir(dataDir string) (*os.File, error) {
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return f, nil
+	return &DataDirLock{f: f, path: path}, nil
+}
+
+// Path is the lock file.
+func (l *DataDirLock) Path() string { return l.path }
+
+// Close releases the lock; later calls do nothing.
+func (l *DataDirLock) Close() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
 }

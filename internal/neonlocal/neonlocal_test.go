@@ -175,51 +175,86 @@ func TestRestoreWindowAndSnapshotLimit(t *testing.T) {
 	e.expect(e.do("POST", "/projects/"+pid+"/branches/"+main+"/snapshot", key, map[string]any{"name": "cp2"}), 200)
 }
 
-func TestPITRRestoreKeepsIDAndMakesBackupParent(t *testing.T) {
+// Neon's documented parentage of an in-place restore with preserve_under_name ("Instant
+// restore"): a root branch keeps its id and stays a root, its backup is a separate root, and
+// its children move to the backup; the backup of a non-root branch becomes that branch's
+// parent, taking its place in the tree. Snapshots are taken of root branches only, so the
+// default branch can be checkpointed after any number of undos.
+func TestPITRRestoreFollowsNeonParentage(t *testing.T) {
 	e := newEnv(t, Options{})
 	key := e.creds.PaidOrgAPIKey
 	prj := e.createProject(key, nil)
 	pid, main := str(prj, "project", "id"), str(prj, "branch", "id")
 	epID := str(prj["endpoints"].([]any)[0].(map[string]any), "id")
 	child := str(e.expect(e.createBranch(key, pid, map[string]any{"branch": map[string]any{"name": "dev"}}), 201).body, "branch", "id")
+	e.waitOps(key, pid)
 	path := "/projects/" + pid + "/branches/" + main + "/restore"
 	at := time.Now().UTC().Format(time.RFC3339)
+	get := func(id string) resp { return e.expect(e.do("GET", "/projects/"+pid+"/branches/"+id, key, nil), 200) }
+	byName := func(name string) string {
+		r := e.expect(e.do("GET", "/projects/"+pid+"/branches", key, nil), 200)
+		for _, b := range r.body["branches"].([]any) {
+			if m := b.(map[string]any); m["name"] == name {
+				return m["id"].(string)
+			}
+		}
+		t.Fatalf("no branch named %s: %s", name, r.raw)
+		return ""
+	}
 
 	e.expect(e.do("POST", path, key, map[string]any{"source_branch_id": main, "source_timestamp": at}), 400)
 	e.expect(e.do("POST", path, key, map[string]any{"source_branch_id": main, "preserve_under_name": "x"}), 400)
-	r := e.expect(e.do("POST", path, key, map[string]any{"source_branch_id": main, "source_timestamp": at, "preserve_under_name": "main_old"}), 200)
-	if str(r.body, "branch", "id") != main || str(r.body, "branch", "last_reset_at") == "" {
-		t.Fatalf("restored branch %s", r.raw)
+	var backups []string
+	for i, name := range []string{"main_old_1", "main_old_2", "main_old_3"} {
+		r := e.expect(e.do("POST", path, key, map[string]any{"source_branch_id": main, "source_timestamp": at, "preserve_under_name": name}), 200)
+		if str(r.body, "branch", "id") != main || str(r.body, "branch", "last_reset_at") == "" || str(r.body, "branch", "parent_id") != "" {
+			t.Fatalf("restore %d: the restored root must keep its id and stay a root: %s", i+1, r.raw)
+		}
+		e.waitOps(key, pid)
+		backup := byName(name)
+		if b := get(backup); str(b.body, "branch", "parent_id") != "" {
+			t.Fatalf("restore %d: the backup of a root must be a root: %s", i+1, b.raw)
+		}
+		backups = append(backups, backup)
+		// A checkpoint works after every undo: main is still a root.
+		e.expect(e.do("POST", "/projects/"+pid+"/branches/"+main+"/snapshot?name=cp", key, nil), 200)
+		e.waitOps(key, pid)
+		sn := e.expect(e.do("GET", "/projects/"+pid+"/snapshots", key, nil), 200).body["snapshots"].([]any)
+		e.expect(e.do("DELETE", "/projects/"+pid+"/snapshots/"+sn[0].(map[string]any)["id"].(string), key, nil), 202)
+		e.waitOps(key, pid)
 	}
-	backup := str(r.body, "branch", "parent_id")
-	if backup == "" || backup == main {
-		t.Fatalf("parent_id %q", backup)
-	}
-	e.waitOps(key, pid)
-	b := e.expect(e.do("GET", "/projects/"+pid+"/branches/"+backup, key, nil), 200)
-	if str(b.body, "branch", "name") != "main_old" || str(b.body, "branch", "parent_id") != "" {
-		t.Fatalf("backup %s", b.raw)
-	}
-	if got := str(e.expect(e.do("GET", "/projects/"+pid+"/branches/"+child, key, nil), 200).body, "branch", "parent_id"); got != backup {
-		t.Fatalf("child parent %q, want backup %q", got, backup)
+	// The child moved to the first backup (it branched from the state that backup keeps).
+	if got := str(get(child).body, "branch", "parent_id"); got != backups[0] {
+		t.Fatalf("child parent %q, want the first backup %q", got, backups[0])
 	}
 	eps := e.expect(e.do("GET", "/projects/"+pid+"/branches/"+main+"/endpoints", key, nil), 200)
 	if str(eps.body["endpoints"].([]any)[0].(map[string]any), "id") != epID {
 		t.Fatalf("endpoint moved: %s", eps.raw)
 	}
-	// checkpoint after undo: main still counts as a root for snapshots.
-	e.expect(e.do("POST", "/projects/"+pid+"/branches/"+main+"/snapshot", key, nil), 200)
+	// Backups without children can go at once; the one with the child stays until it is gone.
+	e.expect(e.do("DELETE", "/projects/"+pid+"/branches/"+backups[2], key, nil), 200)
 	e.waitOps(key, pid)
-	// The backup has another child (dev), so it cannot go yet.
-	e.expect(e.do("DELETE", "/projects/"+pid+"/branches/"+backup, key, nil), 422)
+	e.expect(e.do("DELETE", "/projects/"+pid+"/branches/"+backups[0], key, nil), 422)
+
+	// A non-root branch: its backup becomes its parent and takes its former parent.
+	dpath := "/projects/" + pid + "/branches/" + child + "/restore"
+	r := e.expect(e.do("POST", dpath, key, map[string]any{"source_branch_id": child, "source_timestamp": time.Now().UTC().Format(time.RFC3339), "preserve_under_name": "dev_old"}), 200)
+	e.waitOps(key, pid)
+	devBackup := byName("dev_old")
+	if str(r.body, "branch", "id") != child || str(r.body, "branch", "parent_id") != devBackup {
+		t.Fatalf("restored non-root branch: %s (backup %s)", r.raw, devBackup)
+	}
+	if got := str(get(devBackup).body, "branch", "parent_id"); got != backups[0] {
+		t.Fatalf("dev backup parent %q, want %q", got, backups[0])
+	}
+	mustContain(t, e.expect(e.do("POST", "/projects/"+pid+"/branches/"+child+"/snapshot", key, nil), 400), "root branches")
+	e.expect(e.do("DELETE", "/projects/"+pid+"/branches/"+devBackup, key, nil), 422)
 	e.expect(e.do("DELETE", "/projects/"+pid+"/branches/"+child, key, nil), 200)
 	e.waitOps(key, pid)
-	e.expect(e.do("DELETE", "/projects/"+pid+"/branches/"+child, key, nil), 204)
-	e.expect(e.do("DELETE", "/projects/"+pid+"/branches/"+backup, key, nil), 200)
+	e.expect(e.do("DELETE", "/projects/"+pid+"/branches/"+devBackup, key, nil), 200)
 	e.waitOps(key, pid)
-	if p := str(e.expect(e.do("GET", "/projects/"+pid+"/branches/"+main, key, nil), 200).body, "branch", "parent_id"); p != "" {
-		t.Fatalf("main parent after backup delete %q", p)
-	}
+	e.expect(e.do("DELETE", "/projects/"+pid+"/branches/"+backups[0], key, nil), 200)
+	e.waitOps(key, pid)
 	e.expect(e.do("DELETE", "/projects/"+pid+"/branches/"+main, key, nil), 400)
 }
 

@@ -12,6 +12,21 @@ import (
 
 const maxRetentionSpec = 2592000 // spec maximum of history_retention_seconds
 
+// regions are the region_id values Neon accepts, from https://neon.com/docs/introduction/regions
+// (updated 2026-01-28: eight AWS regions, and three Azure ones that are deprecated but still
+// listed). The spec only gives the format, "aws-us-east-1" (neon-openapi-v2 ProjectCreateRequest
+// region_id), and points to GET /regions (reference/neon-api.md §10) for the list.
+const regions = "aws-us-east-1, aws-us-east-2, aws-us-west-2, aws-eu-central-1, aws-eu-west-2, " +
+	"aws-ap-southeast-1, aws-ap-southeast-2, aws-sa-east-1, azure-eastus2, azure-westus3, azure-gwc"
+
+// checkRegion answers an unknown region_id with Neon's 400, naming the ones it knows.
+func checkRegion(id string) error {
+	if !slices.Contains(strings.Split(regions, ", "), id) {
+		return errf(http.StatusBadRequest, "region_id %q is not a supported region; supported regions: %s", id, regions)
+	}
+	return nil
+}
+
 // result is what a mutating handler produces under s.mu.
 type result struct {
 	status int
@@ -172,6 +187,14 @@ func (s *Server) createProject(r *http.Request, p principal) (int, any, error) {
 		return 0, nil, errf(http.StatusBadRequest, "project is required")
 	}
 	rp := req.Project
+	if rp.RegionID != "" {
+		if err := checkRegion(rp.RegionID); err != nil {
+			return 0, nil, err
+		}
+	}
+	if err := s.disk.refresh(r.Context()); err != nil {
+		return 0, nil, err
+	}
 	return s.mutate(func() (result, error) {
 		orgID, err := s.resolveOrgLocked(p, rp.OrgID)
 		if err != nil {
@@ -251,6 +274,10 @@ func (s *Server) createProject(r *http.Request, p principal) (int, any, error) {
 		if prj.RoleName == "" {
 			prj.RoleName = prj.DatabaseName + "_owner"
 		}
+		// Last check before the state changes: the disk has room for one more cluster.
+		if err := s.disk.admit(); err != nil {
+			return result{}, err
+		}
 		prj.DatabaseID = s.st.NextDatabaseID
 		s.st.NextDatabaseID++
 
@@ -264,6 +291,7 @@ func (s *Server) createProject(r *http.Request, p principal) (int, any, error) {
 		}
 		port, err := s.allocPortLocked()
 		if err != nil {
+			s.disk.release()
 			return result{}, err
 		}
 		ep := &endpoint{
@@ -294,6 +322,7 @@ func (s *Server) createProject(r *http.Request, p principal) (int, any, error) {
 		return result{status: http.StatusCreated, body: body, steps: steps, done: func(bool) {
 			s.settleBranchLocked(br.ID)
 			s.settleEndpointLocked(ep.ID)
+			s.disk.release()
 		}}, nil
 	})
 }

@@ -47,6 +47,20 @@ type Options struct {
 	UsageInterval time.Duration
 	// FaultSeed seeds the fault-injection RNG (0 = time based).
 	FaultSeed int64
+	// Lock is DataDir's lock when the caller took it (LockDataDir) before starting the data
+	// plane, which must not run without it; the caller releases it after Close. Nil: New
+	// takes it and Close releases it.
+	Lock *DataDirLock
+	// DiskBudget caps the disk used under DataDir, the data plane's PostgreSQL data included:
+	// a new project or branch that would pass it is refused with 422 DISK_BUDGET_EXCEEDED
+	// (0 = no budget). DiskMinFree refuses the same when it would leave less free space than
+	// this on DataDir's filesystem (0 = not checked).
+	DiskBudget, DiskMinFree int64
+	// BranchDiskBytes is the room one new project or branch is expected to take (default
+	// 160 MiB, a fresh local cluster with its base backup and WAL archive).
+	BranchDiskBytes int64
+	// DiskCacheTTL is how long a measurement of DataDir is reused (default 5s).
+	DiskCacheTTL time.Duration
 }
 
 // Credentials are the keys and org ids of the emulated account.
@@ -69,6 +83,7 @@ type Server struct {
 	mux    *http.ServeMux
 	faults *Faults
 	path   string
+	disk   *diskGauge
 
 	ctx    context.Context // canceled by Close; parent of operation goroutines
 	cancel context.CancelFunc
@@ -88,8 +103,9 @@ type Server struct {
 	closed   bool
 	readOnly map[string]string // by project: the read-only branch set last applied
 
-	lock  *os.File // held for the Server's life: one emulator per data dir
-	saved []byte   // the state as last written (guarded by mu)
+	lock     *DataDirLock // held for the Server's life: one emulator per data dir
+	ownsLock bool         // New took lock, so Close releases it
+	saved    []byte       // the state as last written (guarded by mu)
 }
 
 // New loads (or initialises) the state under opts.DataDir and returns a
@@ -126,18 +142,27 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		mux:      http.NewServeMux(),
 		faults:   newFaults(opts.FaultSeed),
 		path:     statePath(opts.DataDir),
+		disk:     newDiskGauge(opts),
 		stats:    map[string]int{},
 		limiters: map[string]*rate.Limiter{},
 		usage:    map[string]usageMark{},
 	}
-	lock, err := lockDataDir(opts.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("neonlocal: %w", err)
+	s.lock = opts.Lock
+	if s.lock == nil {
+		lock, err := LockDataDir(opts.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("neonlocal: %w", err)
+		}
+		s.lock, s.ownsLock = lock, true
 	}
-	s.lock = lock
+	unlock := func() {
+		if s.ownsLock {
+			_ = s.lock.Close()
+		}
+	}
 	st, err := loadState(s.path)
 	if err != nil {
-		lock.Close()
+		unlock()
 		return nil, fmt.Errorf("neonlocal: %w", err)
 	}
 	s.st = st
@@ -147,12 +172,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.initCredentials()
 	s.recoverLocked(s.now())
 	if err := s.saveLocked(); err != nil {
-		lock.Close()
+		unlock()
 		return nil, fmt.Errorf("neonlocal: %w", err)
 	}
 	branches, endpoints := s.reconcileSpecsLocked()
 	if err := s.dp.Reconcile(ctx, branches, endpoints); err != nil {
-		lock.Close()
+		unlock()
 		return nil, fmt.Errorf("neonlocal: data plane: %w", err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -223,8 +248,8 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.saveLocked()
-	if s.lock != nil {
-		s.lock.Close()
+	if s.ownsLock {
+		err = errors.Join(err, s.lock.Close())
 	}
 	return err
 }
@@ -419,7 +444,7 @@ func decodeBody(r *http.Request, v any) error {
 
 func (s *Server) routes() {
 	// Projects.
-	s.handle("POST /projects", s.createProject)
+	s.handle("POST /projects", s.servedPGVersion(s.createProject))
 	s.handle("GET /projects", s.listProjects)
 	s.handle("GET /projects/{project_id}", s.getProject)
 	s.handle("PATCH /projects/{project_id}", s.updateProject)

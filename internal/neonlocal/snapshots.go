@@ -78,7 +78,7 @@ func (s *Server) createSnapshot(r *http.Request, p principal) (int, any, error) 
 		if err != nil {
 			return result{}, err
 		}
-		if !s.rootLikeLocked(b) {
+		if b.ParentID != "" { // Neon: snapshots only of root branches
 			return result{}, errf(http.StatusBadRequest, "snapshots can only be created from root branches; branch %s has parent %s", b.ID, b.ParentID)
 		}
 		t, pit, err := s.pointInTimeLocked(prj, lsn, at)
@@ -208,6 +208,9 @@ func (s *Server) restoreSnapshot(r *http.Request, p principal) (int, any, error)
 		return 0, nil, err
 	}
 	name := cmp.Or(req.Name, r.URL.Query().Get("name")) // query "name" is deprecated but accepted
+	if err := s.disk.refresh(r.Context()); err != nil {
+		return 0, nil, err
+	}
 	return s.mutate(func() (result, error) {
 		prj, err := s.projectLocked(p, r.PathValue("project_id"))
 		if err != nil {
@@ -233,6 +236,9 @@ func (s *Server) restoreSnapshot(r *http.Request, p principal) (int, any, error)
 		if err := s.checkBranchRoomLocked(prj, 1); err != nil {
 			return result{}, err
 		}
+		if err := s.disk.admit(); err != nil { // the restored branch is a new cluster
+			return result{}, err
+		}
 		now := s.now()
 		// A snapshot restore makes a new root branch, so the result can be
 		// snapshotted again (checkpoint after undo).
@@ -253,6 +259,7 @@ func (s *Server) restoreSnapshot(r *http.Request, p principal) (int, any, error)
 		if req.FinalizeRestore {
 			more, eps, err := s.finalizeLocked(nb, target, "")
 			if err != nil {
+				s.disk.release()
 				return result{}, err
 			}
 			steps, moved = append(steps, more...), eps
@@ -266,6 +273,7 @@ func (s *Server) restoreSnapshot(r *http.Request, p principal) (int, any, error)
 			for _, e := range moved {
 				s.settleEndpointLocked(e.ID)
 			}
+			s.disk.release()
 		}}, nil
 	})
 }

@@ -117,6 +117,9 @@ func Default() Config {
 				MinComputeCU: 0.25, MaxComputeCU: 2, SuspendTimeout: 300 * time.Second,
 				Branches: 10, Checkpoints: 1, RestoreWindow: day,
 				DevBranchTTL: day, MaxDevBranchTTL: 7 * day, UndoBackupTTL: day,
+				// Each database is a Neon project (locally, ~150 MB of PostgreSQL): without a
+				// limit one free tenant could fill the org or the disk.
+				MaxDatabases:   3,
 				CallsPerMinute: 120, CallBurst: 30,
 			},
 			"pro": {
@@ -129,6 +132,8 @@ func Default() Config {
 				MinComputeCU: 0.25, MaxComputeCU: 2, SuspendTimeout: 300 * time.Second,
 				Branches: 1000, Checkpoints: 10, RestoreWindow: 7 * day,
 				DevBranchTTL: 7 * day, MaxDevBranchTTL: 30 * day, UndoBackupTTL: 7 * day,
+				// Large but finite: one tenant cannot take the paid org's whole project allowance.
+				MaxDatabases:   100,
 				CallsPerMinute: 600, CallBurst: 100,
 			},
 		},

@@ -104,13 +104,13 @@ func TestDefault(t *testing.T) {
 			MinComputeCU: 0.25, MaxComputeCU: 2, SuspendTimeout: 300 * time.Second,
 			Branches: 10, Checkpoints: 1, RestoreWindow: 24 * time.Hour,
 			DevBranchTTL: 24 * time.Hour, MaxDevBranchTTL: 7 * 24 * time.Hour, UndoBackupTTL: 24 * time.Hour,
-			CallsPerMinute: 120, CallBurst: 30},
+			MaxDatabases: 3, CallsPerMinute: 120, CallBurst: 30},
 		"pro": {Name: "pro", Org: "paid",
 			Quota:        Quota{ActiveTimeSeconds: 2700000, LogicalSizeBytes: 10 << 30, DataTransferBytes: 50 << 30},
 			MinComputeCU: 0.25, MaxComputeCU: 2, SuspendTimeout: 300 * time.Second,
 			Branches: 1000, Checkpoints: 10, RestoreWindow: 7 * 24 * time.Hour,
 			DevBranchTTL: 7 * 24 * time.Hour, MaxDevBranchTTL: 30 * 24 * time.Hour, UndoBackupTTL: 7 * 24 * time.Hour,
-			CallsPerMinute: 600, CallBurst: 100},
+			MaxDatabases: 100, CallsPerMinute: 600, CallBurst: 100},
 	}
 	if len(c.Tiers) != len(wantTiers) {
 		t.Fatalf("tiers = %v", c.Tiers)
@@ -301,15 +301,16 @@ func setPlan(c *Config, name string, f func(*OrgPlan)) {
 }
 
 func TestCheckDatabaseCount(t *testing.T) {
-	limited := mustTier(t, "free")
-	limited.MaxDatabases = 3
+	limited := mustTier(t, "free") // the default: 3
+	unlimited := limited
+	unlimited.MaxDatabases = 0
 	tests := []struct {
 		name     string
 		tier     Tier
 		existing int
 		allow    bool
 	}{
-		{"unlimited", mustTier(t, "free"), 1000, true},
+		{"unlimited", unlimited, 1000, true},
 		{"below", limited, 2, true},
 		{"at limit", limited, 3, false},
 		{"above (after downgrade)", limited, 5, false},

@@ -88,12 +88,6 @@ func (l *tenantLimiters) sweep(now time.Time) {
 	}
 }
 
-func (l *tenantLimiters) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
-}
-
 // rateLimit refuses a tenant's calls beyond its tier's rate with RATE_LIMITED, saying when to
 // retry. It runs inside the audit middleware, so refusals are recorded.
 func rateLimit(l *tenantLimiters, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {

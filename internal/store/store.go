@@ -100,8 +100,9 @@ type AuditFilter struct {
 
 // Store is the metadata persistence.
 type Store interface {
-	JobStore   // durable jobs (tier changes): jobs.go
-	UsageStore // usage samples, alerts and the webhook outbox: usage.go
+	JobStore    // durable jobs (tier changes): jobs.go
+	UsageStore  // usage samples, alerts and the webhook outbox: usage.go
+	IntentStore // the guard's multi-step operations, for crash recovery: intents.go
 
 	// Tenants.
 	EnsureTenant(ctx context.Context, id, tier string) (Tenant, error) // creates if missing; keeps the existing tier

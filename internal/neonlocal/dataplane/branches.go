@@ -67,10 +67,17 @@ func (dp *DataPlane) newRoot(ctx context.Context, spec neonlocal.BranchSpec, dst
 	if old, err := dp.project(spec.ProjectID); err == nil {
 		pm = old // a root made again (reconciling after a crash) keeps the project's role
 	}
+	tk, err := dp.toolkit(pm.PgVersion)
+	if err != nil {
+		return fmt.Errorf("branch %s: %w", spec.BranchID, err)
+	}
+	if err := dp.ensureTemplate(ctx, tk); err != nil {
+		return err
+	}
 	if err := dp.mkdir(dp.projectDir(spec.ProjectID)); err != nil {
 		return err
 	}
-	if err := dp.tk.CopyCluster(ctx, dp.templateDir(), dst); err != nil {
+	if err := tk.CopyCluster(ctx, dp.templateDir(tk.Bin.Major), dst); err != nil {
 		return err
 	}
 	// Set the role up on a private instance (no TCP listener for clients yet).
@@ -79,12 +86,12 @@ func (dp *DataPlane) newRoot(ctx context.Context, spec neonlocal.BranchSpec, dst
 		return err
 	}
 	defer os.RemoveAll(sock)
-	p, err := dp.tk.Start(ctx, dp.serverConfig(dst, filepath.Join(dp.branchDir(spec.ProjectID, spec.BranchID), "archive"), sock))
+	p, err := tk.Start(ctx, dp.serverConfig(dst, filepath.Join(dp.branchDir(spec.ProjectID, spec.BranchID), "archive"), sock))
 	if err != nil {
 		return err
 	}
 	defer p.Stop(context.WithoutCancel(ctx))
-	conn, err := dp.tk.Admin(ctx, sock, p.Port, "postgres")
+	conn, err := tk.Admin(ctx, sock, p.Port, "postgres")
 	if err != nil {
 		return err
 	}
@@ -122,6 +129,11 @@ func quoteLiteral(s string) string {
 // result is a stopped cluster on a timeline of its own, archiving into archiveDir.
 func (dp *DataPlane) materialize(ctx context.Context, src *cluster, at *time.Time, dst, archiveDir string) error {
 	if at == nil {
+		// pg_basebackup of the parent's own major: an older one refuses a newer server.
+		tk, err := dp.toolkitOf(src.dataDir())
+		if err != nil {
+			return err
+		}
 		if src.running() != nil {
 			// A base backup of the running parent is its head. The hold pins the process
 			// (it may have restarted, on another port, since running() looked).
@@ -130,7 +142,7 @@ func (dp *DataPlane) materialize(ctx context.Context, src *cluster, at *time.Tim
 				return err
 			}
 			defer src.release()
-			return dp.tk.BaseBackup(ctx, src.socketDir(), p.Port, dst)
+			return tk.BaseBackup(ctx, src.socketDir(), p.Port, dst)
 		}
 		// Hold the parent's lock so it cannot start while it is copied.
 		src.mu.Lock()
@@ -141,7 +153,7 @@ func (dp *DataPlane) materialize(ctx context.Context, src *cluster, at *time.Tim
 			}
 			return dp.tk.CopyCluster(ctx, src.dataDir(), dst)
 		}
-		return dp.tk.BaseBackup(ctx, src.socketDir(), src.proc.Port, dst)
+		return tk.BaseBackup(ctx, src.socketDir(), src.proc.Port, dst)
 	}
 	return dp.pointInTime(ctx, src, *at, dst, archiveDir)
 }
@@ -197,7 +209,11 @@ func (dp *DataPlane) recoverAndStop(ctx context.Context, dataDir, archiveDir str
 	if err := dp.tk.RunAs.Chown(sock); err != nil {
 		return err
 	}
-	p, err := dp.tk.Start(ctx, dp.serverConfig(dataDir, archiveDir, sock))
+	tk, err := dp.toolkitOf(dataDir)
+	if err != nil {
+		return err
+	}
+	p, err := tk.Start(ctx, dp.serverConfig(dataDir, archiveDir, sock))
 	if err != nil {
 		return err
 	}

@@ -109,7 +109,11 @@ func (c *cluster) startLocked(ctx context.Context) (*pgctl.Process, error) {
 	if _, err := c.dp.tk.StopOrphan(ctx, c.dataDir()); err != nil {
 		return nil, fmt.Errorf("branch %s: stop orphaned postgres: %w", c.branchID, err)
 	}
-	p, err := c.dp.tk.Start(ctx, c.dp.serverConfig(c.dataDir(), c.archiveDir(), c.socketDir()))
+	tk, err := c.dp.toolkitOf(c.dataDir())
+	if err != nil {
+		return nil, fmt.Errorf("branch %s: %w", c.branchID, err)
+	}
+	p, err := tk.Start(ctx, c.dp.serverConfig(c.dataDir(), c.archiveDir(), c.socketDir()))
 	if err != nil {
 		return nil, fmt.Errorf("branch %s: start postgres: %w", c.branchID, err)
 	}
@@ -235,7 +239,11 @@ func (c *cluster) takeBackup(ctx context.Context) error {
 	}
 	name := strconv.FormatInt(time.Now().UnixMicro(), 10)
 	dst := filepath.Join(c.backupsDir(), name)
-	if err := c.dp.tk.BaseBackup(ctx, c.socketDir(), p.Port, dst); err != nil {
+	tk, err := c.dp.toolkitOf(c.dataDir())
+	if err != nil {
+		return fmt.Errorf("branch %s: %w", c.branchID, err)
+	}
+	if err := tk.BaseBackup(ctx, c.socketDir(), p.Port, dst); err != nil {
 		return fmt.Errorf("branch %s: base backup: %w", c.branchID, err)
 	}
 	// The backup is consistent at its end, which is before now: a target at or after now

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,19 +21,28 @@ import (
 // Options configure the data plane.
 type Options struct {
 	Dir    string // where clusters live; must be reachable by User
-	BinDir string // PostgreSQL binaries; empty = found on PATH, via pg_config, or in /usr/lib/postgresql
+	BinDir string // PostgreSQL binaries; empty = every major found on PATH, via pg_config, or in /usr/lib/postgresql
 	User   string // the unprivileged user PostgreSQL runs as when neonguard runs as root (default "postgres")
 	Logger *slog.Logger
 	// DefaultSuspendTimeout applies to endpoints whose suspend timeout is 0 (Neon's default: 5 min).
 	DefaultSuspendTimeout time.Duration
 	// Settings are extra PostgreSQL settings for every cluster (tests turn fsync off).
 	Settings map[string]string
+	// OwnerLock is the lock file of the data dir (neonlocal.LockDataDir), which the caller
+	// holds before New: postgres processes on Dir are stopped as orphans of a crash only
+	// while no other live process holds it. Empty: no such check.
+	OwnerLock string
 }
 
 // DataPlane implements neonlocal.DataPlane on local PostgreSQL clusters.
 type DataPlane struct {
-	o        Options
+	o Options
+	// tk is the newest installed major's toolkit: the default of new projects, and what runs
+	// work any major's programs do alike (copies, SQL, signals).
 	tk       *pgctl.Toolkit
+	tks      map[int]*pgctl.Toolkit // by major: a cluster runs its own major's programs
+	majors   []int                  // installed, newest first
+	tmplMu   sync.Mutex             // serializes making a major's template
 	log      *slog.Logger
 	cert     string
 	key      string
@@ -63,7 +73,7 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 	if o.DefaultSuspendTimeout == 0 {
 		o.DefaultSuspendTimeout = 5 * time.Minute
 	}
-	bins, err := pgctl.FindBinaries(ctx, o.BinDir)
+	installs, err := pgctl.FindInstallations(ctx, o.BinDir)
 	if err != nil {
 		return nil, err
 	}
@@ -112,12 +122,18 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 	}
 	dp := &DataPlane{
 		o: o, log: o.Logger, sockRoot: sockRoot,
-		tk:        &pgctl.Toolkit{Bin: bins, RunAs: runAs, Logger: o.Logger.With("component", "postgres")},
+		tks:       map[int]*pgctl.Toolkit{},
+		majors:    pgctl.Majors(installs),
 		done:      make(chan struct{}),
 		clusters:  map[string]*cluster{},
 		endpoints: map[string]*endpoint{},
 		projects:  map[string]*sync.Mutex{},
 	}
+	for _, b := range installs {
+		dp.tks[b.Major] = &pgctl.Toolkit{Bin: b, RunAs: runAs, Logger: o.Logger.With("component", "postgres"), OwnerLock: o.OwnerLock}
+	}
+	dp.tk = dp.tks[dp.majors[0]]
+	dp.log.Info("PostgreSQL found", "majors", dp.majors, "default", dp.majors[0])
 	dp.cert, dp.key, err = pgctl.EnsureCert(filepath.Join(o.Dir, "tls"), runAs)
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: certificate: %w", err)
@@ -127,7 +143,8 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 		return nil, fmt.Errorf("dataplane: certificate: %w", err)
 	}
 	dp.tls = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	if err := dp.ensureTemplate(ctx); err != nil {
+	// The default major's template now, so the first project is quick; others' on first use.
+	if err := dp.ensureTemplate(ctx, dp.tk); err != nil {
 		return nil, err
 	}
 	if err := dp.recover(ctx); err != nil {
@@ -159,14 +176,16 @@ func checkReachable(dir string, runAs pgctl.RunAs) error {
 	}
 }
 
-func (dp *DataPlane) templateDir() string {
-	return filepath.Join(dp.o.Dir, "template", strconv.Itoa(dp.tk.Bin.Major))
+func (dp *DataPlane) templateDir(major int) string {
+	return filepath.Join(dp.o.Dir, "template", strconv.Itoa(major))
 }
 
 // ensureTemplate runs initdb once per PostgreSQL major version; every new project starts as
 // a copy of it, which takes a fraction of initdb's time.
-func (dp *DataPlane) ensureTemplate(ctx context.Context) error {
-	dir := dp.templateDir()
+func (dp *DataPlane) ensureTemplate(ctx context.Context, tk *pgctl.Toolkit) error {
+	dp.tmplMu.Lock()
+	defer dp.tmplMu.Unlock()
+	dir := dp.templateDir(tk.Bin.Major)
 	if exists(filepath.Join(dir, "PG_VERSION")) {
 		return nil
 	}
@@ -175,10 +194,49 @@ func (dp *DataPlane) ensureTemplate(ctx context.Context) error {
 	if err := dp.mkdir(filepath.Dir(dir)); err != nil {
 		return err
 	}
-	if err := dp.tk.InitDB(ctx, tmp); err != nil {
-		return fmt.Errorf("dataplane: initdb: %w", err)
+	if err := tk.InitDB(ctx, tmp); err != nil {
+		return fmt.Errorf("dataplane: initdb %d: %w", tk.Bin.Major, err)
 	}
 	return os.Rename(tmp, dir)
+}
+
+// ErrMajorNotInstalled is wrapped when a project asks for a PostgreSQL major whose binaries
+// are not installed.
+var ErrMajorNotInstalled = errors.New("PostgreSQL major not installed")
+
+// toolkit returns the toolkit of a PostgreSQL major (0: the default, the newest installed).
+// A major that is not installed is an error, never another major in its place.
+func (dp *DataPlane) toolkit(major int) (*pgctl.Toolkit, error) {
+	if major == 0 {
+		return dp.tk, nil
+	}
+	if tk, ok := dp.tks[major]; ok {
+		return tk, nil
+	}
+	return nil, fmt.Errorf("PostgreSQL %d is not installed (installed: %s): %w", major, joinInts(dp.majors), ErrMajorNotInstalled)
+}
+
+// toolkitOf returns the toolkit of the major a cluster's data dir was made by (its
+// PG_VERSION): a postgres of another major refuses to start on it.
+func (dp *DataPlane) toolkitOf(dataDir string) (*pgctl.Toolkit, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION"))
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: %w", err)
+	}
+	v, _, _ := strings.Cut(strings.TrimSpace(string(b)), ".")
+	major, err := strconv.Atoi(v)
+	if err != nil || major <= 0 {
+		return nil, fmt.Errorf("dataplane: %s: malformed PG_VERSION %q", dataDir, b)
+	}
+	return dp.toolkit(major)
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 // Close stops every proxy and postgres process.
@@ -266,6 +324,6 @@ func (dp *DataPlane) mkdir(dir string) error {
 	return nil
 }
 
-// PGVersion is the major version of the PostgreSQL every branch runs: the control plane
-// reports it as the project's pg_version whatever was asked, since only one is installed.
-func (dp *DataPlane) PGVersion() int { return dp.tk.Bin.Major }
+// PGVersions lists the PostgreSQL majors installed, newest first: a project gets the one it
+// asks for, and the control plane refuses the others (neonlocal.PGVersioner).
+func (dp *DataPlane) PGVersions() []int { return slices.Clone(dp.majors) }

@@ -59,6 +59,7 @@ func (dp *DataPlane) recover(ctx context.Context) error {
 // listens again, waking its compute on the first connection.
 func (dp *DataPlane) Reconcile(ctx context.Context, branches []neonlocal.BranchSpec, endpoints []neonlocal.EndpointSpec) error {
 	made := map[string]bool{}
+	lacking := map[string]bool{} // roots whose PostgreSQL major is not installed
 	for _, b := range branches {
 		c := dp.cluster(b.ProjectID, b.BranchID)
 		if exists(filepath.Join(c.dataDir(), "PG_VERSION")) {
@@ -74,7 +75,7 @@ func (dp *DataPlane) Reconcile(ctx context.Context, branches []neonlocal.BranchS
 	for progress := true; progress; {
 		progress = false
 		for _, b := range branches {
-			if made[b.BranchID] || (b.ParentID != "" && !made[b.ParentID]) {
+			if made[b.BranchID] || lacking[b.BranchID] || (b.ParentID != "" && !made[b.ParentID]) {
 				continue
 			}
 			if r := b.RestoreOf; r != nil {
@@ -88,7 +89,13 @@ func (dp *DataPlane) Reconcile(ctx context.Context, branches []neonlocal.BranchS
 				continue
 			}
 			dp.log.Warn("making a branch whose creation was interrupted", "branch", b.BranchID)
-			if err := dp.CreateBranch(ctx, b); err != nil {
+			if err := dp.CreateBranch(ctx, b); errors.Is(err, ErrMajorNotInstalled) {
+				// Its major is not installed (any more, or it was made without PostgreSQL): the
+				// rest of the data dir still serves.
+				dp.log.Error("branch left without data", "branch", b.BranchID, "err", err)
+				lacking[b.BranchID] = true
+				continue
+			} else if err != nil {
 				return fmt.Errorf("dataplane: remake branch %s: %w", b.BranchID, err)
 			}
 			made[b.BranchID], progress = true, true

@@ -260,7 +260,11 @@ func (dp *DataPlane) pruneBranch(ctx context.Context, c *cluster, before time.Ti
 	}
 	if seg := startSegment(filepath.Join(c.backupsDir(), keep.Dir)); seg != "" {
 		// pg_archivecleanup removes the segments before seg (and keeps timeline history).
-		cmd := exec.CommandContext(ctx, dp.tk.Bin.Path("pg_archivecleanup"), c.archiveDir(), seg)
+		tk, err := dp.toolkitOf(c.dataDir())
+		if err != nil {
+			return fmt.Errorf("prune %s: %w", c.branchID, err)
+		}
+		cmd := exec.CommandContext(ctx, tk.Bin.Path("pg_archivecleanup"), c.archiveDir(), seg)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("prune %s: pg_archivecleanup: %v: %s", c.branchID, err, out)
 		}

@@ -9,7 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -53,68 +53,95 @@ func defaultSearch() search {
 	}
 }
 
-// FindBinaries locates the PostgreSQL server binaries. Order: configuredDir
-// if set (an error if it lacks them; no fallback, so a typo is not masked);
-// initdb on PATH (symlinks resolved, since Debian links only a few programs
-// into PATH); `pg_config --bindir` if it holds initdb and postgres; the
-// highest major under /usr/lib/postgresql/*/bin.
+// FindBinaries locates the PostgreSQL server binaries: configuredDir if set, else the newest
+// major FindInstallations finds.
 func FindBinaries(ctx context.Context, configuredDir string) (Binaries, error) {
 	return findBinaries(ctx, configuredDir, defaultSearch())
 }
 
 func findBinaries(ctx context.Context, configuredDir string, s search) (Binaries, error) {
+	all, err := findInstallations(ctx, configuredDir, s)
+	if err != nil {
+		return Binaries{}, err
+	}
+	return all[0], nil
+}
+
+// FindInstallations locates every installed PostgreSQL major, newest first. configuredDir,
+// if set, is the only one (an error if it lacks the server; no fallback, so a typo is not
+// masked). Otherwise the candidates are initdb on PATH (symlinks resolved, since Debian links
+// only a few programs into PATH), `pg_config --bindir`, and /usr/lib/postgresql/*/bin; when
+// two hold the same major, the first in that order wins.
+func FindInstallations(ctx context.Context, configuredDir string) ([]Binaries, error) {
+	return findInstallations(ctx, configuredDir, defaultSearch())
+}
+
+func findInstallations(ctx context.Context, configuredDir string, s search) ([]Binaries, error) {
 	if configuredDir != "" {
 		dir, err := filepath.Abs(configuredDir)
 		if err != nil {
-			return Binaries{}, fmt.Errorf("postgres bin dir %q: %w", configuredDir, err)
+			return nil, fmt.Errorf("postgres bin dir %q: %w", configuredDir, err)
 		}
 		if err := hasServer(dir); err != nil {
-			return Binaries{}, fmt.Errorf("configured PostgreSQL bin dir %q: %w", configuredDir, err)
+			return nil, fmt.Errorf("configured PostgreSQL bin dir %q: %w", configuredDir, err)
 		}
-		return withMajor(ctx, dir)
-	}
-	// Candidates are tried in order, each only if the one before failed: starting neonguard
-	// must not pay for pg_config when initdb is on PATH.
-	try := func(d string) (Binaries, bool, error) {
-		if d == "" || hasServer(d) != nil {
-			return Binaries{}, false, nil
+		b, err := withMajor(ctx, dir)
+		if err != nil {
+			return nil, err
 		}
-		b, err := withMajor(ctx, d)
-		return b, err == nil, err
+		return []Binaries{b}, nil
 	}
+	var dirs []string
 	if p, err := s.lookPath("initdb"); err == nil {
 		if r, err := filepath.EvalSymlinks(p); err == nil {
 			p = r
 		}
-		if b, ok, err := try(filepath.Dir(p)); ok || err != nil {
-			return b, err
-		}
+		dirs = append(dirs, filepath.Dir(p))
 	}
 	if s.pgConfig != nil {
-		if d, err := s.pgConfig(ctx); err == nil {
-			if b, ok, err := try(d); ok || err != nil {
-				return b, err
-			}
+		if d, err := s.pgConfig(ctx); err == nil && d != "" {
+			dirs = append(dirs, d)
 		}
 	}
 	if s.glob != "" {
-		dirs, _ := filepath.Glob(s.glob)
-		// Highest major first: "15" > "9.6" numerically, not lexically.
-		sort.SliceStable(dirs, func(i, j int) bool {
-			return dirVersion(dirs[i]) > dirVersion(dirs[j])
-		})
-		for _, d := range dirs {
-			if b, ok, err := try(d); ok || err != nil {
-				return b, err
-			}
+		globbed, _ := filepath.Glob(s.glob)
+		dirs = append(dirs, globbed...)
+	}
+	var (
+		found []Binaries
+		errs  []error
+	)
+	for _, d := range dirs {
+		if hasServer(d) != nil {
+			continue
+		}
+		if slices.ContainsFunc(found, func(b Binaries) bool { return b.Dir == d }) {
+			continue
+		}
+		b, err := withMajor(ctx, d)
+		if err != nil {
+			errs = append(errs, err) // a broken installation does not hide the others
+			continue
+		}
+		if !slices.ContainsFunc(found, func(f Binaries) bool { return f.Major == b.Major }) {
+			found = append(found, b)
 		}
 	}
-	return Binaries{}, fmt.Errorf("pgctl: %w", ErrNoPostgres)
+	if len(found) == 0 {
+		return nil, fmt.Errorf("pgctl: %w", errors.Join(append([]error{ErrNoPostgres}, errs...)...))
+	}
+	// Newest first; the sort is stable, so a major's first candidate stays the one kept.
+	slices.SortStableFunc(found, func(a, b Binaries) int { return b.Major - a.Major })
+	return found, nil
 }
 
-func dirVersion(binDir string) float64 {
-	v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(binDir)), 64)
-	return v
+// Majors lists the major versions of installations.
+func Majors(installs []Binaries) []int {
+	out := make([]int, len(installs))
+	for i, b := range installs {
+		out[i] = b.Major
+	}
+	return out
 }
 
 func hasServer(dir string) error {

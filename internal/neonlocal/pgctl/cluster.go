@@ -32,6 +32,10 @@ type Toolkit struct {
 	// StopGrace is how long Stop waits after SIGINT (fast shutdown) before
 	// SIGQUIT (immediate shutdown). Zero means 30s.
 	StopGrace time.Duration
+	// OwnerLock is the flock(2)ed file, holding its holder's PID, that the process owning
+	// these clusters holds (neonguard's data-dir lock). StopOrphan leaves a postgres alone
+	// while another live process holds it: that postgres has an owner. Empty: no check.
+	OwnerLock string
 }
 
 func (t *Toolkit) log() *slog.Logger {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -87,11 +88,45 @@ func postmasterAlive(dataDir string) (int, bool) {
 	return pid, isPostmasterOf(pid, dataDir)
 }
 
+// ErrOwned is wrapped by StopOrphan when the postgres it found belongs to a live process.
+var ErrOwned = errors.New("postgres is not orphaned: another live process owns it")
+
+// ownerElsewhere reports the PID of another live process holding the flock of path. The
+// probe takes the lock on a fresh descriptor: it fails while anyone holds it, this process
+// included, so the PID the holder wrote tells the two apart.
+func ownerElsewhere(path string) (int, bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("owner lock: %w", err)
+	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		return 0, false, nil // no holder (closing f releases the probe's lock)
+	}
+	if !errors.Is(err, syscall.EWOULDBLOCK) {
+		return 0, false, fmt.Errorf("owner lock %s: %w", path, err)
+	}
+	b, _ := os.ReadFile(path)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid == os.Getpid() {
+		return 0, false, nil
+	}
+	// Held, by a PID not yet written (the holder writes it right after locking) or by
+	// another process: either way not ours.
+	return pid, true, nil
+}
+
 // StopOrphan stops a postgres left running on dataDir by a crashed
 // neonguard: it reads postmaster.pid and, only if that PID is a live postgres
 // whose working directory is dataDir, stops it (SIGINT, then SIGQUIT, then
 // SIGKILL of its group). A stale pid file (dead or recycled PID) is removed,
 // so the next Start cannot trip over it. Returns whether a server was stopped.
+// While another live process holds t.OwnerLock, dataDir and its postgres are that
+// process's: StopOrphan touches nothing and returns ErrOwned.
 func (t *Toolkit) StopOrphan(ctx context.Context, dataDir string) (stopped bool, err error) {
 	dataDir, err = filepath.Abs(dataDir)
 	if err != nil {
@@ -101,6 +136,17 @@ func (t *Toolkit) StopOrphan(ctx context.Context, dataDir string) (stopped bool,
 	pid, err := readPidFile(dataDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
+	}
+	// Before anything is touched: under a live owner even a stale-looking pid file may be a
+	// server starting right now.
+	if t.OwnerLock != "" {
+		owner, held, lerr := ownerElsewhere(t.OwnerLock)
+		if lerr != nil {
+			return false, lerr
+		}
+		if held {
+			return false, fmt.Errorf("postgres pid %d on %s: %w (pid %d holds %s)", pid, dataDir, ErrOwned, owner, t.OwnerLock)
+		}
 	}
 	if err != nil || !isPostmasterOf(pid, dataDir) {
 		// Re-check just before removing: a server starting right now

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,7 +43,7 @@ func TestFindBinaries(t *testing.T) {
 		pgConfig: func(context.Context) (string, error) { return "", exec.ErrNotFound },
 		glob:     filepath.Join(t.TempDir(), "*", "bin"),
 	}
-	_, err := findBinaries(ctx, "", none)
+	_, err := findInstallations(ctx, "", none)
 	if !errors.Is(err, ErrNoPostgres) {
 		t.Fatalf("err = %v, want ErrNoPostgres", err)
 	}
@@ -68,41 +70,74 @@ func fakeInstall(t *testing.T, root, ver string) string {
 	return dir
 }
 
-func TestFindBinariesOrder(t *testing.T) {
+// Every installed major is found, newest first (numerically); a major installed in two
+// places is the first candidate's: PATH, then pg_config, then the glob.
+func TestFindInstallations(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	root := t.TempDir()
 	d96 := fakeInstall(t, root, "9.6")
 	d15 := fakeInstall(t, root, "15")
-	fakeInstall(t, root, "13")
-	notFound := func(string) (string, error) { return "", exec.ErrNotFound }
-
-	// Glob: highest major, numerically.
-	b, err := findBinaries(ctx, "", search{lookPath: notFound, glob: filepath.Join(root, "*", "bin")})
-	if err != nil || b.Dir != d15 || b.Major != 15 {
-		t.Fatalf("glob: %+v, %v; want %s major 15", b, err, d15)
-	}
-	// PATH wins, with its symlink resolved to the real bin dir.
-	link := filepath.Join(t.TempDir(), "initdb")
-	if err := os.Symlink(filepath.Join(d96, "initdb"), link); err != nil {
+	d13 := fakeInstall(t, root, "13")
+	// A broken installation (its postgres does not say its version) hides nothing.
+	broken := fakeInstall(t, root, "broken")
+	if err := os.WriteFile(filepath.Join(broken, "postgres"), []byte("#!/bin/sh\necho nonsense\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b, err = findBinaries(ctx, "", search{
-		lookPath: func(string) (string, error) { return link, nil },
-		glob:     filepath.Join(root, "*", "bin"),
-	})
-	if err != nil || b.Dir != d96 || b.Major != 9 {
-		t.Fatalf("path: %+v, %v; want %s", b, err, d96)
+	glob := filepath.Join(root, "*", "bin")
+	notFound := func(string) (string, error) { return "", exec.ErrNotFound }
+	type inst struct {
+		dir   string
+		major int
 	}
+	check := func(name string, got []Binaries, err error, want ...inst) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var g []inst
+		for _, b := range got {
+			g = append(g, inst{b.Dir, b.Major})
+		}
+		if !slices.Equal(g, want) {
+			t.Errorf("%s: got %v, want %v", name, g, want)
+		}
+	}
+
+	got, err := findInstallations(ctx, "", search{lookPath: notFound, glob: glob})
+	check("glob", got, err, inst{d15, 15}, inst{d13, 13}, inst{d96, 9})
+	if b, err := findBinaries(ctx, "", search{lookPath: notFound, glob: glob}); err != nil || b.Dir != d15 {
+		t.Errorf("findBinaries = %+v, %v; want the newest, %s", b, err, d15)
+	}
+
+	// PATH (a symlink, resolved to the real bin dir) and pg_config add theirs; PATH's 15 wins
+	// over the glob's.
+	other := t.TempDir()
+	path15 := fakeInstall(t, other, "15")
+	d17 := fakeInstall(t, other, "17")
+	link := filepath.Join(t.TempDir(), "initdb")
+	if err := os.Symlink(filepath.Join(path15, "initdb"), link); err != nil {
+		t.Fatal(err)
+	}
+	all := search{
+		lookPath: func(string) (string, error) { return link, nil },
+		pgConfig: func(context.Context) (string, error) { return d17, nil },
+		glob:     glob,
+	}
+	got, err = findInstallations(ctx, "", all)
+	check("all sources", got, err, inst{d17, 17}, inst{path15, 15}, inst{d13, 13}, inst{d96, 9})
+
 	// pg_config's bindir is skipped when it lacks the server.
-	b, err = findBinaries(ctx, "", search{
+	got, err = findInstallations(ctx, "", search{
 		lookPath: notFound,
 		pgConfig: func(context.Context) (string, error) { return t.TempDir(), nil },
-		glob:     filepath.Join(root, "*", "bin"),
+		glob:     glob,
 	})
-	if err != nil || b.Dir != d15 {
-		t.Fatalf("pg_config without server: %+v, %v", b, err)
-	}
+	check("pg_config without server", got, err, inst{d15, 15}, inst{d13, 13}, inst{d96, 9})
+
+	// A configured dir is the only installation.
+	got, err = findInstallations(ctx, d13, all)
+	check("configured", got, err, inst{d13, 13})
 }
 
 func TestResolveRunAs(t *testing.T) {
@@ -495,6 +530,92 @@ func TestStopOrphan(t *testing.T) {
 	if err := c2.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A postgres is not an orphan while another live process holds its owner's lock, whatever
+// else says so: StopOrphan refuses and leaves it running. Once the lock is free, or held by
+// this process, it is stopped.
+func TestStopOrphanLeavesAnOwnedPostgres(t *testing.T) {
+	t.Parallel()
+	tk := newToolkit(t)
+	ctx := ctxT(t)
+	dir := testDir(t)
+	data := filepath.Join(dir, "data")
+	freshCluster(t, tk, data)
+	c := startCluster(t, tk, data, "")
+
+	lockPath := filepath.Join(dir, "lock")
+	owned := *tk
+	owned.OwnerLock = lockPath
+	// Another process holds the lock: a child inherits the locked descriptor, this process
+	// closes its own.
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("sleep", "600")
+	holder.ExtraFiles = []*os.File{f}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			_ = holder.Process.Kill()
+			_ = holder.Wait()
+		}
+	}
+	t.Cleanup(release)
+	if err := os.WriteFile(lockPath, []byte(fmt.Sprintf("%d\n", holder.Process.Pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	stopped, err := owned.StopOrphan(ctx, data)
+	if stopped || !errors.Is(err, ErrOwned) {
+		t.Fatalf("StopOrphan under another process's lock = %v, %v; want ErrOwned", stopped, err)
+	}
+	if !strings.Contains(err.Error(), strconv.Itoa(holder.Process.Pid)) {
+		t.Errorf("error %q does not name the holder %d", err, holder.Process.Pid)
+	}
+	select {
+	case <-c.Exited():
+		t.Fatal("the owned postgres was stopped")
+	default:
+	}
+	conn := admin(t, &owned, c)
+	if err := conn.Ping(ctx); err != nil {
+		t.Fatalf("owned postgres: %v", err)
+	}
+
+	// The holder died: the kernel dropped its lock, and the postgres is an orphan.
+	release()
+	if stopped, err := owned.StopOrphan(ctx, data); err != nil || !stopped {
+		t.Fatalf("StopOrphan after the holder died = %v, %v", stopped, err)
+	}
+	<-c.Exited()
+
+	// This process's own lock does not protect against itself: it stops its orphans.
+	c2 := startCluster(t, tk, data, "")
+	f, err = os.OpenFile(lockPath, os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lockPath, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if stopped, err := owned.StopOrphan(ctx, data); err != nil || !stopped {
+		t.Fatalf("StopOrphan under this process's lock = %v, %v", stopped, err)
+	}
+	<-c2.Exited()
 }
 
 func TestCopyCluster(t *testing.T) {
