@@ -15,6 +15,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/neonguard/neonguard/internal/truncate"
 )
 
 //go:embed templates/*.md
@@ -72,7 +73,7 @@ func newPrompt(s spec) server.ServerPrompt {
 			// client as is: keep it clear and free of the values themselves.
 			for k := range req.Params.Arguments {
 				if !slices.Contains(names, k) {
-					return nil, fmt.Errorf("%s: unknown argument %q (allowed: %s)", s.name, truncate(k, 64), strings.Join(names, ", "))
+					return nil, fmt.Errorf("%s: unknown argument %q (allowed: %s)", s.name, truncate.UTF8(k, 64), strings.Join(names, ", "))
 				}
 			}
 			vals := make(map[string]string, len(s.args)+2)
@@ -104,14 +105,4 @@ func newPrompt(s spec) server.ServerPrompt {
 			}), nil
 		},
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n] + "…"
 }

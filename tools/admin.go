@@ -6,9 +6,10 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/lifecycle"
-	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/tenants"
 )
 
@@ -58,10 +59,10 @@ func AdminTools(d Deps) []server.ServerTool {
 // requireAdmin refuses principals without the admin scope the way an unknown tool is refused:
 // as NOT_FOUND, revealing nothing about the admin tools.
 func requireAdmin(ctx context.Context) error {
-	if p, ok := guard.PrincipalFrom(ctx); ok && p.HasScope(guard.ScopeAdmin) {
+	if p, ok := identity.FromContext(ctx); ok && p.HasScope(identity.ScopeAdmin) {
 		return nil
 	}
-	return &guard.Error{Code: policy.NotFound, Message: "no such tool", Hint: "call tools/list for the tools available to you"}
+	return &errcode.Error{Code: errcode.NotFound, Message: "no such tool", Hint: "call tools/list for the tools available to you"}
 }
 
 // adminCall wraps an admin operation with the scope check.

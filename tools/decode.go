@@ -15,6 +15,8 @@ import (
 
 	"github.com/go-playground/validator/v10"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/neonguard/neonguard/internal/errcode"
+	"github.com/neonguard/neonguard/internal/truncate"
 )
 
 // maxArgsBytes bounds the encoded arguments: every argument here is a short identifier, so
@@ -33,7 +35,7 @@ type argError struct {
 func (e *argError) Error() string { return e.msg }
 
 func (e *argError) result() *mcp.CallToolResult {
-	return ErrorResult(codeInvalidArgument, e.msg, e.hint)
+	return ErrorResult(errcode.InvalidArgument, e.msg, e.hint)
 }
 
 func invalidArg(hint, format string, a ...any) *argError {
@@ -116,7 +118,7 @@ func (dc *decoder[A]) decode(raw any, dst *A) *argError {
 	var unknown []string
 	for k := range obj {
 		if _, ok := slices.BinarySearch(dc.allowed, k); !ok {
-			unknown = append(unknown, strconv.Quote(truncate(k, 64)))
+			unknown = append(unknown, strconv.Quote(truncate.UTF8(k, 64)))
 		}
 	}
 	if len(unknown) > 0 {
@@ -165,16 +167,6 @@ func kindName(t reflect.Type) string {
 		return kindName(t.Elem())
 	}
 	return "a valid value"
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 // newValidator builds the validator shared by a set of tools: errors name arguments by their

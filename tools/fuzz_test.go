@@ -41,7 +41,7 @@ func FuzzDecodeArgs(f *testing.F) {
 					t.Fatalf("%s(%s): res=%v err=%v", st.Tool.Name, data, res, err)
 				}
 				if res.IsError {
-					if e := errorOf(t, res); e.Code == codeInternal {
+					if e := errorOf(t, res); e.Code == "INTERNAL" {
 						t.Fatalf("%s(%s): internal error", st.Tool.Name, data)
 					}
 				}

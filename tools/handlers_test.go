@@ -15,6 +15,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/guard"
 )
 
@@ -96,11 +97,11 @@ func TestArgumentsFromMap(t *testing.T) {
 	}
 
 	req.Params.Arguments = map[string]any{"database_id": "d1", "name": math.NaN()}
-	if e := errorOf(t, callReq(t, toolByName(t, Deps{Guard: fg}, "checkpoint"), req)); e.Code != codeInvalidArgument {
+	if e := errorOf(t, callReq(t, toolByName(t, Deps{Guard: fg}, "checkpoint"), req)); e.Code != "INVALID_ARGUMENT" {
 		t.Fatalf("NaN: %+v", e)
 	}
 	req.Params.Arguments = []any{"x"}
-	if e := errorOf(t, callReq(t, toolByName(t, Deps{Guard: fg}, "checkpoint"), req)); e.Code != codeInvalidArgument {
+	if e := errorOf(t, callReq(t, toolByName(t, Deps{Guard: fg}, "checkpoint"), req)); e.Code != "INVALID_ARGUMENT" {
 		t.Fatalf("array: %+v", e)
 	}
 }
@@ -154,7 +155,7 @@ func TestInvalidArguments(t *testing.T) {
 		t.Run(tt.tool+tt.args[:min(len(tt.args), 60)], func(t *testing.T) {
 			fg := &fakeGuard{}
 			e := errorOf(t, callJSON(t, toolByName(t, Deps{Guard: fg}, tt.tool), tt.args))
-			if e.Code != codeInvalidArgument {
+			if e.Code != "INVALID_ARGUMENT" {
 				t.Errorf("code = %s", e.Code)
 			}
 			if !strings.Contains(e.Message, tt.msg) {
@@ -183,9 +184,9 @@ func TestGuardErrors(t *testing.T) {
 		hint     string
 		logLevel string
 	}{
-		{"policy denial", &guard.Error{Code: "SNAPSHOT_LIMIT", Message: "free tier keeps 1 checkpoint", Hint: "call checkpoint with replace=true"},
+		{"policy denial", &errcode.Error{Code: "SNAPSHOT_LIMIT", Message: "free tier keeps 1 checkpoint", Hint: "call checkpoint with replace=true"},
 			"SNAPSHOT_LIMIT", "free tier keeps 1 checkpoint", "call checkpoint with replace=true", ""},
-		{"wrapped denial with cause", fmt.Errorf("checkpoint: %w", &guard.Error{Code: "UPSTREAM", Message: "Neon failed after retries", Err: secret}),
+		{"wrapped denial with cause", fmt.Errorf("checkpoint: %w", &errcode.Error{Code: "UPSTREAM", Message: "Neon failed after retries", Err: secret}),
 			"UPSTREAM", "Neon failed after retries", "", "WARN"},
 		{"deadline", fmt.Errorf("neon: %w", context.DeadlineExceeded), "UPSTREAM", "timed out", "list_branches", "WARN"},
 		{"unknown", secret, "INTERNAL", "internal error; the operation may not have completed", "", "ERROR"},
@@ -218,12 +219,12 @@ func TestGuardErrors(t *testing.T) {
 func TestGuardBugs(t *testing.T) {
 	// (nil, nil) from the guard and a panic below the handler both become INTERNAL results.
 	for _, st := range All(Deps{Guard: &fakeGuard{nilResult: true}}) {
-		if e := errorOf(t, callJSON(t, st, validArgs[st.Tool.Name])); e.Code != codeInternal {
+		if e := errorOf(t, callJSON(t, st, validArgs[st.Tool.Name])); e.Code != "INTERNAL" {
 			t.Errorf("%s: nil result: %+v", st.Tool.Name, e)
 		}
 	}
 	for _, st := range All(Deps{Guard: nil}) { // nil interface: the call panics
-		if e := errorOf(t, callJSON(t, st, validArgs[st.Tool.Name])); e.Code != codeInternal {
+		if e := errorOf(t, callJSON(t, st, validArgs[st.Tool.Name])); e.Code != "INTERNAL" {
 			t.Errorf("%s: panic: %+v", st.Tool.Name, e)
 		}
 	}

@@ -10,14 +10,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/neonguard/neonguard/internal/guard"
-)
-
-// Error codes this package produces itself; the rest come from the guard (policy.Code).
-const (
-	codeInvalidArgument = "INVALID_ARGUMENT" // = policy.InvalidArgument
-	codeUpstream        = "UPSTREAM"         // = policy.Upstream: timed out or cancelled
-	codeInternal        = "INTERNAL"         // a bug: the guard broke its contract
+	"github.com/neonguard/neonguard/internal/errcode"
 )
 
 // errorBody is the isError text content of DESIGN.md §3.
@@ -35,10 +28,10 @@ type errorDetail struct {
 // with a single text content holding the error JSON and no structuredContent, because the
 // TypeScript client validates structuredContent against outputSchema even on errors and
 // rejects the whole answer.
-func ErrorResult(code, msg, hint string) *mcp.CallToolResult {
+func ErrorResult(code errcode.Code, msg, hint string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{
 		IsError: true,
-		Content: []mcp.Content{mcp.NewTextContent(compactJSON(errorBody{errorDetail{code, msg, hint}}))},
+		Content: []mcp.Content{mcp.NewTextContent(compactJSON(errorBody{errorDetail{string(code), msg, hint}}))},
 	}
 }
 
@@ -71,7 +64,7 @@ func (sh shaper) failure(ctx context.Context, err error) *mcp.CallToolResult {
 	if errors.As(err, &ae) {
 		return ae.result()
 	}
-	if ge := guard.AsError(err); ge != nil {
+	if ge := errcode.As(err); ge != nil {
 		if ge.Err != nil {
 			// Err is the internal cause: logs only, it may hold upstream detail.
 			sh.log.WarnContext(ctx, "tool failed", "tool", sh.tool, "code", string(ge.Code), "err", ge.Err)
@@ -80,16 +73,16 @@ func (sh shaper) failure(ctx context.Context, err error) *mcp.CallToolResult {
 		if msg == "" {
 			msg = string(ge.Code)
 		}
-		return ErrorResult(string(ge.Code), msg, ge.Hint)
+		return ErrorResult(ge.Code, msg, ge.Hint)
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		sh.log.WarnContext(ctx, "tool timed out", "tool", sh.tool, "err", err)
-		return ErrorResult(codeUpstream, "the operation timed out; it may still complete",
+		return ErrorResult(errcode.Upstream, "the operation timed out; it may still complete",
 			"check the current state (list_branches, list_checkpoints) before retrying")
 	case errors.Is(err, context.Canceled):
 		sh.log.InfoContext(ctx, "tool cancelled", "tool", sh.tool, "err", err)
-		return ErrorResult(codeUpstream, "the operation was cancelled; it may have completed",
+		return ErrorResult(errcode.Upstream, "the operation was cancelled; it may have completed",
 			"check the current state (list_branches, list_checkpoints) before retrying")
 	}
 	return sh.internal(ctx, err)
@@ -99,7 +92,7 @@ func (sh shaper) failure(ctx context.Context, err error) *mcp.CallToolResult {
 // carry a connection string or an API key.
 func (sh shaper) internal(ctx context.Context, err error) *mcp.CallToolResult {
 	sh.log.ErrorContext(ctx, "tool internal error", "tool", sh.tool, "err", err)
-	return ErrorResult(codeInternal, "internal error; the operation may not have completed",
+	return ErrorResult(errcode.Internal, "internal error; the operation may not have completed",
 		"check the current state before retrying")
 }
 
@@ -117,7 +110,7 @@ func marshalCompact(v any) (string, error) {
 func compactJSON(v any) string {
 	s, err := marshalCompact(v)
 	if err != nil {
-		return `{"error":{"code":"INTERNAL","message":"internal error","hint":""}}`
+		return `{"error":{"code":"` + string(errcode.Internal) + `","message":"internal error","hint":""}}`
 	}
 	return s
 }

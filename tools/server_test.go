@@ -3,9 +3,9 @@ package tools
 import (
 	"testing"
 
-	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/neonguard/neonguard/internal/mcptest"
 )
 
 // TestThroughServer runs the tools behind a real MCPServer (output validation on) and the
@@ -13,17 +13,7 @@ import (
 func TestThroughServer(t *testing.T) {
 	s := server.NewMCPServer("neonguard-test", "0", server.WithOutputSchemaValidation())
 	s.AddTools(All(Deps{Guard: &fakeGuard{}})...)
-	c, err := client.NewInProcessClient(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Initialize(t.Context(), mcp.InitializeRequest{}); err != nil {
-		t.Fatal(err)
-	}
+	c := mcptest.Connect(t, s)
 	list, err := c.ListTools(t.Context(), mcp.ListToolsRequest{})
 	if err != nil {
 		t.Fatalf("tools/list: %v", err)
@@ -44,7 +34,7 @@ func TestThroughServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := errorOf(t, res); e.Code != codeInvalidArgument {
+	if e := errorOf(t, res); e.Code != "INVALID_ARGUMENT" {
 		t.Fatalf("%+v", e)
 	}
 }

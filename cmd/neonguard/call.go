@@ -4,11 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/spf13/cobra"
 
 	"github.com/neonguard/neonguard/internal/app"
+	"github.com/neonguard/neonguard/internal/server"
 )
 
 func newCallCmd(g *globals) *cobra.Command {
@@ -36,21 +35,7 @@ func newCallCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			c, err := client.NewInProcessClient(a.MCP)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.Start(ctx); err != nil {
-				return err
-			}
-			if _, err := c.Initialize(ctx, mcp.InitializeRequest{}); err != nil {
-				return err
-			}
-			var req mcp.CallToolRequest
-			req.Params.Name = args[0]
-			req.Params.Arguments = arguments
-			res, err := c.CallTool(ctx, req)
+			res, err := a.Local.Call(ctx, args[0], arguments)
 			if err != nil {
 				return err
 			}
@@ -69,21 +54,16 @@ func newCallCmd(g *globals) *cobra.Command {
 
 // printResult prints the structured result (or the error JSON) indented; an error result makes
 // the command exit 1.
-func printResult(g *globals, res *mcp.CallToolResult) error {
+func printResult(g *globals, res server.CallResult) error {
 	var body []byte
-	if res.StructuredContent != nil && !res.IsError {
-		body, _ = json.MarshalIndent(res.StructuredContent, "", "  ")
+	if res.Structured != nil && !res.IsError {
+		body, _ = json.MarshalIndent(res.Structured, "", "  ")
 	} else {
-		for _, c := range res.Content {
-			if tc, ok := c.(mcp.TextContent); ok {
-				var v any
-				if json.Unmarshal([]byte(tc.Text), &v) == nil {
-					body, _ = json.MarshalIndent(v, "", "  ")
-				} else {
-					body = []byte(tc.Text)
-				}
-				break
-			}
+		var v any
+		if json.Unmarshal([]byte(res.Text), &v) == nil {
+			body, _ = json.MarshalIndent(v, "", "  ")
+		} else {
+			body = []byte(res.Text)
 		}
 	}
 	fmt.Fprintln(g.stdout, string(body))

@@ -2,19 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
 	"net"
 
-	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/spf13/cobra"
 
 	"github.com/neonguard/neonguard/internal/app"
 	"github.com/neonguard/neonguard/internal/config"
-	"github.com/neonguard/neonguard/internal/guard"
 )
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -54,16 +49,7 @@ with /healthz, /readyz and /metrics; every request needs a bearer token
 			}
 			log.Info("serving MCP over stdio", "backend", cfg.Backend(), "tenant", cfg.Tenant, "tier", cfg.Tier,
 				"data_dir", cfg.DataDir, "emulator", a.EmulatorURL)
-			stdio := mcpserver.NewStdioServer(a.MCP)
-			stdio.SetContextFunc(func(ctx context.Context) context.Context {
-				return guard.ContextWithPrincipal(ctx, guard.Principal{TenantID: cfg.Tenant})
-			})
-			stdio.SetErrorLogger(slogAsLog(log))
-			err = stdio.Listen(ctx, g.stdin, g.stdout)
-			if err != nil && (ctx.Err() != nil || errors.Is(err, io.EOF)) {
-				return nil // interrupted, or the client closed stdin: a normal stop
-			}
-			return err
+			return a.Local.ServeStdio(ctx, g.stdin, g.stdout)
 		},
 	}
 	cmd.Flags().StringVar(&transport, "transport", "stdio", "stdio, or http (Streamable HTTP at /mcp and SSE at /sse)")
@@ -92,9 +78,4 @@ func storeKind(cfg config.Config) string {
 		return "postgres"
 	}
 	return "sqlite:" + cfg.SQLitePath()
-}
-
-// slogAsLog adapts slog for mcp-go's stdio transport, which takes a *log.Logger.
-func slogAsLog(l *slog.Logger) *log.Logger {
-	return slog.NewLogLogger(l.Handler(), slog.LevelWarn)
 }

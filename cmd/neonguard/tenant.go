@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neonguard/neonguard/internal/app"
-	"github.com/neonguard/neonguard/internal/auth"
 	"github.com/neonguard/neonguard/internal/config"
-	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/errcode"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/tenants"
 )
 
@@ -48,7 +48,7 @@ func (g *globals) withTenants(ctx context.Context, fn func(config.Config, *tenan
 
 // cliError turns the service's agent-facing errors into one line for the command line.
 func cliError(err error) error {
-	if ge := guard.AsError(err); ge != nil {
+	if ge := errcode.As(err); ge != nil {
 		if ge.Hint != "" {
 			return fmt.Errorf("%s (%s)", ge.Message, ge.Hint)
 		}
@@ -129,7 +129,7 @@ func newTenantTokenCreateCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "grant a scope (repeatable; known: "+strings.Join(auth.Scopes, ", ")+")")
+	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "grant a scope (repeatable; known: "+strings.Join(identity.Scopes, ", ")+")")
 	return cmd
 }
 

@@ -15,10 +15,9 @@ import (
 	"path/filepath"
 	"time"
 
-	mcpserver "github.com/mark3labs/mcp-go/server"
-
 	"github.com/neonguard/neonguard/internal/config"
 	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/lifecycle"
 	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/neon"
@@ -57,8 +56,8 @@ type App struct {
 	Locker   store.Locker
 	Guard    *guard.Guard
 	Metrics  *metrics.Metrics
-	MCP      *mcpserver.MCPServer // single-tenant (stdio, call): every call is the configured tenant
-	Emulator *neonlocal.Server    // nil on the neon backend
+	Local    *server.Local     // single-tenant (stdio, call): every call is the configured tenant
+	Emulator *neonlocal.Server // nil on the neon backend
 	// EmulatorURL is the emulator's base URL (…/api/v2); empty on the neon backend.
 	EmulatorURL string
 	Lifecycle   *lifecycle.Service // tier changes (set_tier) and their jobs
@@ -136,11 +135,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 			return nil, err
 		}
 	}
-	a.MCP = server.New(server.Options{
+	a.Local, err = server.NewLocal(server.Options{
 		Guard: g, Audit: a.Store, Logger: log, Version: Version,
-		DefaultPrincipal: &guard.Principal{TenantID: cfg.Tenant},
+		DefaultPrincipal: &identity.Principal{TenantID: cfg.Tenant},
 		CallTimeout:      cfg.CallTimeout,
 	})
+	if err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

@@ -14,7 +14,8 @@ import (
 
 	"github.com/neonguard/neonguard/internal/app"
 	"github.com/neonguard/neonguard/internal/config"
-	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/identity"
+	"github.com/neonguard/neonguard/internal/mcptest"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/neonlocal/spectest"
 )
@@ -60,18 +61,7 @@ func newAppWith(tb testing.TB, wrap func(http.Handler) http.Handler, mods ...fun
 
 func connect(tb testing.TB, a *app.App) *client.Client {
 	tb.Helper()
-	c, err := client.NewInProcessClient(a.MCP)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = c.Close() })
-	if err := c.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := c.Initialize(context.Background(), mcp.InitializeRequest{}); err != nil {
-		tb.Fatal(err)
-	}
-	return c
+	return mcptest.Connect(tb, a.Local.Protocol())
 }
 
 // result is a tool call's outcome as an agent sees it.
@@ -145,7 +135,7 @@ func mustOK(t testing.TB, r result, what string) map[string]any {
 }
 
 func asTenant(ctx context.Context, tenant string) context.Context {
-	return guard.ContextWithPrincipal(ctx, guard.Principal{TenantID: tenant})
+	return identity.NewContext(ctx, identity.Principal{TenantID: tenant})
 }
 
 func str(m map[string]any, key string) string {

@@ -12,10 +12,11 @@ import (
 
 	"github.com/neonguard/neonguard/internal/app"
 	"github.com/neonguard/neonguard/internal/config"
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/lifecycle"
 	"github.com/neonguard/neonguard/internal/neon"
-	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
 	"github.com/neonguard/neonguard/internal/tenants"
 )
@@ -99,7 +100,7 @@ func TestSetTier(t *testing.T) {
 	if _, err := a.Store.EnsureTenant(ctx, "acme", "free"); err != nil {
 		t.Fatal(err)
 	}
-	actx := guard.ContextWithPrincipal(ctx, guard.Principal{TenantID: "acme"})
+	actx := identity.NewContext(ctx, identity.Principal{TenantID: "acme"})
 	var ids []string
 	for _, name := range []string{"app", "blog"} {
 		res, err := a.Guard.CreateDatabase(actx, guard.CreateDatabaseInput{Name: name})
@@ -141,8 +142,8 @@ func TestSetTier(t *testing.T) {
 	before = a.Emulator.Requests()[transferRoute]
 	svc := &tenants.Service{Store: a.Store, Policy: a.Config.Policy, Lifecycle: a.Lifecycle}
 	_, err = svc.SetTier(ctx, "acme", "free", false)
-	ge := guard.AsError(err)
-	if ge == nil || ge.Code != policy.InvalidArgument {
+	ge := errcode.As(err)
+	if ge == nil || ge.Code != errcode.InvalidArgument {
 		t.Fatalf("downgrade over the limits: %v, want INVALID_ARGUMENT", err)
 	}
 	for _, want := range []string{"database app (" + ids[0] + "): checkpoints 3, tier allows 1 (2 over)",
@@ -166,7 +167,7 @@ func TestSetTier(t *testing.T) {
 	// Forced: app's 3 snapshots do not fit the free org's plan, so Neon refuses the transfer
 	// (406). The job fails resumable, naming the limit; the tier is unchanged.
 	j, err = a.Lifecycle.SetTier(ctx, "acme", "free", true)
-	ge = guard.AsError(err)
+	ge = errcode.As(err)
 	if ge == nil || j == nil || j.State != store.JobFailed {
 		t.Fatalf("forced downgrade over the plan: %v, job %+v", err, j)
 	}
@@ -181,7 +182,7 @@ func TestSetTier(t *testing.T) {
 		t.Errorf("tier after the failed job: %s", got.Tier)
 	}
 	// One unfinished tier change per tenant.
-	if _, err := a.Lifecycle.Start(ctx, "acme", "pro", false); guard.AsError(err) == nil || !strings.Contains(err.Error(), j.ID) {
+	if _, err := a.Lifecycle.Start(ctx, "acme", "pro", false); errcode.As(err) == nil || !strings.Contains(err.Error(), j.ID) {
 		t.Errorf("second tier change while %s is unfinished: %v", j.ID, err)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,5 +164,47 @@ func TestConcurrentCheckpointReplace(t *testing.T) {
 	open, err := a.Store.OpenIntents(t.Context(), id)
 	if err != nil || len(open) != 0 {
 		t.Fatalf("open intents after settling: %+v, %v", open, err)
+	}
+}
+
+// Issue 9.2: when the replaced checkpoint is gone and Neon refuses the new one, the error says
+// so, the database stays usable, and the owed checkpoint is made by a later call once Neon
+// takes it.
+func TestOwedCheckpointIsMadeLater(t *testing.T) {
+	var refuse atomic.Bool
+	a := newAppWith(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if refuse.Load() && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/snapshot") {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnprocessableEntity)
+				_, _ = w.Write([]byte(`{"code":"","message":"snapshots are unavailable"}`))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	c := connect(t, a)
+	id := createDB(t, c, "owed")
+	mustOK(t, call(t, c, "checkpoint", map[string]any{"database_id": id, "name": "a"}), "checkpoint a")
+
+	refuse.Store(true)
+	r := call(t, c, "checkpoint", map[string]any{"database_id": id, "name": "b", "replace": true})
+	if r.Code == "" || !strings.Contains(r.Message, "were already deleted") || !strings.Contains(r.Message, `"b" is not made yet`) {
+		t.Fatalf("replace with the new checkpoint refused: %s", r)
+	}
+	// The database is not held hostage: other calls work, and tell the truth (no checkpoint).
+	cps := mustOK(t, call(t, c, "list_checkpoints", map[string]any{"database_id": id}), "list_checkpoints")["checkpoints"].([]any)
+	if len(cps) != 0 {
+		t.Fatalf("checkpoints %v while the new one is refused", cps)
+	}
+	mustOK(t, call(t, c, "create_dev_branch", map[string]any{"database_id": id, "name": "meanwhile"}), "create_dev_branch")
+
+	refuse.Store(false)
+	cps = mustOK(t, call(t, c, "list_checkpoints", map[string]any{"database_id": id}), "list_checkpoints")["checkpoints"].([]any)
+	if len(cps) != 1 || str(cps[0].(map[string]any), "name") != "b" {
+		t.Fatalf("checkpoints %v, want the owed b", cps)
+	}
+	if open, err := a.Store.OpenIntents(t.Context(), id); err != nil || len(open) != 0 {
+		t.Fatalf("open intents: %+v, %v", open, err)
 	}
 }

@@ -17,18 +17,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
 // Prefix starts every secret, so leaked tokens are easy to recognise (secret scanners, logs).
 const Prefix = "ngt_"
-
-// ScopeAdmin is the operator scope.
-const ScopeAdmin = guard.ScopeAdmin
-
-// Scopes are the scopes a token may carry.
-var Scopes = []string{ScopeAdmin}
 
 // secretBytes of randomness, encoded in lowercase unpadded base32 (52 characters).
 const secretBytes = 32
@@ -67,9 +61,6 @@ func Hash(secret string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// ValidScope reports whether s is a known scope.
-func ValidScope(s string) bool { return slices.Contains(Scopes, s) }
-
 // wellFormed reports whether secret could have come from NewToken, so junk never reaches the store.
 func wellFormed(secret string) bool {
 	if len(secret) != secretLen || !strings.HasPrefix(secret, Prefix) {
@@ -89,7 +80,7 @@ const DefaultTouchEvery = time.Minute
 
 // Authenticator checks bearer tokens against the store.
 type Authenticator struct {
-	Store store.Store
+	Store TokenStore
 	// TouchEvery overrides DefaultTouchEvery; negative touches on every request.
 	TouchEvery time.Duration
 	// Now overrides time.Now (tests).
@@ -103,31 +94,39 @@ type Authenticator struct {
 	JWT *JWTVerifier
 }
 
+// TokenStore is what authentication reads and records: the token by its hash, its last use,
+// and that the tenant a JWT names exists.
+type TokenStore interface {
+	TokenByHash(ctx context.Context, hash string) (store.Token, error)
+	TouchToken(ctx context.Context, id string, at time.Time) error
+	GetTenant(ctx context.Context, id string) (store.Tenant, error)
+}
+
 // Authenticate returns the principal of an Authorization header value ("Bearer <secret>").
 // Opaque tokens (Prefix) are looked up in the store; anything shaped like a compact JWS goes to
 // a.JWT when it is set. Every refused credential yields ErrUnauthenticated; any other error is
 // a store failure or a canceled ctx (the caller should answer 5xx, not 401).
-func (a *Authenticator) Authenticate(ctx context.Context, authorization string) (guard.Principal, error) {
+func (a *Authenticator) Authenticate(ctx context.Context, authorization string) (identity.Principal, error) {
 	scheme, secret, ok := strings.Cut(strings.TrimSpace(authorization), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return guard.Principal{}, ErrUnauthenticated
+		return identity.Principal{}, ErrUnauthenticated
 	}
 	secret = strings.TrimSpace(secret)
 	if !strings.HasPrefix(secret, Prefix) && a.JWT != nil && looksLikeJWS(secret) {
 		return a.authenticateJWT(ctx, secret)
 	}
 	if !wellFormed(secret) {
-		return guard.Principal{}, ErrUnauthenticated
+		return identity.Principal{}, ErrUnauthenticated
 	}
 	t, err := a.Store.TokenByHash(ctx, Hash(secret))
 	if errors.Is(err, store.ErrNotFound) {
-		return guard.Principal{}, ErrUnauthenticated
+		return identity.Principal{}, ErrUnauthenticated
 	}
 	if err != nil {
-		return guard.Principal{}, fmt.Errorf("auth: %w", err)
+		return identity.Principal{}, fmt.Errorf("auth: %w", err)
 	}
 	if t.RevokedAt != nil || t.TenantID == "" {
-		return guard.Principal{}, ErrUnauthenticated
+		return identity.Principal{}, ErrUnauthenticated
 	}
 	now := time.Now
 	if a.Now != nil {
@@ -143,33 +142,33 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 			a.Logger.WarnContext(ctx, "auth: record token use", "token_id", t.ID, "err", err)
 		}
 	}
-	return guard.Principal{TenantID: t.TenantID, Scopes: slices.Clone(t.Scopes)}, nil
+	return identity.Principal{TenantID: t.TenantID, Scopes: slices.Clone(t.Scopes)}, nil
 }
 
 // authenticateJWT verifies raw and checks that its tenant exists. Only known scopes are kept: an
 // identity provider's other scopes mean nothing here.
-func (a *Authenticator) authenticateJWT(ctx context.Context, raw string) (guard.Principal, error) {
+func (a *Authenticator) authenticateJWT(ctx context.Context, raw string) (identity.Principal, error) {
 	tenantID, scopes, err := a.JWT.Verify(ctx, raw)
 	if errors.Is(err, ErrUnauthenticated) {
 		a.debug(ctx, "auth: jwt refused", "reason", err)
-		return guard.Principal{}, ErrUnauthenticated
+		return identity.Principal{}, ErrUnauthenticated
 	}
 	if err != nil {
-		return guard.Principal{}, fmt.Errorf("auth: %w", err)
+		return identity.Principal{}, fmt.Errorf("auth: %w", err)
 	}
 	if _, err := a.Store.GetTenant(ctx, tenantID); errors.Is(err, store.ErrNotFound) {
 		a.debug(ctx, "auth: jwt refused", "reason", "unknown tenant", "tenant", tenantID)
-		return guard.Principal{}, ErrUnauthenticated
+		return identity.Principal{}, ErrUnauthenticated
 	} else if err != nil {
-		return guard.Principal{}, fmt.Errorf("auth: %w", err)
+		return identity.Principal{}, fmt.Errorf("auth: %w", err)
 	}
 	var known []string
 	for _, s := range scopes {
-		if ValidScope(s) && !slices.Contains(known, s) {
+		if identity.ValidScope(s) && !slices.Contains(known, s) {
 			known = append(known, s)
 		}
 	}
-	return guard.Principal{TenantID: tenantID, Scopes: known}, nil
+	return identity.Principal{TenantID: tenantID, Scopes: known}, nil
 }
 
 func (a *Authenticator) debug(ctx context.Context, msg string, args ...any) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -74,7 +75,7 @@ func TestHashKnownValue(t *testing.T) {
 func TestAuthenticate(t *testing.T) {
 	s := openStore(t)
 	ctx := t.Context()
-	good, goodTok := issue(t, s, "acme", ScopeAdmin)
+	good, goodTok := issue(t, s, "acme", identity.ScopeAdmin)
 	plain, _ := issue(t, s, "other")
 	revoked, revokedTok := issue(t, s, "acme")
 	if err := s.RevokeToken(ctx, "acme", revokedTok.ID); err != nil {
@@ -89,9 +90,9 @@ func TestAuthenticate(t *testing.T) {
 		wantTenant string
 		wantScopes []string
 	}{
-		{"valid admin", "Bearer " + good, "acme", []string{ScopeAdmin}},
-		{"scheme case-insensitive", "bearer " + good, "acme", []string{ScopeAdmin}},
-		{"surrounding space", "  Bearer   " + good + " ", "acme", []string{ScopeAdmin}},
+		{"valid admin", "Bearer " + good, "acme", []string{identity.ScopeAdmin}},
+		{"scheme case-insensitive", "bearer " + good, "acme", []string{identity.ScopeAdmin}},
+		{"surrounding space", "  Bearer   " + good + " ", "acme", []string{identity.ScopeAdmin}},
 		{"valid no scopes", "Bearer " + plain, "other", nil},
 		{"empty", "", "", nil},
 		{"scheme only", "Bearer", "", nil},

@@ -27,6 +27,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -185,26 +186,26 @@ func TestJWTHS256(t *testing.T) {
 	}
 
 	t.Run("valid", func(t *testing.T) {
-		wantPrincipal(t, a, sign(t, jwt.SigningMethodHS256, key, "", good), "acme", ScopeAdmin)
+		wantPrincipal(t, a, sign(t, jwt.SigningMethodHS256, key, "", good), "acme", identity.ScopeAdmin)
 	})
 	t.Run("no scopes", func(t *testing.T) {
 		wantPrincipal(t, a, sign(t, jwt.SigningMethodHS256, key, "", with(good, "scope", nil)), "acme")
 	})
 	t.Run("unknown scopes dropped", func(t *testing.T) {
 		tok := sign(t, jwt.SigningMethodHS256, key, "", with(good, "scope", "read:db admin  superuser admin"))
-		wantPrincipal(t, a, tok, "acme", ScopeAdmin)
+		wantPrincipal(t, a, tok, "acme", identity.ScopeAdmin)
 	})
 	t.Run("array audience", func(t *testing.T) {
 		tok := sign(t, jwt.SigningMethodHS256, key, "", with(good, "aud", []string{"other", "neonguard"}))
-		wantPrincipal(t, a, tok, "acme", ScopeAdmin)
+		wantPrincipal(t, a, tok, "acme", identity.ScopeAdmin)
 	})
 	t.Run("expired within leeway", func(t *testing.T) {
 		tok := sign(t, jwt.SigningMethodHS256, key, "", with(good, "exp", now.Add(-10*time.Second).Unix()))
-		wantPrincipal(t, a, tok, "acme", ScopeAdmin)
+		wantPrincipal(t, a, tok, "acme", identity.ScopeAdmin)
 	})
 	t.Run("opaque tokens still work", func(t *testing.T) {
-		secret, _ := issue(t, s, "other", ScopeAdmin)
-		wantPrincipal(t, a, secret, "other", ScopeAdmin)
+		secret, _ := issue(t, s, "other", identity.ScopeAdmin)
+		wantPrincipal(t, a, secret, "other", identity.ScopeAdmin)
 	})
 
 	refused := []struct {
@@ -388,9 +389,9 @@ func TestJWTJWKS(t *testing.T) {
 	srv, clk, a := jwksSetup(t, JWTConfig{Issuer: "https://issuer.test", Audience: "neonguard"}, keys...)
 	good := claimsAt(clk.Now(), "acme")
 
-	wantPrincipal(t, a, sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", good), "acme", ScopeAdmin)
-	wantPrincipal(t, a, sign(t, jwt.SigningMethodES256, k.ec, "ec-1", good), "acme", ScopeAdmin)
-	wantPrincipal(t, a, sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", with(good, "tenant", "other")), "other", ScopeAdmin)
+	wantPrincipal(t, a, sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", good), "acme", identity.ScopeAdmin)
+	wantPrincipal(t, a, sign(t, jwt.SigningMethodES256, k.ec, "ec-1", good), "acme", identity.ScopeAdmin)
+	wantPrincipal(t, a, sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", with(good, "tenant", "other")), "other", identity.ScopeAdmin)
 
 	pubDER, err := x509.MarshalPKIXPublicKey(&k.rsa.PublicKey)
 	if err != nil {
@@ -447,8 +448,8 @@ func TestJWTCustomClaims(t *testing.T) {
 		"scp":    []string{"openid", "admin"},
 		"exp":    clk.Now().Add(time.Minute).Unix(),
 	}
-	wantPrincipal(t, a, sign(t, jwt.SigningMethodES256, k.ec, "ec-1", c), "acme", ScopeAdmin)
-	wantPrincipal(t, a, sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(c, "scp", "admin openid")), "acme", ScopeAdmin)
+	wantPrincipal(t, a, sign(t, jwt.SigningMethodES256, k.ec, "ec-1", c), "acme", identity.ScopeAdmin)
+	wantPrincipal(t, a, sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(c, "scp", "admin openid")), "acme", identity.ScopeAdmin)
 	// The default claims mean nothing now.
 	wantRefused(t, a, sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(c, "org_id", nil, "tenant", "acme")))
 	wantRefused(t, a, sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(c, "scp", []any{"admin", 1})))
@@ -493,23 +494,23 @@ func TestJWKSRotation(t *testing.T) {
 	srv, clk, a := jwksSetup(t, JWTConfig{}, publicJWK("rsa-1", "RS256", k.rsa))
 	old := func() string { return sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", claimsAt(clk.Now(), "acme")) }
 	rotated := func() string { return sign(t, jwt.SigningMethodRS256, next.rsa, "rsa-2", claimsAt(clk.Now(), "acme")) }
-	wantPrincipal(t, a, old(), "acme", ScopeAdmin)
+	wantPrincipal(t, a, old(), "acme", identity.ScopeAdmin)
 
 	srv.setKeys(publicJWK("rsa-1", "RS256", k.rsa), publicJWK("rsa-2", "RS256", next.rsa))
 	wantRefused(t, a, rotated()) // fetched moments ago: no refresh yet
 	clk.Advance(DefaultJWKSRefresh)
-	wantPrincipal(t, a, rotated(), "acme", ScopeAdmin)
-	wantPrincipal(t, a, old(), "acme", ScopeAdmin)
+	wantPrincipal(t, a, rotated(), "acme", identity.ScopeAdmin)
+	wantPrincipal(t, a, old(), "acme", identity.ScopeAdmin)
 	if n := srv.requests.Load(); n != 2 {
 		t.Fatalf("JWKS fetched %d times, want 2", n)
 	}
 
 	// The old key leaves the set: it stops working once the cached set is too old.
 	srv.setKeys(publicJWK("rsa-2", "RS256", next.rsa))
-	wantPrincipal(t, a, old(), "acme", ScopeAdmin)
+	wantPrincipal(t, a, old(), "acme", identity.ScopeAdmin)
 	clk.Advance(jwksMaxAge)
 	wantRefused(t, a, old())
-	wantPrincipal(t, a, rotated(), "acme", ScopeAdmin)
+	wantPrincipal(t, a, rotated(), "acme", identity.ScopeAdmin)
 	if n := srv.requests.Load(); n != 3 {
 		t.Fatalf("JWKS fetched %d times, want 3", n)
 	}
@@ -549,7 +550,7 @@ func TestJWKSOutage(t *testing.T) {
 		t.Fatalf("JWKS fetched %d times, want 1", n)
 	}
 	clk.Advance(DefaultJWKSRefresh)
-	wantPrincipal(t, a, tok(), "acme", ScopeAdmin)
+	wantPrincipal(t, a, tok(), "acme", identity.ScopeAdmin)
 	if n := srv.requests.Load(); n != 2 {
 		t.Fatalf("JWKS fetched %d times, want 2", n)
 	}
@@ -558,8 +559,8 @@ func TestJWKSOutage(t *testing.T) {
 	// refresh that fails.
 	srv.down.Store(true)
 	clk.Advance(jwksMaxAge)
-	wantPrincipal(t, a, tok(), "acme", ScopeAdmin)
-	wantPrincipal(t, a, tok(), "acme", ScopeAdmin)
+	wantPrincipal(t, a, tok(), "acme", identity.ScopeAdmin)
+	wantPrincipal(t, a, tok(), "acme", identity.ScopeAdmin)
 	if n := srv.requests.Load(); n != 3 {
 		t.Fatalf("JWKS fetched %d times, want 3", n)
 	}

@@ -645,142 +645,14 @@ func (l Log) SlogLevel() slog.Level {
 // variable, e.g. `log.level (NEONGUARD_LOG_LEVEL): "loud" is not one of
 // debug, info, warn, error`; policy problems start with "policy.".
 func (c Config) Validate() error {
-	envs := map[string]string{}
-	for _, s := range Settings() {
-		envs[s.Key] = s.Env
-	}
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s (%s): %s", key, envs[key], fmt.Sprintf(format, args...)))
-	}
-	oneOf := func(key, val string, allowed ...string) {
-		if !slices.Contains(allowed, val) {
-			bad(key, "%q is not one of %s", val, strings.Join(allowed, ", "))
-		}
-	}
-	withEnv := func(keys []string) string {
-		var parts []string
-		for _, k := range keys {
-			parts = append(parts, fmt.Sprintf("%s (%s)", k, envs[k]))
-		}
-		return strings.Join(parts, ", ")
-	}
-
-	if c.DataDir == "" {
-		bad("data_dir", "is empty and there is no HOME to derive it from; set it")
-	}
-	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	oneOf("log.format", c.Log.Format, "auto", "text", "json")
-	if strings.TrimSpace(c.Tenant) == "" || strings.ContainsFunc(c.Tenant, isSpace) {
-		bad("tenant", "%q must be a non-empty id without spaces", c.Tenant)
-	}
-	if _, ok := c.Policy.Tiers[c.Tier]; !ok {
-		bad("tier", "unknown tier %q (known: %s)", c.Tier, strings.Join(slices.Sorted(maps.Keys(c.Policy.Tiers)), ", "))
-	}
-
-	oneOf("backend", c.BackendMode, BackendAuto, BackendLocal, BackendNeon)
-	if missing := c.neonCredentials(false); len(missing) > 0 {
-		switch {
-		case c.BackendMode == BackendNeon:
-			bad("backend", "neon needs Neon credentials; missing: %s", withEnv(missing))
-		case c.BackendMode == BackendAuto && c.Backend() == BackendNeon:
-			bad("backend", "auto chose neon because %s is set, but these are missing: %s; set them too, or set backend to local",
-				withEnv(c.neonCredentials(true)), withEnv(missing))
-		}
-	}
-	if u, err := url.Parse(c.Neon.APIHost); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("neon.api_host", "%q is not an http(s) URL", c.Neon.APIHost)
-	}
-	if _, _, err := net.SplitHostPort(c.Local.Listen); err != nil {
-		bad("local.listen", "%q is not host:port (e.g. 127.0.0.1:0)", c.Local.Listen)
-	}
-	switch c.Local.Postgres {
-	case "auto", "on", "off":
-	default:
-		bad("local.postgres", "%q must be auto, on or off", c.Local.Postgres)
-	}
-	if c.Local.OperationDelay < 0 {
-		bad("local.operation_delay", "%s must not be negative", c.Local.OperationDelay)
-	}
-	// Below one database's ~150 MB nothing could ever be created: most likely a unit was left
-	// out ("10" meaning 10 GiB).
-	switch b := c.Local.DiskBudget; {
-	case b < 0:
-		bad("local.disk_budget", "%d must not be negative (0 means no budget)", b)
-	case b > 0 && b < minDiskBudget:
-		bad("local.disk_budget", "%s is below %s, less than one local database needs; give a unit (e.g. 20GiB), or 0 for no budget", b, minDiskBudget)
-	}
-	if c.Local.DiskMinFree < 0 {
-		bad("local.disk_min_free", "%d must not be negative (0 means not checked)", c.Local.DiskMinFree)
-	}
-
-	switch s := c.Store; {
-	case s == "":
-	case strings.HasPrefix(s, "sqlite:"):
-		if strings.TrimPrefix(s, "sqlite:") == "" {
-			bad("store", "sqlite: needs a path, e.g. sqlite:/var/lib/neonguard/neonguard.db")
-		}
-	case c.PostgresStore():
-		// The value is not echoed: a URL that does not parse may still hold a password.
-		if u, err := url.Parse(s); err != nil || u.Host == "" {
-			bad("store", "is not a PostgreSQL URL with a host (postgres://user:password@host:5432/db?sslmode=require)")
-		}
-	default:
-		bad("store", "%q is not empty, sqlite:PATH or postgres://…", redactURL(s))
-	}
-
-	if c.Defaults.Region == "" || strings.ContainsFunc(c.Defaults.Region, isSpace) {
-		bad("defaults.region", "%q must be a region id such as aws-us-east-2", c.Defaults.Region)
-	}
-	if v := c.Defaults.PGVersion; v != 0 && (v < 14 || v > 18) {
-		bad("defaults.pg_version", "%d is not a Postgres version Neon offers (14 to 18)", c.Defaults.PGVersion)
-	}
-	if c.CallTimeout <= 0 {
-		bad("call_timeout", "%s must be positive", c.CallTimeout)
-	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		bad("http.listen", "%q is not host:port (e.g. 0.0.0.0:8080)", c.HTTP.Listen)
-	}
-	if p := c.HTTP.PublicURL; p != "" {
-		if u, err := url.Parse(p); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("http.public_url", "%q is not an http(s) URL", p)
-		}
-	}
-	if c.HTTP.MaxBodyBytes < 1024 {
-		bad("http.max_body_bytes", "%d is too small (at least 1024)", c.HTTP.MaxBodyBytes)
-	}
-	for _, d := range []struct {
-		key string
-		val time.Duration
-	}{{"http.session_idle_ttl", c.HTTP.SessionIdleTTL}, {"http.sse_keep_alive", c.HTTP.SSEKeepAlive}, {"http.shutdown_grace", c.HTTP.ShutdownGrace}} {
-		if d.val <= 0 {
-			bad(d.key, "%s must be positive", d.val)
-		}
-	}
-	if c.HTTP.UnreadyDelay < 0 {
-		bad("http.unready_delay", "%s must not be negative", c.HTTP.UnreadyDelay)
-	}
-	if c.HTTP.MaxConcurrentCalls < 1 {
-		bad("http.max_concurrent_calls", "%d must be at least 1", c.HTTP.MaxConcurrentCalls)
-	}
-	if j := c.Auth.JWT; j.HS256Secret != "" && j.JWKSURL != "" {
-		bad("auth.jwt.hs256_secret", "set either it or auth.jwt.jwks_url, not both")
-	} else if j.HS256Secret != "" && len(j.HS256Secret) < 32 {
-		bad("auth.jwt.hs256_secret", "is %d bytes; use at least 32 random bytes", len(j.HS256Secret))
-	} else if j.JWKSURL != "" {
-		if u, err := url.Parse(j.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("auth.jwt.jwks_url", "%q is not an http(s) URL", j.JWKSURL)
-		}
-		// An identity provider's keys sign tokens for many applications: without an audience
-		// check, any of them naming an existing tenant (or carrying an "admin" scope) would do.
-		if j.Audience == "" {
-			bad("auth.jwt.audience", "is required with auth.jwt.jwks_url: set it to the audience your identity provider puts in neonguard's tokens")
-		}
-	}
-	if c.Auth.JWT.Enabled() && c.Auth.JWT.TenantClaim == "" {
-		bad("auth.jwt.tenant_claim", "must name a claim, e.g. tenant or sub")
-	}
-
+	v := newProblems()
+	c.validateIdentity(v)
+	c.validateBackend(v)
+	c.validateLocal(v)
+	c.validateStore(v)
+	c.validateDefaults(v)
+	c.validateHTTP(v)
+	c.validateAuth(v)
 	if err := c.Policy.Validate(); err != nil {
 		// Prefix each problem so it names the full YAML path.
 		var list []error
@@ -790,10 +662,176 @@ func (c Config) Validate() error {
 			list = []error{err}
 		}
 		for _, e := range list {
-			errs = append(errs, fmt.Errorf("policy.%w", e))
+			v.errs = append(v.errs, fmt.Errorf("policy.%w", e))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(v.errs...)
+}
+
+// problems collects what Validate finds, each named by its key and environment variable.
+type problems struct {
+	envs map[string]string
+	errs []error
+}
+
+func newProblems() *problems {
+	envs := map[string]string{}
+	for _, s := range Settings() {
+		envs[s.Key] = s.Env
+	}
+	return &problems{envs: envs}
+}
+
+func (v *problems) bad(key, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s (%s): %s", key, v.envs[key], fmt.Sprintf(format, args...)))
+}
+
+func (v *problems) oneOf(key, val string, allowed ...string) {
+	if !slices.Contains(allowed, val) {
+		v.bad(key, "%q is not one of %s", val, strings.Join(allowed, ", "))
+	}
+}
+
+func (v *problems) withEnv(keys []string) string {
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s (%s)", k, v.envs[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (v *problems) httpURL(key, val string) {
+	if u, err := url.Parse(val); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.bad(key, "%q is not an http(s) URL", val)
+	}
+}
+
+func (c Config) validateIdentity(v *problems) {
+	if c.DataDir == "" {
+		v.bad("data_dir", "is empty and there is no HOME to derive it from; set it")
+	}
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "auto", "text", "json")
+	if strings.TrimSpace(c.Tenant) == "" || strings.ContainsFunc(c.Tenant, isSpace) {
+		v.bad("tenant", "%q must be a non-empty id without spaces", c.Tenant)
+	}
+	if _, ok := c.Policy.Tiers[c.Tier]; !ok {
+		v.bad("tier", "unknown tier %q (known: %s)", c.Tier, strings.Join(slices.Sorted(maps.Keys(c.Policy.Tiers)), ", "))
+	}
+	if c.CallTimeout <= 0 {
+		v.bad("call_timeout", "%s must be positive", c.CallTimeout)
+	}
+}
+
+func (c Config) validateBackend(v *problems) {
+	v.oneOf("backend", c.BackendMode, BackendAuto, BackendLocal, BackendNeon)
+	if missing := c.neonCredentials(false); len(missing) > 0 {
+		switch {
+		case c.BackendMode == BackendNeon:
+			v.bad("backend", "neon needs Neon credentials; missing: %s", v.withEnv(missing))
+		case c.BackendMode == BackendAuto && c.Backend() == BackendNeon:
+			v.bad("backend", "auto chose neon because %s is set, but these are missing: %s; set them too, or set backend to local",
+				v.withEnv(c.neonCredentials(true)), v.withEnv(missing))
+		}
+	}
+	v.httpURL("neon.api_host", c.Neon.APIHost)
+}
+
+func (c Config) validateLocal(v *problems) {
+	if _, _, err := net.SplitHostPort(c.Local.Listen); err != nil {
+		v.bad("local.listen", "%q is not host:port (e.g. 127.0.0.1:0)", c.Local.Listen)
+	}
+	switch c.Local.Postgres {
+	case "auto", "on", "off":
+	default:
+		v.bad("local.postgres", "%q must be auto, on or off", c.Local.Postgres)
+	}
+	if c.Local.OperationDelay < 0 {
+		v.bad("local.operation_delay", "%s must not be negative", c.Local.OperationDelay)
+	}
+	// Below one database's ~150 MB nothing could ever be created: most likely a unit was left
+	// out ("10" meaning 10 GiB).
+	switch b := c.Local.DiskBudget; {
+	case b < 0:
+		v.bad("local.disk_budget", "%d must not be negative (0 means no budget)", b)
+	case b > 0 && b < minDiskBudget:
+		v.bad("local.disk_budget", "%s is below %s, less than one local database needs; give a unit (e.g. 20GiB), or 0 for no budget", b, minDiskBudget)
+	}
+	if c.Local.DiskMinFree < 0 {
+		v.bad("local.disk_min_free", "%d must not be negative (0 means not checked)", c.Local.DiskMinFree)
+	}
+}
+
+func (c Config) validateStore(v *problems) {
+	switch s := c.Store; {
+	case s == "":
+	case strings.HasPrefix(s, "sqlite:"):
+		if strings.TrimPrefix(s, "sqlite:") == "" {
+			v.bad("store", "sqlite: needs a path, e.g. sqlite:/var/lib/neonguard/neonguard.db")
+		}
+	case c.PostgresStore():
+		// The value is not echoed: a URL that does not parse may still hold a password.
+		if u, err := url.Parse(s); err != nil || u.Host == "" {
+			v.bad("store", "is not a PostgreSQL URL with a host (postgres://user:password@host:5432/db?sslmode=require)")
+		}
+	default:
+		v.bad("store", "%q is not empty, sqlite:PATH or postgres://…", redactURL(s))
+	}
+}
+
+func (c Config) validateDefaults(v *problems) {
+	if c.Defaults.Region == "" || strings.ContainsFunc(c.Defaults.Region, isSpace) {
+		v.bad("defaults.region", "%q must be a region id such as aws-us-east-2", c.Defaults.Region)
+	}
+	if pg := c.Defaults.PGVersion; pg != 0 && (pg < 14 || pg > 18) {
+		v.bad("defaults.pg_version", "%d is not a Postgres version Neon offers (14 to 18)", pg)
+	}
+}
+
+func (c Config) validateHTTP(v *problems) {
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		v.bad("http.listen", "%q is not host:port (e.g. 0.0.0.0:8080)", c.HTTP.Listen)
+	}
+	if p := c.HTTP.PublicURL; p != "" {
+		v.httpURL("http.public_url", p)
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		v.bad("http.max_body_bytes", "%d is too small (at least 1024)", c.HTTP.MaxBodyBytes)
+	}
+	for _, d := range []struct {
+		key string
+		val time.Duration
+	}{{"http.session_idle_ttl", c.HTTP.SessionIdleTTL}, {"http.sse_keep_alive", c.HTTP.SSEKeepAlive}, {"http.shutdown_grace", c.HTTP.ShutdownGrace}} {
+		if d.val <= 0 {
+			v.bad(d.key, "%s must be positive", d.val)
+		}
+	}
+	if c.HTTP.UnreadyDelay < 0 {
+		v.bad("http.unready_delay", "%s must not be negative", c.HTTP.UnreadyDelay)
+	}
+	if c.HTTP.MaxConcurrentCalls < 1 {
+		v.bad("http.max_concurrent_calls", "%d must be at least 1", c.HTTP.MaxConcurrentCalls)
+	}
+}
+
+func (c Config) validateAuth(v *problems) {
+	j := c.Auth.JWT
+	switch {
+	case j.HS256Secret != "" && j.JWKSURL != "":
+		v.bad("auth.jwt.hs256_secret", "set either it or auth.jwt.jwks_url, not both")
+	case j.HS256Secret != "" && len(j.HS256Secret) < 32:
+		v.bad("auth.jwt.hs256_secret", "is %d bytes; use at least 32 random bytes", len(j.HS256Secret))
+	case j.JWKSURL != "":
+		v.httpURL("auth.jwt.jwks_url", j.JWKSURL)
+		// An identity provider's keys sign tokens for many applications: without an audience
+		// check, any of them naming an existing tenant (or carrying an "admin" scope) would do.
+		if j.Audience == "" {
+			v.bad("auth.jwt.audience", "is required with auth.jwt.jwks_url: set it to the audience your identity provider puts in neonguard's tokens")
+		}
+	}
+	if j.Enabled() && j.TenantClaim == "" {
+		v.bad("auth.jwt.tenant_claim", "must name a claim, e.g. tenant or sub")
+	}
 }
 
 func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }

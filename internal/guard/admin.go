@@ -7,8 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/neon"
-	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -53,7 +53,7 @@ func (g *Guard) DeleteDatabase(ctx context.Context, in DeleteDatabaseInput) (*De
 	defer unlockTenant()
 	db, err := g.store.GetDatabaseWithDeleted(ctx, in.TenantID, in.DatabaseID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{Code: policy.NotFound, Message: fmt.Sprintf("tenant %s has no database %s", in.TenantID, in.DatabaseID),
+		return nil, &errcode.Error{Code: errcode.NotFound, Message: fmt.Sprintf("tenant %s has no database %s", in.TenantID, in.DatabaseID),
 			Hint: "list the tenant's databases (neonguard tenant inactive --days 0 --tenant TENANT lists them all)"}
 	}
 	if err != nil {
@@ -140,7 +140,7 @@ func (g *Guard) InactiveDatabases(ctx context.Context, tenant string, cutoff tim
 	var tenantIDs []string
 	if tenant != "" {
 		if _, err := g.store.GetTenant(ctx, tenant); errors.Is(err, store.ErrNotFound) {
-			return nil, &Error{Code: policy.NotFound, Message: fmt.Sprintf("tenant %q does not exist", tenant), Hint: "list tenants with neonguard tenant list"}
+			return nil, &errcode.Error{Code: errcode.NotFound, Message: fmt.Sprintf("tenant %q does not exist", tenant), Hint: "list tenants with neonguard tenant list"}
 		} else if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
@@ -117,7 +118,7 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 	})
 	if err != nil {
 		err = upstream("undo_to_time", err)
-		if ge := AsError(err); ge != nil && ge.Code != policy.Upstream {
+		if ge := errcode.As(err); ge != nil && ge.Code != errcode.Upstream {
 			if rerr := run.rollBack(work); rerr != nil {
 				return nil, errors.Join(err, rerr)
 			}
@@ -402,7 +403,7 @@ func (g *Guard) makeDevBranch(ctx context.Context, org Org, db store.Database, r
 	}
 	if err != nil {
 		err = upstream("create_dev_branch", err)
-		if ge := AsError(err); ge != nil && ge.Code != policy.Upstream {
+		if ge := errcode.As(err); ge != nil && ge.Code != errcode.Upstream {
 			if rerr := run.rollBack(ctx); rerr != nil {
 				return errors.Join(err, rerr)
 			}
@@ -458,11 +459,11 @@ func (g *Guard) finishDevBranch(ctx context.Context, org Org, db store.Database,
 // devPartial is the error of a dev branch that exists without its expiry or compute yet; the
 // intent stays open and the next call for the database finishes it.
 func (g *Guard) devPartial(_ context.Context, di *devIntent, what string, err error) error {
-	ge := AsError(upstream("create_dev_branch: "+what, err))
+	ge := errcode.As(upstream("create_dev_branch: "+what, err))
 	if ge == nil {
 		return err
 	}
-	ge.Code = policy.Upstream // the branch exists: retrying finishes it, whatever Neon said
+	ge.Code = errcode.Upstream // the branch exists: retrying finishes it, whatever Neon said
 	ge.Message += fmt.Sprintf("; branch %q was created and is finished (expiry, compute) on the next call for this database", di.Name)
 	ge.Hint = "call create_dev_branch again with the same name in a moment: it returns the branch"
 	return ge
@@ -579,7 +580,7 @@ func (g *Guard) DeleteDevBranch(ctx context.Context, databaseID, branch string) 
 	// branch's parent on Neon); its 422 comes back as INVALID_ARGUMENT with Neon's reason.
 	if err := g.deleteBranch(ctx, org, db.ID, b, st.kind(b)); err != nil {
 		err = upstream("delete_dev_branch", err)
-		if ge := AsError(err); ge != nil && strings.Contains(ge.Message, "children") {
+		if ge := errcode.As(err); ge != nil && strings.Contains(ge.Message, "children") {
 			ge.Hint = "Neon keeps a branch that has children: delete the branches whose parent_id is this branch first (list_branches shows them)"
 		}
 		return nil, err

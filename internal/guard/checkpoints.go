@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
@@ -200,11 +201,11 @@ func (g *Guard) makeCheckpoint(ctx context.Context, org Org, db store.Database, 
 // rolled back when Neon refused, and kept to be resolved when the outcome is unknown.
 func (g *Guard) checkpointFailed(ctx context.Context, run *intentRun, p *checkpointIntent, cause error) error {
 	err := upstream("checkpoint", cause)
-	ge := AsError(err)
+	ge := errcode.As(err)
 	if ge == nil {
 		return err
 	}
-	refused := ge.Code != policy.Upstream
+	refused := ge.Code != errcode.Upstream
 	switch {
 	case len(p.Deleted) > 0:
 		ge.Message += fmt.Sprintf("; the replaced checkpoint(s) %s were already deleted and checkpoint %q is not made yet: neonguard makes it on the next call for this database",
@@ -229,13 +230,13 @@ func (g *Guard) deleteReplaced(ctx context.Context, org Org, db store.Database, 
 			continue
 		}
 		if err := org.API.DeleteSnapshot(ctx, db.ID, s.ID); err != nil && !errors.Is(err, neon.ErrNotFound) {
-			ge := AsError(upstream("replace checkpoint "+s.Name, err))
+			ge := errcode.As(upstream("replace checkpoint "+s.Name, err))
 			if ge != nil {
 				ge.Message += fmt.Sprintf("; checkpoint %q was not made", p.Name)
 				if p.CreatedID != "" {
 					ge.Message = fmt.Sprintf("checkpoint %q was made, but replacing %s failed: %s", p.Name, s.Name, ge.Message)
 				}
-				if len(p.Deleted) == 0 && p.CreatedID == "" && ge.Code != policy.Upstream {
+				if len(p.Deleted) == 0 && p.CreatedID == "" && ge.Code != errcode.Upstream {
 					_ = run.rollBack(ctx) // Neon refused the first change: nothing happened
 				} else {
 					ge.Hint = "call checkpoint again with the same arguments in a moment: the next call for this database finishes it"
@@ -343,7 +344,7 @@ func (g *Guard) RestoreCheckpoint(ctx context.Context, databaseID, checkpoint st
 		}
 	}
 	if snap == nil {
-		return nil, &Error{Code: policy.NotFound, Message: fmt.Sprintf("checkpoint %q not found in database %s", checkpoint, db.ID),
+		return nil, &errcode.Error{Code: errcode.NotFound, Message: fmt.Sprintf("checkpoint %q not found in database %s", checkpoint, db.ID),
 			Hint: "call list_checkpoints to see the database's checkpoints"}
 	}
 	st, err := g.state(ctx, org, db)
@@ -365,7 +366,7 @@ func (g *Guard) RestoreCheckpoint(ctx context.Context, databaseID, checkpoint st
 	restored, err := org.API.RestoreSnapshot(work, db.ID, snap.ID, neon.SnapshotRestore{TargetBranchID: p.OldMainID, FinalizeRestore: true})
 	if err != nil {
 		err = upstream("restore_checkpoint", err)
-		if ge := AsError(err); ge != nil && ge.Code != policy.Upstream {
+		if ge := errcode.As(err); ge != nil && ge.Code != errcode.Upstream {
 			if rerr := run.rollBack(work); rerr != nil {
 				return nil, errors.Join(err, rerr)
 			}

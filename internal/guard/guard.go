@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/neonguard/neonguard/internal/errcode"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
@@ -104,7 +106,7 @@ type caller struct {
 }
 
 func (g *Guard) caller(ctx context.Context) (caller, error) {
-	p, ok := PrincipalFrom(ctx)
+	p, ok := identity.FromContext(ctx)
 	if !ok {
 		return caller{}, errors.New("guard: no principal in context")
 	}
@@ -153,8 +155,8 @@ func (g *Guard) orgOf(db store.Database) (Org, error) {
 // notFound is the one answer for an id that is unknown and for another tenant's id. It does not
 // echo the id: the text is the same whatever was asked, so it cannot confirm that an id exists
 // elsewhere.
-func notFound(string) *Error {
-	return &Error{Code: policy.NotFound, Message: "no database with this database_id in your account",
+func notFound(string) *errcode.Error {
+	return &errcode.Error{Code: errcode.NotFound, Message: "no database with this database_id in your account",
 		Hint: "call list_databases to see your databases and their ids"}
 }
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/neonguard/neonguard/internal/policy"
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -127,9 +127,16 @@ func (g *Guard) settle(ctx context.Context, org Org, db store.Database) error {
 		case intentRestoreCheckpoint:
 			err = g.resumeRestoreCheckpoint(ctx, org, db, run)
 		default:
-			err = &Error{Code: policy.InvalidArgument, Message: fmt.Sprintf("intent %s has an unknown kind %q", rec.ID, rec.Kind)}
+			err = &errcode.Error{Code: errcode.InvalidArgument, Message: fmt.Sprintf("intent %s has an unknown kind %q", rec.ID, rec.Kind)}
 		}
-		if ge := AsError(err); ge != nil && ge.Code != policy.Upstream {
+		if ge := errcode.As(err); ge != nil && ge.Code != errcode.Upstream {
+			if owedCheckpoint(rec) {
+				// The replaced checkpoint is gone and its successor is owed: keep trying on
+				// every call, without holding the database hostage to Neon's refusal.
+				g.log.ErrorContext(ctx, "a replacing checkpoint cannot be made yet; retried on the next call", "database_id", db.ID,
+					"intent", rec.ID, "err", err)
+				continue
+			}
 			g.log.ErrorContext(ctx, "an interrupted operation cannot be finished; it is closed as failed", "database_id", db.ID,
 				"intent", rec.ID, "kind", rec.Kind, "err", err)
 			if ferr := run.finish(ctx, outcomeFailed); ferr != nil {
@@ -140,17 +147,27 @@ func (g *Guard) settle(ctx context.Context, org Org, db store.Database) error {
 		if err != nil {
 			g.log.WarnContext(ctx, "could not finish an interrupted operation yet", "database_id", db.ID,
 				"intent", rec.ID, "kind", rec.Kind, "err", err)
-			ge := AsError(upstream("finish an interrupted "+rec.Kind, err))
+			ge := errcode.As(upstream("finish an interrupted "+rec.Kind, err))
 			if ge == nil {
 				return err
 			}
-			ge.Message += " (an earlier " + rec.Kind + " on this database was interrupted and is not finished yet; this call changed nothing)"
+			ge.Message += " (an earlier " + rec.Kind + " on this database was interrupted and is not finished yet; this call's own operation did not start)"
 			ge.Hint = "try again in a moment: the next call for this database finishes the interrupted one first"
 			return ge
 		}
 		g.log.InfoContext(ctx, "settled an interrupted operation", "database_id", db.ID, "intent", rec.ID, "kind", rec.Kind, "outcome", run.outcomeDone)
 	}
 	return nil
+}
+
+// owedCheckpoint reports whether rec is a checkpoint replace that deleted the old checkpoint(s)
+// and has not made the new one.
+func owedCheckpoint(rec store.Intent) bool {
+	if rec.Kind != intentCheckpoint {
+		return false
+	}
+	p, err := decodePayload[checkpointIntent](rec.Payload)
+	return err == nil && len(p.Deleted) > 0 && p.CreatedID == ""
 }
 
 // claimRecovered finds the result of an interrupted call of kind that a resume finished, for a
@@ -258,7 +275,7 @@ func (g *Guard) settleForRead(ctx context.Context, org Org, db store.Database) e
 // busy is the answer when the database's lock could not be had within the call: the call
 // never started, so nothing was changed by it.
 func busy(databaseID string, err error) error {
-	return &Error{Code: policy.RateLimited,
+	return &errcode.Error{Code: errcode.RateLimited,
 		Message: fmt.Sprintf("database %s is busy with other operations; this call did not start and changed nothing", databaseID),
 		Hint:    "retry in a few seconds", Err: err}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
@@ -39,7 +40,7 @@ func (g *Guard) state(ctx context.Context, org Org, db store.Database) (*dbState
 		}
 	}
 	if !found {
-		return nil, &Error{Code: policy.Upstream, Message: fmt.Sprintf("database %s has no main branch", db.ID),
+		return nil, &errcode.Error{Code: errcode.Upstream, Message: fmt.Sprintf("database %s has no main branch", db.ID),
 			Hint: "the project was changed outside neonguard; contact the platform operator"}
 	}
 	if st.main.ID != db.RootBranchID {
@@ -96,7 +97,7 @@ func (s *dbState) resolve(ref string) (neon.Branch, error) {
 			return b, nil
 		}
 	}
-	return neon.Branch{}, &Error{Code: policy.NotFound, Message: fmt.Sprintf("branch %q not found in database %s", ref, s.db.ID),
+	return neon.Branch{}, &errcode.Error{Code: errcode.NotFound, Message: fmt.Sprintf("branch %q not found in database %s", ref, s.db.ID),
 		Hint: "call list_branches to see the database's branches"}
 }
 

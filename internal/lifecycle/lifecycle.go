@@ -32,6 +32,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
@@ -197,18 +198,18 @@ func view(j store.Job) *Job {
 func (s *Service) Start(ctx context.Context, tenant, tier string, force bool) (*Job, error) {
 	target, err := s.d.Policy.Tier(tier)
 	if err != nil {
-		return nil, &guard.Error{Code: policy.InvalidArgument, Message: fmt.Sprintf("unknown tier %q", tier),
+		return nil, &errcode.Error{Code: errcode.InvalidArgument, Message: fmt.Sprintf("unknown tier %q", tier),
 			Hint: "use a tier of policy.tiers", Err: err}
 	}
 	t, err := s.d.Store.GetTenant(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &guard.Error{Code: policy.NotFound, Message: fmt.Sprintf("no tenant %q", tenant), Hint: "list tenants with admin_list_tenants or `neonguard tenant list`"}
+		return nil, &errcode.Error{Code: errcode.NotFound, Message: fmt.Sprintf("no tenant %q", tenant), Hint: "list tenants with admin_list_tenants or `neonguard tenant list`"}
 	}
 	if err != nil {
 		return nil, err
 	}
 	if s.d.Personal == nil {
-		return nil, &guard.Error{Code: policy.InvalidArgument, Message: ErrNoPersonalKey.Error(), Err: ErrNoPersonalKey}
+		return nil, &errcode.Error{Code: errcode.InvalidArgument, Message: ErrNoPersonalKey.Error(), Err: ErrNoPersonalKey}
 	}
 	source, err := s.d.Policy.Tier(t.Tier)
 	if err != nil {
@@ -242,13 +243,13 @@ func (s *Service) existing(ctx context.Context, tenant, tier string) (*Job, erro
 		return nil, err
 	}
 	if len(open) == 0 { // finished meanwhile: the caller may simply try again
-		return nil, &guard.Error{Code: policy.InvalidArgument, Message: "another tier change of tenant " + tenant + " just finished", Hint: "check `neonguard jobs list` and try again"}
+		return nil, &errcode.Error{Code: errcode.InvalidArgument, Message: "another tier change of tenant " + tenant + " just finished", Hint: "check `neonguard jobs list` and try again"}
 	}
 	j := view(open[0])
 	if j.ToTier == tier {
 		return j, nil
 	}
-	return nil, &guard.Error{Code: policy.InvalidArgument,
+	return nil, &errcode.Error{Code: errcode.InvalidArgument,
 		Message: fmt.Sprintf("tenant %s has an unfinished tier change to %s (job %s, %s)", tenant, j.ToTier, j.ID, j.State),
 		Hint:    fmt.Sprintf("finish it with `neonguard jobs resume %s` or cancel it with `neonguard jobs cancel %s`, then change the tier", j.ID, j.ID)}
 }
@@ -281,7 +282,7 @@ func (s *Service) SetTier(ctx context.Context, tenant, tier string, force bool) 
 func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
 	j, err := s.d.Store.GetJob(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &guard.Error{Code: policy.NotFound, Message: "no job " + id, Hint: "`neonguard jobs list` shows the jobs"}
+		return nil, &errcode.Error{Code: errcode.NotFound, Message: "no job " + id, Hint: "`neonguard jobs list` shows the jobs"}
 	}
 	if err != nil {
 		return nil, err
@@ -307,7 +308,7 @@ func (s *Service) List(ctx context.Context, tenant string, unfinished bool, limi
 func (s *Service) Cancel(ctx context.Context, id string) (*Job, error) {
 	if err := s.d.Store.CancelJob(ctx, id, s.d.Now()); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, &guard.Error{Code: policy.NotFound, Message: "no job " + id, Hint: "`neonguard jobs list` shows the jobs"}
+			return nil, &errcode.Error{Code: errcode.NotFound, Message: "no job " + id, Hint: "`neonguard jobs list` shows the jobs"}
 		}
 		return nil, err
 	}

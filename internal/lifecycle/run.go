@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/neon"
-	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -24,7 +23,7 @@ func (s *Service) Run(ctx context.Context, id string) (*Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		return view(j), &guard.Error{Code: policy.InvalidArgument,
+		return view(j), &errcode.Error{Code: errcode.InvalidArgument,
 			Message: fmt.Sprintf("job %s is already running in this process", id),
 			Hint:    "wait for it to finish (`neonguard jobs list` shows its state)",
 			Err:     &store.JobLeasedError{Owner: s.owner, Until: j.LeaseUntil}}
@@ -35,9 +34,9 @@ func (s *Service) Run(ctx context.Context, id string) (*Job, error) {
 	case errors.Is(err, store.ErrJobFinished):
 		return view(j), nil
 	case errors.Is(err, store.ErrNotFound):
-		return nil, &guard.Error{Code: policy.NotFound, Message: "no job " + id, Hint: "`neonguard jobs list` shows the jobs"}
+		return nil, &errcode.Error{Code: errcode.NotFound, Message: "no job " + id, Hint: "`neonguard jobs list` shows the jobs"}
 	case errors.Is(err, store.ErrJobLeased):
-		return view(j), &guard.Error{Code: policy.InvalidArgument,
+		return view(j), &errcode.Error{Code: errcode.InvalidArgument,
 			Message: fmt.Sprintf("job %s is being run by another process", id),
 			Hint:    "wait for it to finish (`neonguard jobs list` shows its state); a crashed runner's lease ends within a minute", Err: err}
 	case err != nil:
@@ -210,12 +209,12 @@ func errText(err error) string {
 
 // stepError is the caller's error for a failed step: what failed, and that the job resumes.
 func stepError(jobID, step string, err error) error {
-	code := policy.Upstream
+	code := errcode.Upstream
 	var tl *neon.TransferLimitsError
 	if errors.As(err, &tl) {
-		code = policy.InvalidArgument
+		code = errcode.InvalidArgument
 	}
-	return &guard.Error{Code: code,
+	return &errcode.Error{Code: code,
 		Message: fmt.Sprintf("tier change job %s failed at step %s: %s", jobID, step, errText(err)),
 		Hint:    fmt.Sprintf("the job is kept and resumable: fix the cause, then run `neonguard jobs resume %s` (or call admin_set_tier again with the same tier); `neonguard jobs cancel %s` abandons it", jobID, jobID),
 		Err:     err}

@@ -41,17 +41,11 @@ func (c *Client) CreateBranch(ctx context.Context, projectID string, req BranchC
 			if req.Name == "" {
 				return false, errors.New("the branch has no name to look for")
 			}
-			b, err := c.findBranch(ctx, projectID, started, func(b Branch) bool { return b.Name == req.Name })
+			b, eps, err := c.recoveredBranch(ctx, projectID, started, "branch", func(b Branch) bool { return b.Name == req.Name })
 			if err != nil || b == nil {
 				return false, err
 			}
-			recovered = &CreatedBranch{Branch: *b}
-			if eps, err := c.ListBranchEndpoints(ctx, projectID, b.ID); err == nil {
-				recovered.Endpoints = eps
-			} else {
-				c.log.LogAttrs(ctx, slog.LevelWarn, "neon: recovered branch without endpoints",
-					slog.String("branch_id", b.ID), slog.String("error", err.Error()))
-			}
+			recovered = &CreatedBranch{Branch: *b, Endpoints: eps}
 			return true, nil
 		},
 	})
@@ -65,6 +59,22 @@ func (c *Client) CreateBranch(ctx context.Context, projectID string, req BranchC
 		return recovered, nil
 	}
 	return &out, nil
+}
+
+// recoveredBranch finds the branch a request whose answer was lost made (the newest matching
+// one since started) with its endpoints, for that request's effect check. Endpoints that cannot
+// be listed are logged and left out: the branch exists either way.
+func (c *Client) recoveredBranch(ctx context.Context, projectID string, started time.Time, what string, match func(Branch) bool) (*Branch, []Endpoint, error) {
+	b, err := c.findBranch(ctx, projectID, started, match)
+	if err != nil || b == nil {
+		return nil, nil, err
+	}
+	eps, err := c.ListBranchEndpoints(ctx, projectID, b.ID)
+	if err != nil {
+		c.log.LogAttrs(ctx, slog.LevelWarn, "neon: recovered "+what+" without endpoints",
+			slog.String("branch_id", b.ID), slog.String("error", err.Error()))
+	}
+	return b, eps, nil
 }
 
 // findBranch returns the newest branch matching match created since started, or nil.

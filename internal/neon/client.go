@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/neonguard/neonguard/internal/truncate"
 	"golang.org/x/time/rate"
 )
 
@@ -449,7 +450,7 @@ func (c *Client) attempt(ctx context.Context, r *call, body []byte, n int) (int,
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	resp.Body.Close()
 	if id := resp.Header.Get("X-Request-Id"); id != "" {
-		reqID = c.scrub(truncate(id, 128))
+		reqID = c.scrub(truncate.UTF8(id, 128))
 	}
 	if err != nil {
 		c.logAttempt(ctx, r, n, resp.StatusCode, time.Since(began), reqID, err)

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/neonguard/neonguard/internal/truncate"
 )
 
 // Sentinels for errors.Is. An *APIError matches the one for its status (and code).
@@ -237,13 +238,5 @@ func clean(s string, n int) string {
 		return r
 	}, s)
 	s = strings.Join(strings.Fields(s), " ")
-	return truncate(s, n)
-}
-
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n]) + "…"
+	return truncate.UTF8(s, n)
 }

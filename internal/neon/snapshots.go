@@ -3,7 +3,6 @@ package neon
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -145,17 +144,11 @@ func (c *Client) RestoreSnapshot(ctx context.Context, projectID, snapshotID stri
 		body:   req,
 		out:    &out,
 		effect: func(ctx context.Context) (bool, error) {
-			b, err := c.findBranch(ctx, projectID, started, func(b Branch) bool { return b.RestoredFrom == snapshotID })
+			b, eps, err := c.recoveredBranch(ctx, projectID, started, "restore", func(b Branch) bool { return b.RestoredFrom == snapshotID })
 			if err != nil || b == nil {
 				return false, err
 			}
-			recovered = &RestoredSnapshot{Branch: *b}
-			if eps, err := c.ListBranchEndpoints(ctx, projectID, b.ID); err == nil {
-				recovered.Endpoints = eps
-			} else {
-				c.log.LogAttrs(ctx, slog.LevelWarn, "neon: recovered restore without endpoints",
-					slog.String("branch_id", b.ID), slog.String("error", err.Error()))
-			}
+			recovered = &RestoredSnapshot{Branch: *b, Endpoints: eps}
 			return true, nil
 		},
 	})

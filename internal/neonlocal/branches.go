@@ -163,35 +163,29 @@ func parseTimePtr(v *string, field string) (*time.Time, error) {
 	return &t, nil
 }
 
+// branchCreateReq is the body of POST /projects/{project_id}/branches.
+type branchCreateReq struct {
+	Branch          branchCreateFields   `json:"branch"`
+	Endpoints       []endpointOptionsReq `json:"endpoints"`
+	AnnotationValue map[string]string    `json:"annotation_value"`
+}
+
+type branchCreateFields struct {
+	ParentID        string  `json:"parent_id"`
+	Name            *string `json:"name"`
+	ParentLSN       string  `json:"parent_lsn"`
+	ParentTimestamp *string `json:"parent_timestamp"`
+	Protected       bool    `json:"protected"`
+	InitSource      string  `json:"init_source"`
+	ExpiresAt       *string `json:"expires_at"`
+}
+
 func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
-	var req struct {
-		Branch *struct {
-			ParentID        string  `json:"parent_id"`
-			Name            *string `json:"name"`
-			ParentLSN       string  `json:"parent_lsn"`
-			ParentTimestamp *string `json:"parent_timestamp"`
-			Protected       bool    `json:"protected"`
-			InitSource      string  `json:"init_source"`
-			ExpiresAt       *string `json:"expires_at"`
-		} `json:"branch"`
-		Endpoints       []endpointOptionsReq `json:"endpoints"`
-		AnnotationValue map[string]string    `json:"annotation_value"`
-	}
+	var req branchCreateReq
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
 	}
 	rb := req.Branch
-	if rb == nil {
-		rb = &struct {
-			ParentID        string  `json:"parent_id"`
-			Name            *string `json:"name"`
-			ParentLSN       string  `json:"parent_lsn"`
-			ParentTimestamp *string `json:"parent_timestamp"`
-			Protected       bool    `json:"protected"`
-			InitSource      string  `json:"init_source"`
-			ExpiresAt       *string `json:"expires_at"`
-		}{}
-	}
 	parentTS, err := parseTimePtr(rb.ParentTimestamp, "parent_timestamp")
 	if err != nil {
 		return 0, nil, err
@@ -204,29 +198,18 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 		return 0, nil, err
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
 			return result{}, err
 		}
-		if err := s.lockedLocked(prj.ID); err != nil {
-			return result{}, err
-		}
-		pl := s.planOf(prj.OrgID)
 		parent := s.defaultBranchLocked(prj.ID)
 		if rb.ParentID != "" {
 			if parent, err = s.branchLocked(prj, rb.ParentID); err != nil {
 				return result{}, err
 			}
 		}
-		initSource := cmp.Or(rb.InitSource, "parent-data")
-		switch initSource {
-		case "parent-data":
-		case "schema-only":
-			// Its data plane would have to copy the schema without the rows; nothing here uses
-			// it, so it is refused rather than answered with a full copy.
-			return result{}, errf(http.StatusBadRequest, "init_source schema-only is not supported by the local emulator; use parent-data")
-		default:
-			return result{}, errf(http.StatusBadRequest, "init_source must be parent-data or schema-only")
+		if err := checkInitSource(rb.InitSource); err != nil {
+			return result{}, err
 		}
 		at, pit, err := s.pointInTimeLocked(prj, rb.ParentLSN, parentTS)
 		if err != nil {
@@ -253,22 +236,8 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 		if s.nameTakenLocked(prj.ID, name, "") {
 			return result{}, errBranchExists(name)
 		}
-		rw := 0
-		for _, e := range req.Endpoints {
-			switch e.Type {
-			case "read_write":
-				rw++
-			case "read_only":
-			default:
-				return result{}, errf(http.StatusBadRequest, "endpoint type must be read_write or read_only")
-			}
-			if err := checkCompute(pl, ptrOr(e.MinCU, prj.DefaultEndpoint.MinCU), ptrOr(e.MaxCU, prj.DefaultEndpoint.MaxCU),
-				ptrOr(e.SuspendTimeout, prj.DefaultEndpoint.SuspendTimeout)); err != nil {
-				return result{}, err
-			}
-		}
-		if rw > 1 {
-			return result{}, errf(http.StatusConflict, "read-write endpoint already exists: a branch can have only one read_write endpoint")
+		if err := s.checkNewEndpointsLocked(prj, req.Endpoints); err != nil {
+			return result{}, err
 		}
 		if err := s.checkBranchRoomLocked(prj, 1); err != nil {
 			return result{}, err
@@ -285,13 +254,13 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 
 		b := &branch{
 			ID: id, ProjectID: prj.ID, ParentID: parent.ID, Name: name, Protected: rb.Protected,
-			InitSource: initSource, CurrentState: "init", PendingState: "ready", StateChangedAt: now,
+			InitSource: cmp.Or(rb.InitSource, "parent-data"), CurrentState: "init", PendingState: "ready", StateChangedAt: now,
 			CreatedAt: now, UpdatedAt: now, ExpiresAt: expiresAt, Annotations: copyMap(req.AnnotationValue),
+			ParentTime: &at,
 		}
 		if len(req.AnnotationValue) > 0 {
 			b.AnnotatedAt = now
 		}
-		b.ParentTime = &at
 		s.st.Branches[b.ID] = b
 		// From the parent's head unless a point in time was asked for: the data plane then
 		// copies the head instead of replaying WAL up to "now".
@@ -299,36 +268,80 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 		if pit {
 			specAt = &at
 		}
-		bspec := s.branchSpecLocked(b, specAt)
-		bspec.ParentID = parent.ID
-		steps := []opStep{s.newOpLocked(prj.ID, b.ID, "", "create_branch", func(ctx context.Context) error {
-			return s.dp.CreateBranch(ctx, bspec)
-		})}
-		var eps []*endpoint
-		for i, e := range req.Endpoints {
-			ep := s.addEndpointLocked(prj, b.ID, e.Type, ports[i], e.MinCU, e.MaxCU, e.SuspendTimeout, e.Settings)
-			eps = append(eps, ep)
-			espec := s.endpointSpecLocked(ep)
-			steps = append(steps, s.newOpLocked(prj.ID, b.ID, ep.ID, "start_compute", func(ctx context.Context) error {
-				return s.dp.StartEndpoint(ctx, espec)
-			}))
-		}
-		roles, dbs := s.rolesAndDatabases(prj, b.ID)
-		body := map[string]any{
-			"branch": s.renderBranch(b), "endpoints": s.renderEndpoints(eps), "operations": opsOf(steps),
-			"roles": roles, "databases": dbs,
-		}
-		if ep := s.readWriteEndpointLocked(b.ID); ep != nil {
-			body["connection_uris"] = []apiConnectionDetails{connectionDetails(prj, ep)}
-		}
-		return result{status: http.StatusCreated, body: body, steps: steps, done: func(bool) {
-			s.settleBranchLocked(b.ID)
-			for _, ep := range eps {
-				s.settleEndpointLocked(ep.ID)
-			}
-			s.disk.release()
-		}}, nil
+		return s.createdBranchLocked(prj, b, specAt, req.Endpoints, ports), nil
 	})
+}
+
+// checkInitSource accepts parent-data only: a schema-only branch would need its data plane to
+// copy the schema without the rows; nothing here uses it, so it is refused rather than
+// answered with a full copy.
+func checkInitSource(initSource string) error {
+	switch cmp.Or(initSource, "parent-data") {
+	case "parent-data":
+		return nil
+	case "schema-only":
+		return errf(http.StatusBadRequest, "init_source schema-only is not supported by the local emulator; use parent-data")
+	default:
+		return errf(http.StatusBadRequest, "init_source must be parent-data or schema-only")
+	}
+}
+
+// checkNewEndpointsLocked applies Neon's rules to the endpoints of a branch create: known
+// types, computes inside the plan, at most one read_write.
+func (s *Server) checkNewEndpointsLocked(prj *project, eps []endpointOptionsReq) error {
+	pl := s.planOf(prj.OrgID)
+	rw := 0
+	for _, e := range eps {
+		switch e.Type {
+		case "read_write":
+			rw++
+		case "read_only":
+		default:
+			return errf(http.StatusBadRequest, "endpoint type must be read_write or read_only")
+		}
+		if err := checkCompute(pl, ptrOr(e.MinCU, prj.DefaultEndpoint.MinCU), ptrOr(e.MaxCU, prj.DefaultEndpoint.MaxCU),
+			ptrOr(e.SuspendTimeout, prj.DefaultEndpoint.SuspendTimeout)); err != nil {
+			return err
+		}
+	}
+	if rw > 1 {
+		return errf(http.StatusConflict, "read-write endpoint already exists: a branch can have only one read_write endpoint")
+	}
+	return nil
+}
+
+// createdBranchLocked adds the operations and endpoints of a new branch b (already in the
+// state) and renders the 201 answer.
+func (s *Server) createdBranchLocked(prj *project, b *branch, at *time.Time, reqEps []endpointOptionsReq, ports []int) result {
+	bspec := s.branchSpecLocked(b, at)
+	bspec.ParentID = b.ParentID
+	steps := []opStep{s.newOpLocked(prj.ID, b.ID, "", "create_branch", func(ctx context.Context) error {
+		return s.dp.CreateBranch(ctx, bspec)
+	})}
+	var eps []*endpoint
+	for i, e := range reqEps {
+		ep := s.addEndpointLocked(prj, b.ID, e.Type, ports[i], e.MinCU, e.MaxCU, e.SuspendTimeout, e.Settings)
+		eps = append(eps, ep)
+		espec := s.endpointSpecLocked(ep)
+		steps = append(steps, s.newOpLocked(prj.ID, b.ID, ep.ID, "start_compute", func(ctx context.Context) error {
+			return s.dp.StartEndpoint(ctx, espec)
+		}))
+	}
+	roles, dbs := s.rolesAndDatabases(prj, b.ID)
+	body := map[string]any{
+		"branch": s.renderBranch(b), "endpoints": s.renderEndpoints(eps), "operations": opsOf(steps),
+		"roles": roles, "databases": dbs,
+	}
+	if ep := s.readWriteEndpointLocked(b.ID); ep != nil {
+		body["connection_uris"] = []apiConnectionDetails{connectionDetails(prj, ep)}
+	}
+	return result{status: http.StatusCreated, body: body, steps: steps, done: func(bool) {
+		s.settleBranchLocked(b.ID)
+		for _, ep := range eps {
+			s.settleEndpointLocked(ep.ID)
+		}
+		s.disk.release()
+	}}
 }
 
 func ptrOr[T any](p *T, def T) T {
@@ -448,11 +461,8 @@ func (s *Server) updateBranch(r *http.Request, p principal) (int, any, error) {
 		expires = t
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		b, err := s.branchLocked(prj, r.PathValue("branch_id"))
@@ -568,11 +578,8 @@ func (s *Server) restoreBranch(r *http.Request, p principal) (int, any, error) {
 		return 0, nil, err
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		b, err := s.branchLocked(prj, r.PathValue("branch_id"))

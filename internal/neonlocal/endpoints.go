@@ -168,11 +168,8 @@ func (s *Server) createEndpoint(r *http.Request, p principal) (int, any, error) 
 		return 0, nil, errf(http.StatusBadRequest, "endpoint type must be read_write or read_only")
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		b, err := s.branchLocked(prj, re.BranchID)
@@ -225,11 +222,8 @@ func (s *Server) updateEndpoint(r *http.Request, p principal) (int, any, error) 
 		return 0, nil, errf(http.StatusBadRequest, "endpoint is required")
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		e, err := s.endpointLocked(prj, r.PathValue("endpoint_id"))
@@ -307,11 +301,8 @@ func (s *Server) suspendEndpoint(r *http.Request, p principal) (int, any, error)
 
 func (s *Server) endpointAction(r *http.Request, p principal, action, target string) (int, any, error) {
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		e, err := s.endpointLocked(prj, r.PathValue("endpoint_id"))

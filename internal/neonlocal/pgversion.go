@@ -1,9 +1,6 @@
 package neonlocal
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -55,49 +52,25 @@ func (s *Server) DefaultPGVersion() int {
 	return majors[0]
 }
 
-// servedPGVersion wraps project creation when the data plane serves only some majors: a
-// request for a major it lacks is refused (400) with the ones it has, and a request naming
-// none is given the newest. Anything else about the body is left to next.
-func (s *Server) servedPGVersion(next handler) handler {
-	return func(r *http.Request, p principal) (int, any, error) {
-		majors, installed, restricted := s.servedMajors()
-		if !restricted || r.Body == nil {
-			return next(r, p)
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 1<<20))
-		if err != nil {
-			return 0, nil, errf(http.StatusBadRequest, "invalid request body: %v", err)
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var req map[string]json.RawMessage
-		if json.Unmarshal(body, &req) != nil {
-			return next(r, p) // next reports the malformed body
-		}
-		var prj map[string]json.RawMessage
-		if json.Unmarshal(req["project"], &prj) != nil || prj == nil {
-			return next(r, p)
-		}
-		raw, named := prj["pg_version"]
-		if named && string(raw) != "null" {
-			var v int
-			if json.Unmarshal(raw, &v) != nil || v < minPGVersion || v > maxPGVersion || slices.Contains(majors, v) {
-				return next(r, p) // next checks the type and Neon's range
-			}
-			return 0, nil, notServed(v, installed)
-		}
-		if len(majors) == 0 {
-			return 0, nil, notServed(neonDefaultMajor, installed)
-		}
-		prj["pg_version"] = json.RawMessage(strconv.Itoa(majors[0]))
-		if req["project"], err = json.Marshal(prj); err != nil {
-			return 0, nil, err
-		}
-		if body, err = json.Marshal(req); err != nil {
-			return 0, nil, err
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		return next(r, p)
+// projectPGVersion is the major of a new project: the one asked for (Neon's range), or
+// the newest the data plane serves. A data plane that serves only some majors refuses the
+// others (400, naming the installed ones) rather than report one major and run another.
+func (s *Server) projectPGVersion(asked *int) (int, error) {
+	if asked != nil && (*asked < minPGVersion || *asked > maxPGVersion) {
+		return 0, errf(http.StatusBadRequest, "pg_version must be between %d and %d", minPGVersion, maxPGVersion)
 	}
+	majors, installed, restricted := s.servedMajors()
+	switch {
+	case asked != nil && (!restricted || slices.Contains(majors, *asked)):
+		return *asked, nil
+	case asked != nil:
+		return 0, notServed(*asked, installed)
+	case !restricted:
+		return neonDefaultMajor, nil
+	case len(majors) == 0:
+		return 0, notServed(neonDefaultMajor, installed)
+	}
+	return majors[0], nil
 }
 
 func notServed(v int, installed []int) error {

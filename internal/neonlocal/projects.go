@@ -1,6 +1,7 @@
 package neonlocal
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -61,6 +62,19 @@ func (s *Server) projectLocked(p principal, id string) (*project, error) {
 	prj := s.st.Projects[id]
 	if prj == nil || !p.sees(prj.OrgID) {
 		return nil, errf(http.StatusNotFound, "project not found")
+	}
+	return prj, nil
+}
+
+// mutableProjectLocked is the preamble of a mutating handler: the request's project, which the
+// caller may see and which no running operation locks (423 otherwise, as on Neon).
+func (s *Server) mutableProjectLocked(p principal, r *http.Request) (*project, error) {
+	prj, err := s.projectLocked(p, r.PathValue("project_id"))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.lockedLocked(prj.ID); err != nil {
+		return nil, err
 	}
 	return prj, nil
 }
@@ -158,28 +172,33 @@ func normalizeSettings(raw json.RawMessage) (json.RawMessage, error) {
 	return b, nil
 }
 
+// projectCreateReq is the body of POST /projects.
+type projectCreateReq struct {
+	Project *projectCreateFields `json:"project"`
+}
+
+type projectCreateFields struct {
+	Name                    *string                     `json:"name"`
+	RegionID                string                      `json:"region_id"`
+	PgVersion               *int                        `json:"pg_version"`
+	OrgID                   string                      `json:"org_id"`
+	StorePasswords          *bool                       `json:"store_passwords"`
+	HistoryRetention        *int                        `json:"history_retention_seconds"`
+	Provisioner             string                      `json:"provisioner"`
+	MinCU                   *float64                    `json:"autoscaling_limit_min_cu"`
+	MaxCU                   *float64                    `json:"autoscaling_limit_max_cu"`
+	DefaultEndpointSettings *defaultEndpointSettingsReq `json:"default_endpoint_settings"`
+	Settings                json.RawMessage             `json:"settings"`
+	Branch                  *struct {
+		Name         string            `json:"name"`
+		RoleName     string            `json:"role_name"`
+		DatabaseName string            `json:"database_name"`
+		Annotations  map[string]string `json:"annotations"`
+	} `json:"branch"`
+}
+
 func (s *Server) createProject(r *http.Request, p principal) (int, any, error) {
-	var req struct {
-		Project *struct {
-			Name                    *string                     `json:"name"`
-			RegionID                string                      `json:"region_id"`
-			PgVersion               *int                        `json:"pg_version"`
-			OrgID                   string                      `json:"org_id"`
-			StorePasswords          *bool                       `json:"store_passwords"`
-			HistoryRetention        *int                        `json:"history_retention_seconds"`
-			Provisioner             string                      `json:"provisioner"`
-			MinCU                   *float64                    `json:"autoscaling_limit_min_cu"`
-			MaxCU                   *float64                    `json:"autoscaling_limit_max_cu"`
-			DefaultEndpointSettings *defaultEndpointSettingsReq `json:"default_endpoint_settings"`
-			Settings                json.RawMessage             `json:"settings"`
-			Branch                  *struct {
-				Name         string            `json:"name"`
-				RoleName     string            `json:"role_name"`
-				DatabaseName string            `json:"database_name"`
-				Annotations  map[string]string `json:"annotations"`
-			} `json:"branch"`
-		} `json:"project"`
-	}
+	var req projectCreateReq
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
 	}
@@ -200,79 +219,16 @@ func (s *Server) createProject(r *http.Request, p principal) (int, any, error) {
 		if err != nil {
 			return result{}, err
 		}
-		pl := s.planOf(orgID)
 		now := s.now()
-		prj := &project{
-			ID: newProjectID(), OrgID: orgID, RegionID: "aws-us-east-2", PgVersion: 17,
-			Provisioner: "k8s-neonvm", StorePasswords: true, HistoryRetention: 86400,
-			DefaultEndpoint: endpointDefaults{MinCU: 0.25, MaxCU: 0.25},
-			RoleName:        "", DatabaseName: "neondb", RolePassword: newPassword(),
-			CreationSource: "console", CreatedAt: now, UpdatedAt: now,
-		}
-		if rp.RegionID != "" {
-			prj.RegionID = rp.RegionID
-		}
-		if rp.Provisioner != "" {
-			prj.Provisioner = rp.Provisioner
-		}
-		if rp.PgVersion != nil {
-			if *rp.PgVersion < 14 || *rp.PgVersion > 18 {
-				return result{}, errf(http.StatusBadRequest, "pg_version must be between 14 and 18")
-			}
-			prj.PgVersion = *rp.PgVersion
-		}
-		// A data plane serves the PostgreSQL it has: the project says which one clients get.
-		if v, ok := s.dp.(interface{ PGVersion() int }); ok && v.PGVersion() > 0 {
-			prj.PgVersion = v.PGVersion()
-		}
-
-		if rp.StorePasswords != nil {
-			prj.StorePasswords = *rp.StorePasswords
-		}
-		if rp.HistoryRetention != nil {
-			prj.HistoryRetention = *rp.HistoryRetention
-		}
-		if prj.HistoryRetention > pl.MaxRetention && rp.HistoryRetention == nil {
-			prj.HistoryRetention = pl.MaxRetention
-		}
-		if err := checkRetention(pl, prj.HistoryRetention); err != nil {
+		prj, err := s.newProject(orgID, rp, now)
+		if err != nil {
 			return result{}, err
-		}
-		if rp.MinCU != nil {
-			prj.DefaultEndpoint.MinCU = *rp.MinCU
-		}
-		if rp.MaxCU != nil {
-			prj.DefaultEndpoint.MaxCU = *rp.MaxCU
-		}
-		rp.DefaultEndpointSettings.applyTo(&prj.DefaultEndpoint)
-		d := prj.DefaultEndpoint
-		if err := checkCompute(pl, d.MinCU, d.MaxCU, d.SuspendTimeout); err != nil {
-			return result{}, err
-		}
-		if prj.Settings, err = normalizeSettings(rp.Settings); err != nil {
-			return result{}, err
-		}
-		prj.Name = prj.ID
-		if rp.Name != nil {
-			if l := len(*rp.Name); l < 1 || l > 256 {
-				return result{}, errf(http.StatusBadRequest, "name must be 1..256 characters")
-			}
-			prj.Name = *rp.Name
 		}
 		branchName := "main"
 		var annotations map[string]string
 		if bq := rp.Branch; bq != nil {
-			if bq.Name != "" {
-				branchName = bq.Name
-			}
-			if bq.DatabaseName != "" {
-				prj.DatabaseName = bq.DatabaseName
-			}
-			prj.RoleName = bq.RoleName
+			branchName = cmp.Or(bq.Name, branchName)
 			annotations = bq.Annotations
-		}
-		if prj.RoleName == "" {
-			prj.RoleName = prj.DatabaseName + "_owner"
 		}
 		// Last check before the state changes: the disk has room for one more cluster.
 		if err := s.disk.admit(); err != nil {
@@ -294,6 +250,7 @@ func (s *Server) createProject(r *http.Request, p principal) (int, any, error) {
 			s.disk.release()
 			return result{}, err
 		}
+		d := prj.DefaultEndpoint
 		ep := &endpoint{
 			ID: newEndpointID(), ProjectID: prj.ID, BranchID: br.ID, Type: "read_write",
 			MinCU: d.MinCU, MaxCU: d.MaxCU, SuspendTimeout: d.SuspendTimeout, PgSettings: copyMap(d.PgSettings),
@@ -302,29 +259,90 @@ func (s *Server) createProject(r *http.Request, p principal) (int, any, error) {
 		s.st.Projects[prj.ID] = prj
 		s.st.Branches[br.ID] = br
 		s.st.Endpoints[ep.ID] = ep
-
-		bspec := s.branchSpecLocked(br, nil)
-		espec := s.endpointSpecLocked(ep)
-		steps := []opStep{
-			s.newOpLocked(prj.ID, br.ID, "", "create_timeline", func(ctx context.Context) error { return s.dp.CreateBranch(ctx, bspec) }),
-			s.newOpLocked(prj.ID, br.ID, ep.ID, "start_compute", func(ctx context.Context) error { return s.dp.StartEndpoint(ctx, espec) }),
-		}
-		roles, dbs := s.rolesAndDatabases(prj, br.ID)
-		body := map[string]any{
-			"project":         s.renderProject(prj),
-			"connection_uris": []apiConnectionDetails{connectionDetails(prj, ep)},
-			"roles":           roles,
-			"databases":       dbs,
-			"operations":      opsOf(steps),
-			"branch":          s.renderBranch(br),
-			"endpoints":       []apiEndpoint{s.renderEndpoint(ep)},
-		}
-		return result{status: http.StatusCreated, body: body, steps: steps, done: func(bool) {
-			s.settleBranchLocked(br.ID)
-			s.settleEndpointLocked(ep.ID)
-			s.disk.release()
-		}}, nil
+		return s.createdProjectLocked(prj, br, ep), nil
 	})
+}
+
+// newProject is a project of org from a create request: Neon's defaults, the request's values,
+// and Neon's checks of them (major, retention, compute range, settings, name).
+func (s *Server) newProject(orgID string, rp *projectCreateFields, now time.Time) (*project, error) {
+	pl := s.planOf(orgID)
+	prj := &project{
+		ID: newProjectID(), OrgID: orgID, RegionID: cmp.Or(rp.RegionID, "aws-us-east-2"),
+		Provisioner: cmp.Or(rp.Provisioner, "k8s-neonvm"), StorePasswords: true, HistoryRetention: 86400,
+		DefaultEndpoint: endpointDefaults{MinCU: 0.25, MaxCU: 0.25},
+		DatabaseName:    "neondb", RolePassword: newPassword(),
+		CreationSource: "console", CreatedAt: now, UpdatedAt: now,
+	}
+	var err error
+	if prj.PgVersion, err = s.projectPGVersion(rp.PgVersion); err != nil {
+		return nil, err
+	}
+	if rp.StorePasswords != nil {
+		prj.StorePasswords = *rp.StorePasswords
+	}
+	if rp.HistoryRetention != nil {
+		prj.HistoryRetention = *rp.HistoryRetention
+	}
+	if prj.HistoryRetention > pl.MaxRetention && rp.HistoryRetention == nil {
+		prj.HistoryRetention = pl.MaxRetention
+	}
+	if err := checkRetention(pl, prj.HistoryRetention); err != nil {
+		return nil, err
+	}
+	if rp.MinCU != nil {
+		prj.DefaultEndpoint.MinCU = *rp.MinCU
+	}
+	if rp.MaxCU != nil {
+		prj.DefaultEndpoint.MaxCU = *rp.MaxCU
+	}
+	rp.DefaultEndpointSettings.applyTo(&prj.DefaultEndpoint)
+	d := prj.DefaultEndpoint
+	if err := checkCompute(pl, d.MinCU, d.MaxCU, d.SuspendTimeout); err != nil {
+		return nil, err
+	}
+	if prj.Settings, err = normalizeSettings(rp.Settings); err != nil {
+		return nil, err
+	}
+	prj.Name = prj.ID
+	if rp.Name != nil {
+		if l := len(*rp.Name); l < 1 || l > 256 {
+			return nil, errf(http.StatusBadRequest, "name must be 1..256 characters")
+		}
+		prj.Name = *rp.Name
+	}
+	if bq := rp.Branch; bq != nil {
+		prj.DatabaseName = cmp.Or(bq.DatabaseName, prj.DatabaseName)
+		prj.RoleName = bq.RoleName
+	}
+	prj.RoleName = cmp.Or(prj.RoleName, prj.DatabaseName+"_owner")
+	return prj, nil
+}
+
+// createdProjectLocked adds the operations of a new project (its timeline, its compute) and
+// renders the 201 answer.
+func (s *Server) createdProjectLocked(prj *project, br *branch, ep *endpoint) result {
+	bspec := s.branchSpecLocked(br, nil)
+	espec := s.endpointSpecLocked(ep)
+	steps := []opStep{
+		s.newOpLocked(prj.ID, br.ID, "", "create_timeline", func(ctx context.Context) error { return s.dp.CreateBranch(ctx, bspec) }),
+		s.newOpLocked(prj.ID, br.ID, ep.ID, "start_compute", func(ctx context.Context) error { return s.dp.StartEndpoint(ctx, espec) }),
+	}
+	roles, dbs := s.rolesAndDatabases(prj, br.ID)
+	body := map[string]any{
+		"project":         s.renderProject(prj),
+		"connection_uris": []apiConnectionDetails{connectionDetails(prj, ep)},
+		"roles":           roles,
+		"databases":       dbs,
+		"operations":      opsOf(steps),
+		"branch":          s.renderBranch(br),
+		"endpoints":       []apiEndpoint{s.renderEndpoint(ep)},
+	}
+	return result{status: http.StatusCreated, body: body, steps: steps, done: func(bool) {
+		s.settleBranchLocked(br.ID)
+		s.settleEndpointLocked(ep.ID)
+		s.disk.release()
+	}}
 }
 
 // settleBranchLocked ends a transient branch state once its operations ran.
@@ -431,11 +449,8 @@ func (s *Server) updateProject(r *http.Request, p principal) (int, any, error) {
 	}
 	rp := req.Project
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		pl := s.planOf(prj.OrgID)
@@ -504,11 +519,8 @@ func mergeSettings(cur, upd json.RawMessage) (json.RawMessage, error) {
 
 func (s *Server) deleteProject(r *http.Request, p principal) (int, any, error) {
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		body := map[string]any{"project": s.renderProject(prj)}

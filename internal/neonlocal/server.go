@@ -444,7 +444,7 @@ func decodeBody(r *http.Request, v any) error {
 
 func (s *Server) routes() {
 	// Projects.
-	s.handle("POST /projects", s.servedPGVersion(s.createProject))
+	s.handle("POST /projects", s.createProject)
 	s.handle("GET /projects", s.listProjects)
 	s.handle("GET /projects/{project_id}", s.getProject)
 	s.handle("PATCH /projects/{project_id}", s.updateProject)

@@ -67,11 +67,8 @@ func (s *Server) createSnapshot(r *http.Request, p principal) (int, any, error) 
 		return 0, nil, err
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		b, err := s.branchLocked(prj, r.PathValue("branch_id"))
@@ -153,11 +150,8 @@ func (s *Server) updateSnapshot(r *http.Request, p principal) (int, any, error) 
 		expires = t
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		sn, err := s.snapshotLocked(prj, r.PathValue("snapshot_id"))
@@ -182,11 +176,8 @@ func (s *Server) updateSnapshot(r *http.Request, p principal) (int, any, error) 
 
 func (s *Server) deleteSnapshot(r *http.Request, p principal) (int, any, error) {
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		sn, err := s.snapshotLocked(prj, r.PathValue("snapshot_id"))
@@ -212,11 +203,8 @@ func (s *Server) restoreSnapshot(r *http.Request, p principal) (int, any, error)
 		return 0, nil, err
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		sn, err := s.snapshotLocked(prj, r.PathValue("snapshot_id"))
@@ -324,11 +312,8 @@ func (s *Server) finalizeRestore(r *http.Request, p principal) (int, any, error)
 		return 0, nil, err
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.projectLocked(p, r.PathValue("project_id"))
+		prj, err := s.mutableProjectLocked(p, r)
 		if err != nil {
-			return result{}, err
-		}
-		if err := s.lockedLocked(prj.ID); err != nil {
 			return result{}, err
 		}
 		nb, err := s.branchLocked(prj, r.PathValue("branch_id"))

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/neonguard/neonguard/internal/errcode"
 )
 
 const (
@@ -39,7 +41,7 @@ func CheckDatabaseCount(t Tier, existing int) Decision {
 	if t.MaxDatabases <= 0 || existing < t.MaxDatabases {
 		return Allowed()
 	}
-	return Deny(DatabaseLimit,
+	return Deny(errcode.DatabaseLimit,
 		fmt.Sprintf("%s tier allows %s per tenant; %s", t.Name, plural(t.MaxDatabases, "database"), exist(existing)),
 		"reuse an existing database (call list_databases; create_database with an existing name returns it), "+
 			"or ask the platform to delete one or upgrade the tier")
@@ -59,7 +61,7 @@ func CheckNewBranch(t Tier, existing []BranchRef) Decision {
 		}
 	}
 	if t.Branches <= 1 && len(deletable) == 0 {
-		return Deny(BranchLimit,
+		return Deny(errcode.BranchLimit,
 			fmt.Sprintf("%s tier allows only the main branch (1 branch per database)", t.Name),
 			"dev branches are not available on this tier: work on main and use checkpoint or undo_to_time to go back, "+
 				"or ask the platform to upgrade the tier")
@@ -67,10 +69,10 @@ func CheckNewBranch(t Tier, existing []BranchRef) Decision {
 	reason := fmt.Sprintf("%s tier allows %s per database (main, dev and undo backup branches all count); %s",
 		t.Name, plural(t.Branches, "branch"), exist(len(existing)))
 	if len(deletable) == 0 {
-		return Deny(BranchLimit, reason,
+		return Deny(errcode.BranchLimit, reason,
 			"no dev or backup branch exists that delete_dev_branch could remove; ask the platform to upgrade the tier")
 	}
-	return Deny(BranchLimit, reason,
+	return Deny(errcode.BranchLimit, reason,
 		"free a slot by calling delete_dev_branch with one of: "+listNames(deletable, maxListed)+"; then retry")
 }
 
@@ -80,7 +82,7 @@ func CheckNewBranch(t Tier, existing []BranchRef) Decision {
 // so that the new one fits.
 func CheckCheckpoint(t Tier, existing []string, replace bool) (Decision, []string) {
 	if t.Checkpoints <= 0 {
-		return Deny(SnapshotLimit,
+		return Deny(errcode.SnapshotLimit,
 			fmt.Sprintf("%s tier has no checkpoints", t.Name),
 			fmt.Sprintf("use undo_to_time to go back to any time in the last %s, or ask the platform to upgrade the tier",
 				fmtSpan(t.RestoreWindow))), nil
@@ -104,7 +106,7 @@ func CheckCheckpoint(t Tier, existing []string, replace bool) (Decision, []strin
 	}
 	dropQ := make([]string, len(drop))
 	copy(dropQ, quoted)
-	return Deny(SnapshotLimit,
+	return Deny(errcode.SnapshotLimit,
 		fmt.Sprintf("%s tier keeps %s per database; %s", t.Name, plural(t.Checkpoints, "checkpoint"), exist(len(existing))),
 		fmt.Sprintf("%s tier keeps %s: %s %s; call checkpoint with replace=true to delete %s and save the new one",
 			t.Name, plural(t.Checkpoints, "checkpoint"), listNames(quoted, maxListed), verb,
@@ -116,7 +118,7 @@ func CheckCheckpoint(t Tier, existing []string, replace bool) (Decision, []strin
 // tier's restore window. A target exactly at the window's edge is allowed.
 func CheckRestoreTarget(t Tier, now, target time.Time) Decision {
 	if target.After(now.Add(ClockSkew)) {
-		return Deny(InvalidArgument,
+		return Deny(errcode.InvalidArgument,
 			fmt.Sprintf("restore target %s is in the future (now is %s)",
 				target.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)),
 			`pass a past timestamp (RFC 3339) or ago, e.g. ago="15m"`)
@@ -136,7 +138,7 @@ func CheckRestoreTarget(t Tier, now, target time.Time) Decision {
 	if t.Checkpoints > 0 {
 		hint += ", or if a checkpoint was saved before the time you want, call list_checkpoints and restore_checkpoint"
 	}
-	return Deny(RestoreWindow,
+	return Deny(errcode.RestoreWindow,
 		fmt.Sprintf("restore target %s is outside the %s tier's %s restore window",
 			target.UTC().Format(time.RFC3339), t.Name, fmtSpan(t.RestoreWindow)),
 		hint)
@@ -151,7 +153,7 @@ func DevBranchTTL(t Tier, requested time.Duration) (time.Duration, Decision) {
 	if requested >= MinDevBranchTTL && requested <= t.MaxDevBranchTTL {
 		return requested, Allowed()
 	}
-	return 0, Deny(InvalidArgument,
+	return 0, Deny(errcode.InvalidArgument,
 		fmt.Sprintf("ttl %s is outside the %s tier's range %s to %s", fmtDuration(requested), t.Name,
 			fmtDuration(MinDevBranchTTL), fmtDuration(t.MaxDevBranchTTL)),
 		fmt.Sprintf("pass ttl between %s and %s, or omit it for the default %s", fmtDuration(MinDevBranchTTL),
@@ -173,7 +175,7 @@ func CheckCompute(t Tier, minCU, maxCU float64) Decision {
 	default:
 		return Allowed()
 	}
-	return Deny(ComputeRange, reason,
+	return Deny(errcode.ComputeRange, reason,
 		fmt.Sprintf("use sizes between %s and %s CU with min ≤ max, or omit them for the tier's range",
 			fmtCU(t.MinComputeCU), fmtCU(t.MaxComputeCU)))
 }

@@ -8,47 +8,14 @@
 // the agent unstuck.
 package policy
 
-import "slices"
-
-// Code classifies a decision or failure for the agent. The values are part of
-// the tool contract (DESIGN.md §3, §4): never rename them.
-type Code string
-
-// Decision codes. Policy functions produce the first seven; NotFound,
-// RateLimited and Upstream are produced by other layers but live here so the
-// whole vocabulary is in one place.
-const (
-	BranchLimit     Code = "BRANCH_LIMIT"
-	SnapshotLimit   Code = "SNAPSHOT_LIMIT"
-	RestoreWindow   Code = "RESTORE_WINDOW"
-	ComputeRange    Code = "COMPUTE_RANGE"
-	QuotaExceeded   Code = "QUOTA_EXCEEDED"
-	DatabaseLimit   Code = "DATABASE_LIMIT"
-	NotFound        Code = "NOT_FOUND" // also for another tenant's database: never reveal it exists
-	InvalidArgument Code = "INVALID_ARGUMENT"
-	RateLimited     Code = "RATE_LIMITED"
-	Upstream        Code = "UPSTREAM" // Neon failed after retries
-)
-
-// Denial reports whether c refuses a call for a reason the caller can act on (a policy decision,
-// bad input, an unknown database, a rate limit), as opposed to a failure (Upstream, or a code
-// outside this vocabulary). The audit records denials as such.
-func (c Code) Denial() bool {
-	return c != Upstream && slices.Contains(Codes(), c)
-}
-
-// Codes lists every Code, for documentation and exhaustive tests.
-func Codes() []Code {
-	return []Code{BranchLimit, SnapshotLimit, RestoreWindow, ComputeRange, QuotaExceeded,
-		DatabaseLimit, NotFound, InvalidArgument, RateLimited, Upstream}
-}
+import "github.com/neonguard/neonguard/internal/errcode"
 
 // Decision is the outcome of a policy check. When Allow is false, Code,
 // Reason and Hint are set; Reason and Hint are written for an AI agent:
 // short, exact and actionable.
 type Decision struct {
 	Allow  bool
-	Code   Code
+	Code   errcode.Code
 	Reason string
 	Hint   string
 }
@@ -58,7 +25,7 @@ func Allowed() Decision { return Decision{Allow: true} }
 
 // Deny returns a Decision that refuses the call with the given code, reason
 // and hint.
-func Deny(code Code, reason, hint string) Decision {
+func Deny(code errcode.Code, reason, hint string) Decision {
 	return Decision{Code: code, Reason: reason, Hint: hint}
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/neonguard/neonguard/internal/errcode"
 )
 
 func mustTier(t *testing.T, name string) Tier {
@@ -21,7 +23,7 @@ func mustTier(t *testing.T, name string) Tier {
 // checkDecision compares the verdict and code, and requires every wanted
 // fragment to appear in Reason+Hint, so hints stay actionable without
 // freezing their exact wording.
-func checkDecision(t *testing.T, got Decision, allow bool, code Code, fragments ...string) {
+func checkDecision(t *testing.T, got Decision, allow bool, code errcode.Code, fragments ...string) {
 	t.Helper()
 	if got.Allow != allow || got.Code != code {
 		t.Fatalf("got allow=%v code=%q, want allow=%v code=%q (%s)", got.Allow, got.Code, allow, code, got)
@@ -47,13 +49,13 @@ func TestCodes(t *testing.T) {
 	want := []string{"BRANCH_LIMIT", "SNAPSHOT_LIMIT", "RESTORE_WINDOW", "COMPUTE_RANGE", "QUOTA_EXCEEDED",
 		"DATABASE_LIMIT", "NOT_FOUND", "INVALID_ARGUMENT", "RATE_LIMITED", "UPSTREAM"}
 	var got []string
-	for _, c := range Codes() {
+	for _, c := range errcode.Codes() {
 		got = append(got, string(c))
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Codes() = %v, want %v", got, want)
 	}
-	for _, c := range Codes() {
+	for _, c := range errcode.Codes() {
 		d := Deny(c, "r", "h")
 		if d.Allow || d.Code != c || d.Reason != "r" || d.Hint != "h" {
 			t.Errorf("Deny(%s) = %+v", c, d)
@@ -67,9 +69,9 @@ func TestDecisionString(t *testing.T) {
 		want string
 	}{
 		{Allowed(), "allow"},
-		{Deny(NotFound, "no such database", ""), "deny NOT_FOUND: no such database"},
-		{Deny(RateLimited, "slow down", "retry in 1s"), "deny RATE_LIMITED: slow down (hint: retry in 1s)"},
-		{Deny(Upstream, "neon failed", "retry later"), "deny UPSTREAM: neon failed (hint: retry later)"},
+		{Deny(errcode.NotFound, "no such database", ""), "deny NOT_FOUND: no such database"},
+		{Deny(errcode.RateLimited, "slow down", "retry in 1s"), "deny RATE_LIMITED: slow down (hint: retry in 1s)"},
+		{Deny(errcode.Upstream, "neon failed", "retry later"), "deny UPSTREAM: neon failed (hint: retry later)"},
 	}
 	for _, tt := range tests {
 		if got := tt.d.String(); got != tt.want {
@@ -323,12 +325,12 @@ func TestCheckDatabaseCount(t *testing.T) {
 				checkDecision(t, d, true, "")
 				return
 			}
-			checkDecision(t, d, false, DatabaseLimit, "free tier allows 3 databases per tenant", "list_databases")
+			checkDecision(t, d, false, errcode.DatabaseLimit, "free tier allows 3 databases per tenant", "list_databases")
 		})
 	}
 	one := limited
 	one.MaxDatabases = 1
-	checkDecision(t, CheckDatabaseCount(one, 1), false, DatabaseLimit, "allows 1 database per tenant; 1 exists")
+	checkDecision(t, CheckDatabaseCount(one, 1), false, errcode.DatabaseLimit, "allows 1 database per tenant; 1 exists")
 }
 
 func branches(kinds ...string) []BranchRef {
@@ -382,7 +384,7 @@ func TestCheckNewBranch(t *testing.T) {
 				checkDecision(t, d, true, "")
 				return
 			}
-			checkDecision(t, d, false, BranchLimit, tt.fragments...)
+			checkDecision(t, d, false, errcode.BranchLimit, tt.fragments...)
 			for _, a := range tt.absent {
 				if strings.Contains(d.Hint, a) {
 					t.Errorf("hint %q must not contain %q", d.Hint, a)
@@ -430,7 +432,7 @@ func TestCheckCheckpoint(t *testing.T) {
 			if tt.allow {
 				checkDecision(t, d, true, "")
 			} else {
-				checkDecision(t, d, false, SnapshotLimit, tt.fragments...)
+				checkDecision(t, d, false, errcode.SnapshotLimit, tt.fragments...)
 			}
 			if !slices.Equal(drop, tt.drop) {
 				t.Errorf("drop = %q, want %q", drop, tt.drop)
@@ -449,25 +451,25 @@ func TestCheckRestoreTarget(t *testing.T) {
 		name      string
 		tier      Tier
 		target    time.Time
-		code      Code // "" = allowed
+		code      errcode.Code // "" = allowed
 		fragments []string
 		absent    string
 	}{
 		{"now", free, now, "", nil, ""},
 		{"an hour ago", free, now.Add(-time.Hour), "", nil, ""},
 		{"within skew", free, now.Add(ClockSkew), "", nil, ""},
-		{"beyond skew", free, now.Add(ClockSkew + time.Nanosecond), InvalidArgument,
+		{"beyond skew", free, now.Add(ClockSkew + time.Nanosecond), errcode.InvalidArgument,
 			[]string{"in the future", "ago="}, ""},
-		{"far future", free, now.Add(time.Hour), InvalidArgument, []string{"2026-03-10T13:00:00Z is in the future"}, ""},
+		{"far future", free, now.Add(time.Hour), errcode.InvalidArgument, []string{"2026-03-10T13:00:00Z is in the future"}, ""},
 		{"window edge", free, now.Add(-24 * time.Hour), "", nil, ""},
-		{"just outside", free, now.Add(-24*time.Hour - time.Nanosecond), RestoreWindow,
+		{"just outside", free, now.Add(-24*time.Hour - time.Nanosecond), errcode.RestoreWindow,
 			// earliest is 12:00:00.5 the day before: the hint rounds up to a time inside the window
 			[]string{"outside the free tier's 1 day restore window", "earliest allowed time is 2026-03-09T12:00:01Z",
 				"list_checkpoints", "restore_checkpoint"}, ""},
-		{"outside, no checkpoints on tier", none, now.Add(-48 * time.Hour), RestoreWindow,
+		{"outside, no checkpoints on tier", none, now.Add(-48 * time.Hour), errcode.RestoreWindow,
 			[]string{"2026-03-09T12:00:01Z"}, "restore_checkpoint"},
 		{"pro window", pro, now.Add(-6 * 24 * time.Hour), "", nil, ""},
-		{"pro outside", pro, now.Add(-8 * 24 * time.Hour), RestoreWindow, []string{"7 days restore window"}, ""},
+		{"pro outside", pro, now.Add(-8 * 24 * time.Hour), errcode.RestoreWindow, []string{"7 days restore window"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -481,7 +483,7 @@ func TestCheckRestoreTarget(t *testing.T) {
 	// A whole-second earliest time is shown as is.
 	whole := now.Truncate(time.Second)
 	d := CheckRestoreTarget(free, whole, whole.Add(-25*time.Hour))
-	checkDecision(t, d, false, RestoreWindow, "2026-03-09T12:00:00Z")
+	checkDecision(t, d, false, errcode.RestoreWindow, "2026-03-09T12:00:00Z")
 }
 
 func TestDevBranchTTL(t *testing.T) {
@@ -510,7 +512,7 @@ func TestDevBranchTTL(t *testing.T) {
 				checkDecision(t, d, true, "")
 				return
 			}
-			checkDecision(t, d, false, InvalidArgument, "pass ttl between 1m and 168h", "default 24h", "free tier's range")
+			checkDecision(t, d, false, errcode.InvalidArgument, "pass ttl between 1m and 168h", "default 24h", "free tier's range")
 		})
 	}
 }
@@ -540,7 +542,7 @@ func TestCheckCompute(t *testing.T) {
 				checkDecision(t, d, true, "")
 				return
 			}
-			checkDecision(t, d, false, ComputeRange, tt.fragment, "between 0.25 and 2 CU")
+			checkDecision(t, d, false, errcode.ComputeRange, tt.fragment, "between 0.25 and 2 CU")
 		})
 	}
 }
@@ -608,7 +610,7 @@ func TestCheckQuota(t *testing.T) {
 				checkDecision(t, d, true, "")
 				return
 			}
-			checkDecision(t, d, false, QuotaExceeded, tt.fragments...)
+			checkDecision(t, d, false, errcode.QuotaExceeded, tt.fragments...)
 			if tt.absent != "" && strings.Contains(d.Reason, tt.absent) {
 				t.Errorf("reason %q names %q", d.Reason, tt.absent)
 			}
@@ -644,19 +646,5 @@ func TestFormatting(t *testing.T) {
 	}
 	if got := plural(2, "branch"); got != "2 branches" {
 		t.Errorf("plural = %q", got)
-	}
-}
-
-func TestDenial(t *testing.T) {
-	for _, c := range []Code{"BRANCH_LIMIT", "SNAPSHOT_LIMIT", "RESTORE_WINDOW", "COMPUTE_RANGE",
-		"QUOTA_EXCEEDED", "DATABASE_LIMIT", "NOT_FOUND", "INVALID_ARGUMENT", "RATE_LIMITED"} {
-		if !c.Denial() {
-			t.Errorf("%s is a denial", c)
-		}
-	}
-	for _, c := range []Code{"UPSTREAM", "", "INTERNAL", "UNAVAILABLE", "UNAUTHENTICATED"} {
-		if c.Denial() {
-			t.Errorf("%q is not a policy code but counts as a denial", c)
-		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/neonguard/neonguard/internal/errcode"
 )
 
 // Usage levels, by percent of a quota: ok < 80 ≤ warning < 95 ≤ critical <
@@ -99,7 +101,7 @@ func CheckQuota(t Tier, u Usage) Decision {
 	if len(over) == 0 {
 		return Allowed()
 	}
-	return Deny(QuotaExceeded,
+	return Deny(errcode.QuotaExceeded,
 		fmt.Sprintf("%s tier quota exceeded: %s", t.Name, strings.Join(over, "; ")),
 		"the quota resets at the start of the next billing period; call get_usage for details, "+
 			"or ask the platform to upgrade the tier")

@@ -14,7 +14,7 @@ import (
 // load is one commit per group instead of one per call (the single SQLite writer was the
 // largest cost of a read-only call).
 type auditLog struct {
-	st store.Store
+	st AuditStore
 
 	mu      sync.Mutex
 	pending []auditReq

@@ -9,6 +9,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/server"
@@ -79,7 +80,7 @@ func BenchmarkGuardAndMCP(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := start(b, server.New(server.Options{Guard: g, Audit: st, DefaultPrincipal: &guard.Principal{TenantID: "t"}}))
+	c := start(b, server.New(server.Options{Guard: g, Audit: st, DefaultPrincipal: &identity.Principal{TenantID: "t"}}))
 
 	for _, tc := range []struct {
 		tool string

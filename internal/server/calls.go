@@ -6,6 +6,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
+	"github.com/neonguard/neonguard/internal/errcode"
 )
 
 // Calls tracks the tool calls in flight so a graceful shutdown can stop taking new calls and
@@ -92,7 +93,7 @@ func (c *Calls) middleware() mcpserver.ToolHandlerMiddleware {
 		}
 		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			if !c.start() {
-				return errorResult("UNAVAILABLE", "the server is shutting down", "retry in a few seconds; another replica or the restarted server will take the call"), nil
+				return errorResult(errcode.Unavailable, "the server is shutting down", "retry in a few seconds; another replica or the restarted server will take the call"), nil
 			}
 			defer c.done()
 			return next(ctx, req)

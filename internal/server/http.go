@@ -20,14 +20,14 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/neonguard/neonguard/internal/auth"
-	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/metrics"
 )
 
 // Authenticator turns an Authorization header into a principal. Refused credentials return an
 // error wrapping auth.ErrUnauthenticated (401); any other error is a server fault (503).
 type Authenticator interface {
-	Authenticate(ctx context.Context, authorization string) (guard.Principal, error)
+	Authenticate(ctx context.Context, authorization string) (identity.Principal, error)
 }
 
 // HTTPOptions configure the HTTP transports.
@@ -78,8 +78,8 @@ func NewHTTP(s *mcpserver.MCPServer, o HTTPOptions) *HTTP {
 	}
 	h := &HTTP{o: o}
 	fromRequest := func(ctx context.Context, r *http.Request) context.Context {
-		if p, ok := guard.PrincipalFrom(r.Context()); ok {
-			return guard.ContextWithPrincipal(ctx, p)
+		if p, ok := identity.FromContext(r.Context()); ok {
+			return identity.NewContext(ctx, p)
 		}
 		return ctx
 	}
@@ -130,7 +130,7 @@ func (h *HTTP) newSSESession(_ context.Context, r *http.Request) (string, error)
 		return "", err
 	}
 	id := hex.EncodeToString(b)
-	p, _ := guard.PrincipalFrom(r.Context())
+	p, _ := identity.FromContext(r.Context())
 	h.sseOwners.Store(id, p.TenantID)
 	// The stream's request context ends when the client goes away: forget the owner then.
 	context.AfterFunc(r.Context(), func() { h.sseOwners.Delete(id) })
@@ -148,7 +148,7 @@ func (tenantSessions) ResolveSessionIdManager(r *http.Request) mcpserver.Session
 	if r == nil { // the server itself, closing sessions at shutdown
 		return tenantSessionIDs{server: true}
 	}
-	p, _ := guard.PrincipalFrom(r.Context())
+	p, _ := identity.FromContext(r.Context())
 	return tenantSessionIDs{tenant: p.TenantID}
 }
 
@@ -197,7 +197,7 @@ func (m tenantSessionIDs) Terminate(id string) (isNotAllowed bool, err error) {
 // tenant gets the same 404 as for an unknown session.
 func (h *HTTP) message(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("sessionId")
-	p, _ := guard.PrincipalFrom(r.Context())
+	p, _ := identity.FromContext(r.Context())
 	if owner, ok := h.sseOwners.Load(id); !ok || owner != p.TenantID {
 		writeJSONRPCError(w, http.StatusNotFound, "Invalid session ID")
 		return
@@ -217,7 +217,7 @@ func (h *HTTP) authenticate(next http.Handler) http.Handler {
 		p, err := h.o.Auth.Authenticate(r.Context(), authz)
 		switch {
 		case err == nil:
-			next.ServeHTTP(w, r.WithContext(guard.ContextWithPrincipal(r.Context(), p)))
+			next.ServeHTTP(w, r.WithContext(identity.NewContext(r.Context(), p)))
 		case errors.Is(err, auth.ErrUnauthenticated):
 			h.unauthorized(w, r, "invalid_token")
 		default:
@@ -260,7 +260,7 @@ func (h *HTTP) metadataURL(r *http.Request) string {
 func (h *HTTP) resourceMetadata(w http.ResponseWriter, r *http.Request) {
 	mcpserver.NewProtectedResourceMetadataHandler(mcpserver.ProtectedResourceMetadataConfig{
 		Resource:               h.resource(r),
-		ScopesSupported:        []string{guard.ScopeAdmin},
+		ScopesSupported:        []string{identity.ScopeAdmin},
 		BearerMethodsSupported: []string{"header"},
 		ResourceName:           "neonguard",
 	}).ServeHTTP(w, r)

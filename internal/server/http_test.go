@@ -21,6 +21,7 @@ import (
 
 	"github.com/neonguard/neonguard/internal/auth"
 	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/server"
@@ -31,23 +32,23 @@ import (
 var errRefused = fmt.Errorf("test token: %w", auth.ErrUnauthenticated)
 
 // tokenAuth maps "Bearer <token>" to a principal; "Bearer broken" is a store failure.
-type tokenAuth map[string]guard.Principal
+type tokenAuth map[string]identity.Principal
 
-func (a tokenAuth) Authenticate(_ context.Context, h string) (guard.Principal, error) {
+func (a tokenAuth) Authenticate(_ context.Context, h string) (identity.Principal, error) {
 	tok, _ := strings.CutPrefix(h, "Bearer ")
 	if tok == "broken" {
-		return guard.Principal{}, errors.New("store is down")
+		return identity.Principal{}, errors.New("store is down")
 	}
 	if p, ok := a[tok]; ok {
 		return p, nil
 	}
-	return guard.Principal{}, errRefused
+	return identity.Principal{}, errRefused
 }
 
 var testTokens = tokenAuth{
 	"tok-a":     {TenantID: "tenant-a"},
 	"tok-b":     {TenantID: "tenant-b"},
-	"tok-admin": {TenantID: "ops", Scopes: []string{guard.ScopeAdmin}},
+	"tok-admin": {TenantID: "ops", Scopes: []string{identity.ScopeAdmin}},
 }
 
 // echoGuard answers describe_limits with the caller's tenant as the tier, so a test sees which
@@ -63,7 +64,7 @@ func (g *echoGuard) DescribeLimits(ctx context.Context) (*guard.Limits, error) {
 	if g.release != nil {
 		<-g.release
 	}
-	p, _ := guard.PrincipalFrom(ctx)
+	p, _ := identity.FromContext(ctx)
 	return &guard.Limits{Tier: p.TenantID, Quota: []guard.Metric{}}, nil
 }
 
@@ -445,7 +446,7 @@ func TestGracefulShutdownFinishesCallsInFlight(t *testing.T) {
 func TestDrainingRefusesNewCallsAndWaitsForRunningOnes(t *testing.T) {
 	g := &echoGuard{release: make(chan struct{})}
 	calls := server.NewCalls()
-	c := start(t, server.New(server.Options{Guard: g, Calls: calls, DefaultPrincipal: &guard.Principal{TenantID: "t"}}))
+	c := start(t, server.New(server.Options{Guard: g, Calls: calls, DefaultPrincipal: &identity.Principal{TenantID: "t"}}))
 	first := make(chan *mcp.CallToolResult, 1)
 	go func() { first <- callTool(t, context.Background(), c, "describe_limits", nil) }()
 	for g.calls.Load() == 0 {
@@ -497,7 +498,7 @@ func (c *countingStore) AppendAudits(ctx context.Context, es []store.AuditEntry)
 func TestAuditRowsOfConcurrentCallsAreGroupCommitted(t *testing.T) {
 	cs := &countingStore{Store: openStore(t), gate: make(chan struct{})}
 	g := &echoGuard{}
-	c := start(t, server.New(server.Options{Guard: g, Audit: cs, DefaultPrincipal: &guard.Principal{TenantID: "t"}}))
+	c := start(t, server.New(server.Options{Guard: g, Audit: cs, DefaultPrincipal: &identity.Principal{TenantID: "t"}}))
 	const n = 20
 	var wg sync.WaitGroup
 	wg.Go(func() { callTool(t, context.Background(), c, "describe_limits", nil) }) // holds the writer

@@ -11,7 +11,8 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"golang.org/x/time/rate"
 
-	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/errcode"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/policy"
 )
@@ -93,7 +94,7 @@ func (l *tenantLimiters) sweep(now time.Time) {
 func rateLimit(l *tenantLimiters, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {
 	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			p, _ := guard.PrincipalFrom(ctx)
+			p, _ := identity.FromContext(ctx)
 			t, err := l.tierOf(ctx, p.TenantID)
 			if err != nil {
 				// The guard resolves the tenant again and reports the failure properly.
@@ -102,7 +103,7 @@ func rateLimit(l *tenantLimiters, m *metrics.Metrics) mcpserver.ToolHandlerMiddl
 			if ok, wait := l.allow(p.TenantID, t); !ok {
 				m.RateLimited("tenant")
 				secs := int(math.Ceil(wait.Seconds()))
-				return errorResult(string(policy.RateLimited),
+				return errorResult(errcode.RateLimited,
 					fmt.Sprintf("%s tier allows %d tool calls a minute (bursts of %d)", t.Name, t.CallsPerMinute, t.CallBurst),
 					fmt.Sprintf("retry after %d s", max(secs, 1))), nil
 			}

@@ -12,16 +12,17 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/neon"
-	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
+	"github.com/neonguard/neonguard/internal/truncate"
 	"github.com/neonguard/neonguard/prompts"
 	"github.com/neonguard/neonguard/tools"
 )
@@ -32,12 +33,12 @@ const Name = "neonguard"
 // Options configure the MCP server.
 type Options struct {
 	Guard   guard.UseCases
-	Audit   store.Store // where every tool call is recorded; nil = no audit
+	Audit   AuditStore // where every tool call is recorded; nil = no audit
 	Logger  *slog.Logger
 	Version string
 	// DefaultPrincipal is used when the context carries none: the single tenant of stdio and
 	// of `neonguard call`. Nil on multi-tenant transports, where a call without one is refused.
-	DefaultPrincipal *guard.Principal
+	DefaultPrincipal *identity.Principal
 	CallTimeout      time.Duration // per tool call; default 60s
 	MaxConcurrent    int           // tool calls in flight; default 64
 	// TierOf enables per-tenant rate limits (the tier's calls_per_minute); nil = none.
@@ -95,7 +96,7 @@ func New(o Options) *mcpserver.MCPServer {
 
 // adminOnly removes the admin tool set unless the caller has the admin scope.
 func adminOnly(ctx context.Context, ts []mcp.Tool) []mcp.Tool {
-	if p, ok := guard.PrincipalFrom(ctx); ok && p.HasScope(guard.ScopeAdmin) {
+	if p, ok := identity.FromContext(ctx); ok && p.HasScope(identity.ScopeAdmin) {
 		return ts
 	}
 	out := ts[:0:0]
@@ -108,18 +109,18 @@ func adminOnly(ctx context.Context, ts []mcp.Tool) []mcp.Tool {
 }
 
 // errorResult is the tools' error shape, for refusals made before a tool's handler runs.
-func errorResult(code, message, hint string) *mcp.CallToolResult {
+func errorResult(code errcode.Code, message, hint string) *mcp.CallToolResult {
 	return tools.ErrorResult(code, message, hint)
 }
 
-func principal(def *guard.Principal) mcpserver.ToolHandlerMiddleware {
+func principal(def *identity.Principal) mcpserver.ToolHandlerMiddleware {
 	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			if _, ok := guard.PrincipalFrom(ctx); !ok {
+			if _, ok := identity.FromContext(ctx); !ok {
 				if def == nil {
-					return errorResult("UNAUTHENTICATED", "no credentials", "connect with a bearer token"), nil
+					return errorResult(errcode.Unauthenticated, "no credentials", "connect with a bearer token"), nil
 				}
-				ctx = guard.ContextWithPrincipal(ctx, *def)
+				ctx = identity.NewContext(ctx, *def)
 			}
 			return next(ctx, req)
 		}
@@ -146,7 +147,7 @@ func limit(n int, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				m.RateLimited("busy")
-				return errorResult(string(policy.RateLimited), "the server is busy with other calls", "retry after 5 s"), nil
+				return errorResult(errcode.RateLimited, "the server is busy with other calls", "retry after 5 s"), nil
 			}
 			defer func() { <-sem }()
 			defer m.CallStarted()()
@@ -155,14 +156,19 @@ func limit(n int, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {
 	}
 }
 
-// audit records every call with redacted arguments, the decision and the outcome.
-func newAuditLog(st store.Store) *auditLog {
+// AuditStore is where the audit middleware writes: one transaction per group of rows.
+type AuditStore interface {
+	AppendAudits(ctx context.Context, es []store.AuditEntry) error
+}
+
+func newAuditLog(st AuditStore) *auditLog {
 	if st == nil {
 		return nil
 	}
 	return &auditLog{st: st}
 }
 
+// audit records every call with redacted arguments, the decision and the outcome.
 func audit(st *auditLog, log *slog.Logger, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {
 	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
@@ -183,25 +189,25 @@ func audit(st *auditLog, log *slog.Logger, m *metrics.Metrics) mcpserver.ToolHan
 
 // record writes one tool call's audit row and log line.
 func record(ctx context.Context, st *auditLog, log *slog.Logger, m *metrics.Metrics, req mcp.CallToolRequest, start time.Time, res *mcp.CallToolResult, err error) {
-	p, _ := guard.PrincipalFrom(ctx)
+	p, _ := identity.FromContext(ctx)
 	e := store.AuditEntry{At: start.UTC(), TenantID: p.TenantID, Tool: req.Params.Name,
 		Args: redactArgs(req.GetArguments()), Decision: "allow", Outcome: "ok",
 		DurationMS: time.Since(start).Milliseconds()}
 	if id, ok := req.GetArguments()["database_id"].(string); ok {
-		e.DatabaseID = truncate(neon.Redact(id), 80)
+		e.DatabaseID = truncate.UTF8(neon.Redact(id), 80)
 	}
 	metricCode := e.Decision // a failed call's error code instead, INTERNAL when it has none
 	switch {
 	case err != nil:
 		e.Outcome, e.Error = "error", neon.Redact(err.Error())
-		metricCode = "INTERNAL"
+		metricCode = string(errcode.Internal)
 	case res != nil && res.IsError:
 		code, msg := errorCode(res)
 		e.Outcome, e.Error = "error", msg
-		if policy.Code(code).Denial() {
+		if errcode.Code(code).Denial() {
 			e.Decision, e.Outcome = code, "denied"
 		}
-		metricCode = cmp.Or(code, "INTERNAL")
+		metricCode = cmp.Or(code, string(errcode.Internal))
 	}
 	m.ToolCall(e.Tool, e.Outcome, metricCode, time.Since(start))
 	level := slog.LevelInfo
@@ -235,7 +241,7 @@ func errorCode(res *mcp.CallToolResult) (code, message string) {
 		if json.Unmarshal([]byte(tc.Text), &body) == nil && body.Error.Code != "" {
 			return body.Error.Code, body.Error.Message
 		}
-		return "", truncate(tc.Text, 500)
+		return "", truncate.UTF8(tc.Text, 500)
 	}
 	return "", ""
 }
@@ -255,16 +261,5 @@ func redactArgs(args map[string]any) string {
 	if err != nil {
 		return "{}"
 	}
-	return truncate(neon.Redact(string(b)), 2000)
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 character.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return truncate.UTF8(neon.Redact(string(b)), 2000)
 }

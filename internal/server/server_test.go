@@ -13,7 +13,10 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/identity"
+	"github.com/neonguard/neonguard/internal/mcptest"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/server"
 	"github.com/neonguard/neonguard/internal/store"
@@ -44,18 +47,7 @@ func openStore(t testing.TB) store.Store {
 
 func start(t testing.TB, s *mcpserver.MCPServer) *client.Client {
 	t.Helper()
-	c, err := client.NewInProcessClient(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Initialize(context.Background(), mcp.InitializeRequest{}); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return mcptest.Connect(t, s)
 }
 
 func callTool(t *testing.T, ctx context.Context, c *client.Client, name string, args map[string]any) *mcp.CallToolResult {
@@ -86,14 +78,14 @@ func TestEveryCallIsAuditedWithDecisionAndOutcome(t *testing.T) {
 	st := openStore(t)
 	g := &fakeGuard{
 		limits: func(ctx context.Context) (*guard.Limits, error) {
-			p, _ := guard.PrincipalFrom(ctx)
+			p, _ := identity.FromContext(ctx)
 			return &guard.Limits{Tier: "free:" + p.TenantID, Quota: []guard.Metric{}}, nil
 		},
 		usage: func(ctx context.Context, id string) (*guard.UsageResult, error) {
-			return nil, &guard.Error{Code: policy.NotFound, Message: "database \"" + id + "\" not found", Hint: "list"}
+			return nil, &errcode.Error{Code: errcode.NotFound, Message: "database \"" + id + "\" not found", Hint: "list"}
 		},
 	}
-	s := server.New(server.Options{Guard: g, Audit: st, DefaultPrincipal: &guard.Principal{TenantID: "t1"}})
+	s := server.New(server.Options{Guard: g, Audit: st, DefaultPrincipal: &identity.Principal{TenantID: "t1"}})
 	c := start(t, s)
 
 	if code := errorCode(t, callTool(t, context.Background(), c, "describe_limits", nil)); code != "" {
@@ -128,7 +120,7 @@ func TestEveryCallIsAuditedWithDecisionAndOutcome(t *testing.T) {
 
 func TestPanicsBecomeProtocolErrorsAndAreAudited(t *testing.T) {
 	st := openStore(t)
-	s := server.New(server.Options{Guard: &fakeGuard{}, Audit: st, DefaultPrincipal: &guard.Principal{TenantID: "t1"}})
+	s := server.New(server.Options{Guard: &fakeGuard{}, Audit: st, DefaultPrincipal: &identity.Principal{TenantID: "t1"}})
 	c := start(t, s)
 	var req mcp.CallToolRequest
 	req.Params.Name = "list_databases" // fakeGuard has no ListDatabases: nil interface call
@@ -154,7 +146,7 @@ func TestPanicsBecomeProtocolErrorsAndAreAudited(t *testing.T) {
 // and then becomes a protocol error through mcp-go's recovery; the server lives on.
 func TestPanicBelowTheAuditIsAuditedThenRecovered(t *testing.T) {
 	st := openStore(t)
-	s := server.New(server.Options{Guard: &fakeGuard{}, Audit: st, DefaultPrincipal: &guard.Principal{TenantID: "t1"},
+	s := server.New(server.Options{Guard: &fakeGuard{}, Audit: st, DefaultPrincipal: &identity.Principal{TenantID: "t1"},
 		TierOf: func(context.Context, string) (policy.Tier, error) { panic("tier lookup exploded") }})
 	c := start(t, s)
 	var req mcp.CallToolRequest
@@ -187,7 +179,7 @@ func TestNoPrincipalIsRefusedOnMultiTenantTransports(t *testing.T) {
 	if errorCode(t, res) != "UNAUTHENTICATED" || called {
 		t.Fatalf("call without a principal: code %q, guard called %v", errorCode(t, res), called)
 	}
-	ctx := guard.ContextWithPrincipal(context.Background(), guard.Principal{TenantID: "t2"})
+	ctx := identity.NewContext(context.Background(), identity.Principal{TenantID: "t2"})
 	if code := errorCode(t, callTool(t, ctx, c, "describe_limits", nil)); code != "" || !called {
 		t.Fatalf("call with a principal: %q", code)
 	}
@@ -198,7 +190,7 @@ func TestCallTimeoutBoundsAStuckUpstream(t *testing.T) {
 		<-ctx.Done() // a stuck upstream that honours cancellation
 		return nil, ctx.Err()
 	}}
-	s := server.New(server.Options{Guard: g, DefaultPrincipal: &guard.Principal{TenantID: "t"},
+	s := server.New(server.Options{Guard: g, DefaultPrincipal: &identity.Principal{TenantID: "t"},
 		CallTimeout: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	c := start(t, s)
 	done := make(chan *mcp.CallToolResult, 1)

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/lifecycle"
-	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -30,7 +29,7 @@ func (s *Service) SetTier(ctx context.Context, tenant, tier string, force bool) 
 		return nil, err
 	}
 	if j.State == store.JobRefused {
-		return nil, &guard.Error{Code: policy.InvalidArgument,
+		return nil, &errcode.Error{Code: errcode.InvalidArgument,
 			Message: fmt.Sprintf("tier change of tenant %s to %s refused (job %s): %s", tenant, tier, j.ID, j.Report.String()),
 			Hint:    "bring the databases under the tier's limits (delete dev branches or checkpoints; wait for the next billing period) and try again, or pass force=true to change the tier anyway"}
 	}

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/neonguard/neonguard/internal/auth"
-	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/errcode"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
 )
@@ -82,11 +83,11 @@ var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 func ValidTenantID(id string) bool { return tenantID.MatchString(id) }
 
 func invalid(msg, hint string) error {
-	return &guard.Error{Code: policy.InvalidArgument, Message: msg, Hint: hint}
+	return &errcode.Error{Code: errcode.InvalidArgument, Message: msg, Hint: hint}
 }
 
 func notFound(msg, hint string) error {
-	return &guard.Error{Code: policy.NotFound, Message: msg, Hint: hint}
+	return &errcode.Error{Code: errcode.NotFound, Message: msg, Hint: hint}
 }
 
 // CreateTenant creates tenant id on tier; an existing tenant keeps its tier (Created=false).
@@ -137,8 +138,8 @@ func (s *Service) existing(ctx context.Context, id string) error {
 // CreateToken makes a token for tenant with the given scopes and returns its secret once.
 func (s *Service) CreateToken(ctx context.Context, tenant string, scopes []string) (*NewToken, error) {
 	for _, sc := range scopes {
-		if !auth.ValidScope(sc) {
-			return nil, invalid(fmt.Sprintf("unknown scope %q", sc), "known scopes: "+strings.Join(auth.Scopes, ", "))
+		if !identity.ValidScope(sc) {
+			return nil, invalid(fmt.Sprintf("unknown scope %q", sc), "known scopes: "+strings.Join(identity.Scopes, ", "))
 		}
 	}
 	if err := s.existing(ctx, tenant); err != nil {

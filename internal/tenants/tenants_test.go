@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/neonguard/neonguard/internal/auth"
-	"github.com/neonguard/neonguard/internal/guard"
+	"github.com/neonguard/neonguard/internal/errcode"
+	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
 	"github.com/neonguard/neonguard/internal/tenants"
@@ -24,7 +25,7 @@ func newService(t *testing.T) *tenants.Service {
 }
 
 func code(err error) string {
-	if ge := guard.AsError(err); ge != nil {
+	if ge := errcode.As(err); ge != nil {
 		return string(ge.Code)
 	}
 	return ""
@@ -38,7 +39,7 @@ func TestCreateTenant(t *testing.T) {
 			t.Errorf("tenant id %q: %v, want INVALID_ARGUMENT", id, err)
 		}
 	}
-	if _, err := svc.CreateTenant(ctx, "acme", "platinum"); code(err) != "INVALID_ARGUMENT" || !strings.Contains(guard.AsError(err).Hint, "free, pro") {
+	if _, err := svc.CreateTenant(ctx, "acme", "platinum"); code(err) != "INVALID_ARGUMENT" || !strings.Contains(errcode.As(err).Hint, "free, pro") {
 		t.Fatalf("unknown tier: %v", err)
 	}
 	res, err := svc.CreateTenant(ctx, "acme", "free")
@@ -77,7 +78,7 @@ func TestTokens(t *testing.T) {
 	// The secret authenticates as the tenant with its scope, and is not stored.
 	a := &auth.Authenticator{Store: svc.Store}
 	p, err := a.Authenticate(ctx, "Bearer "+tok.Secret)
-	if err != nil || p.TenantID != "acme" || !p.HasScope(guard.ScopeAdmin) {
+	if err != nil || p.TenantID != "acme" || !p.HasScope(identity.ScopeAdmin) {
 		t.Fatalf("authenticate: %+v %v", p, err)
 	}
 	list, err := svc.ListTokens(ctx, "acme")

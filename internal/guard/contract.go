@@ -235,7 +235,7 @@ type TTLLimits struct {
 }
 
 // UseCases is the guard's surface, as tools/ sees it. Every method reads the caller's tenant
-// from ctx (ContextWithPrincipal) and returns *Error for anything the agent can act on.
+// from ctx (ContextWithPrincipal) and returns *errcode.Error for anything the agent can act on.
 type UseCases interface {
 	CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*CreateDatabaseResult, error)
 	ListDatabases(ctx context.Context) (*ListDatabasesResult, error)

@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/neonguard/neonguard/internal/identity"
+)
+
+// Local is the single-tenant server of stdio and of `neonguard call`: every call is the
+// configured principal's. With the HTTP server beside it, it keeps the MCP library inside this
+// package (and tools/, which declares the tools).
+type Local struct {
+	srv       *mcpserver.MCPServer
+	principal identity.Principal
+	log       *slog.Logger
+}
+
+// NewLocal builds the single-tenant server; o.DefaultPrincipal names the tenant.
+func NewLocal(o Options) (*Local, error) {
+	if o.DefaultPrincipal == nil || o.DefaultPrincipal.TenantID == "" {
+		return nil, errors.New("server: a local server needs a default principal")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Local{srv: New(o), principal: *o.DefaultPrincipal, log: o.Logger}, nil
+}
+
+// ServeStdio speaks MCP on in and out until ctx ends or the client closes in (both a normal
+// stop: nil). Logs go to the logger, never to out.
+func (l *Local) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	stdio := mcpserver.NewStdioServer(l.srv)
+	stdio.SetContextFunc(func(ctx context.Context) context.Context {
+		return identity.NewContext(ctx, l.principal)
+	})
+	stdio.SetErrorLogger(slog.NewLogLogger(l.log.Handler(), slog.LevelWarn))
+	err := stdio.Listen(ctx, in, out)
+	if err != nil && (ctx.Err() != nil || errors.Is(err, io.EOF)) {
+		return nil
+	}
+	return err
+}
+
+// CallResult is one tool call's answer: the structured result, or the error JSON as text.
+type CallResult struct {
+	IsError    bool
+	Structured any    // the structured content of a success
+	Text       string // the text content (the error JSON of a failure)
+}
+
+// Call runs one tool through the full server (middleware included), as an MCP client in this
+// process would.
+func (l *Local) Call(ctx context.Context, tool string, args map[string]any) (CallResult, error) {
+	c, err := client.NewInProcessClient(l.srv)
+	if err != nil {
+		return CallResult{}, err
+	}
+	defer c.Close()
+	if err := c.Start(ctx); err != nil {
+		return CallResult{}, err
+	}
+	if _, err := c.Initialize(ctx, mcp.InitializeRequest{}); err != nil {
+		return CallResult{}, fmt.Errorf("server: initialize: %w", err)
+	}
+	var req mcp.CallToolRequest
+	req.Params.Name = tool
+	req.Params.Arguments = args
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		return CallResult{}, err
+	}
+	out := CallResult{IsError: res.IsError, Structured: res.StructuredContent}
+	for _, content := range res.Content {
+		if tc, ok := content.(mcp.TextContent); ok {
+			out.Text = tc.Text
+			break
+		}
+	}
+	return out, nil
+}
+
+// Protocol is the underlying MCP server, for in-process MCP clients in tests.
+func (l *Local) Protocol() *mcpserver.MCPServer { return l.srv }
