@@ -1,4 +1,4 @@
-package neon
+package neon_test
 
 import (
 	"context"
@@ -12,19 +12,33 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	. "github.com/neonguard/neonguard/internal/neon" // the package under test: the tests read as they did inside it
+	"github.com/neonguard/neonguard/internal/neon/neontest"
 )
 
+// newFake returns a neontest.Fake that wants the suite's key and hands out the suite's password
+// (so the secrets scan covers it), and a client for it.
+func newFake(t testing.TB, mods ...func(*Config)) (*neontest.Fake, func() *Client) {
+	t.Helper()
+	f := neontest.New(neontest.WithAPIKey(TestKey), neontest.WithPassword(TestPassword))
+	return f, func() *Client {
+		c, _ := NewTestClient(t, f.Handler(), mods...)
+		return c
+	}
+}
+
 func TestOperationsAreWaitedFor(t *testing.T) {
-	f := newFakeNeon(t)
-	pr, _, _ := f.addProject("app", "org-a")
-	f.opPolls = 3
-	f.fail[rGetOperation] = []int{423, 503} // polling retries these too
-	c, _ := newTestClient(t, f.Handler())
+	f, client := newFake(t)
+	pr, _, _ := f.AddProject("app", "org-a")
+	f.ScriptOperations(3, OpFinished, "")
+	f.FailHTTP(rGetOperation, 423, 503) // polling retries these too
+	c := client()
 	b, err := c.CreateBranch(context.Background(), pr.ID, BranchCreate{Name: "dev"}, []EndpointCreate{{Type: EndpointReadWrite}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !f.allOpsTerminal() {
+	if !f.OperationsTerminal() {
 		t.Fatal("CreateBranch returned before its operations were terminal")
 	}
 	if len(b.Operations) != 2 {
@@ -39,13 +53,13 @@ func TestOperationsAreWaitedFor(t *testing.T) {
 func TestFailedOperationIsOperationError(t *testing.T) {
 	for _, status := range []string{OpFailed, OpError, OpCancelled} {
 		t.Run(status, func(t *testing.T) {
-			f := newFakeNeon(t)
-			pr, b, _ := f.addProject("app", "org-a")
-			f.opPolls, f.opFinal = 1, status
-			f.opErr = "compute failed: postgresql://u:" + testPassword + "@h/db"
-			c, _ := newTestClient(t, f.Handler())
-			_, err := c.RestoreBranch(context.Background(), pr.ID, b.ID, BranchRestore{SourceBranchID: b.ID, PreserveUnderName: "old"})
-			noteErr(err)
+			f, client := newFake(t)
+			pr, b, _ := f.AddProject("app", "org-a")
+			f.ScriptOperations(1, status, "compute failed: postgresql://u:"+TestPassword+"@h/db")
+			c := client()
+			_, err := c.RestoreBranch(context.Background(), pr.ID, b.ID, BranchRestore{SourceBranchID: b.ID,
+				SourceTimestamp: ptr(time.Now().Add(-time.Minute)), PreserveUnderName: "old"})
+			NoteErr(err)
 			var oe *OperationError
 			if !errors.As(err, &oe) {
 				t.Fatalf("err = %v, want *OperationError", err)
@@ -53,7 +67,7 @@ func TestFailedOperationIsOperationError(t *testing.T) {
 			if oe.Status != status || oe.Action == "" || !strings.Contains(oe.Message, "compute failed") {
 				t.Errorf("operation error = %+v", oe)
 			}
-			if strings.Contains(err.Error(), testPassword) {
+			if strings.Contains(err.Error(), TestPassword) {
 				t.Error("operation error leaks a password")
 			}
 		})
@@ -61,12 +75,11 @@ func TestFailedOperationIsOperationError(t *testing.T) {
 }
 
 func TestOperationTimeout(t *testing.T) {
-	f := newFakeNeon(t)
-	pr, _, _ := f.addProject("app", "org-a")
-	f.opPolls = 1 << 30
-	c, _ := newTestClient(t, f.Handler(), func(cfg *Config) { cfg.OperationTimeout = 10 * time.Second })
-	_, err := c.UpdateProject(context.Background(), pr.ID, ProjectUpdate{Name: "x"})
-	noteErr(err)
+	f, client := newFake(t, func(cfg *Config) { cfg.OperationTimeout = 10 * time.Second })
+	pr, _, _ := f.AddProject("app", "org-a")
+	f.ScriptOperations(1<<30, OpFinished, "")
+	_, err := client().UpdateProject(context.Background(), pr.ID, ProjectUpdate{Name: "x"})
+	NoteErr(err)
 	if !errors.Is(err, ErrOperationTimeout) {
 		t.Fatalf("err = %v, want ErrOperationTimeout", err)
 	}
@@ -74,10 +87,10 @@ func TestOperationTimeout(t *testing.T) {
 
 func TestDeleteSemantics(t *testing.T) {
 	ctx := context.Background()
-	f := newFakeNeon(t)
-	pr, _, _ := f.addProject("app", "org-a")
-	f.opPolls = 1
-	c, _ := newTestClient(t, f.Handler())
+	f, client := newFake(t)
+	pr, main, _ := f.AddProject("app", "org-a")
+	f.ScriptOperations(1, OpFinished, "")
+	c := client()
 
 	b, err := c.CreateBranch(ctx, pr.ID, BranchCreate{Name: "dev"}, nil)
 	if err != nil {
@@ -87,7 +100,7 @@ func TestDeleteSemantics(t *testing.T) {
 	if err := c.DeleteBranch(ctx, pr.ID, b.Branch.ID); err != nil {
 		t.Fatal(err)
 	}
-	if f.Hits(rGetOperation) == polls || !f.allOpsTerminal() {
+	if f.Hits(rGetOperation) == polls || !f.OperationsTerminal() {
 		t.Error("DeleteBranch did not wait for its operation")
 	}
 	// Already gone: 204.
@@ -95,14 +108,14 @@ func TestDeleteSemantics(t *testing.T) {
 		t.Fatalf("204 is success: %v", err)
 	}
 
-	s, err := c.CreateSnapshot(ctx, pr.ID, f.branchID(pr.ID, 0), SnapshotCreate{Name: "cp"})
+	s, err := c.CreateSnapshot(ctx, pr.ID, main.ID, SnapshotCreate{Name: "cp"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.DeleteSnapshot(ctx, pr.ID, s.ID); err != nil {
 		t.Fatal(err)
 	}
-	if !f.allOpsTerminal() {
+	if !f.OperationsTerminal() {
 		t.Error("DeleteSnapshot did not wait for its 202 operations")
 	}
 	if err := c.DeleteSnapshot(ctx, pr.ID, s.ID); err != nil {
@@ -116,44 +129,14 @@ func TestDeleteSemantics(t *testing.T) {
 		t.Fatalf("404 on delete is success: %v", err)
 	}
 	// A lost DELETE answer is simply sent again.
-	pr2, _, _ := f.addProjectLocked("app2", "org-a")
-	f.setLose(rDeleteProject, 1)
+	pr2, _, _ := f.AddProject("app2", "org-a")
+	f.LoseHTTP(rDeleteProject, 1)
 	if err := c.DeleteProject(ctx, pr2.ID); err != nil {
 		t.Fatal(err)
 	}
 	if f.Hits(rDeleteProject) != 4 {
 		t.Errorf("deletes = %d, want 4", f.Hits(rDeleteProject))
 	}
-}
-
-func (f *fakeNeon) branchID(pid string, i int) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.branches[pid][i].ID
-}
-
-func (f *fakeNeon) addProjectLocked(name, org string) (*Project, *Branch, Endpoint) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.addProject(name, org)
-}
-
-func (f *fakeNeon) setLose(route string, n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.lose[route] = n
-}
-
-func (f *fakeNeon) Queries(route string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.queries[route]...)
-}
-
-func (f *fakeNeon) Bodies(route string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.bodies[route]...)
 }
 
 func TestErrorTyping(t *testing.T) {
@@ -175,11 +158,11 @@ func TestErrorTyping(t *testing.T) {
 	} {
 		t.Run(strconv.Itoa(tc.status)+tc.code, func(t *testing.T) {
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				writeJSON(w, tc.status, map[string]string{"code": tc.code, "message": "nope", "request_id": "r-1"})
+				WriteJSON(w, tc.status, map[string]string{"code": tc.code, "message": "nope", "request_id": "r-1"})
 			})
-			c, _ := newTestClient(t, h, func(cfg *Config) { cfg.MaxAttempts = 1 })
+			c, _ := NewTestClient(t, h, func(cfg *Config) { cfg.MaxAttempts = 1 })
 			_, err := c.ListBranches(context.Background(), "proj-1")
-			noteErr(err)
+			NoteErr(err)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
@@ -198,12 +181,12 @@ func TestErrorTyping(t *testing.T) {
 
 func TestAPIErrorFormat(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 422, map[string]string{"code": CodeBranchesLimitExceeded, "message": "branches limit exceeded", "request_id": "r-9"})
+		WriteJSON(w, 422, map[string]string{"code": CodeBranchesLimitExceeded, "message": "branches limit exceeded", "request_id": "r-9"})
 	})
-	c, _ := newTestClient(t, h)
+	c, _ := NewTestClient(t, h)
 	_, err := c.CreateBranch(context.Background(), "proj-1", BranchCreate{Name: "x"}, nil)
 	want := "neon: POST /projects/{project_id}/branches: 422 BRANCHES_LIMIT_EXCEEDED: branches limit exceeded (request_id r-9)"
-	if noteErr(err) == nil || err.Error() != want {
+	if NoteErr(err) == nil || err.Error() != want {
 		t.Fatalf("err = %q\nwant  %q", err, want)
 	}
 }
@@ -216,9 +199,9 @@ func TestNonJSONErrorBodyIsSummarised(t *testing.T) {
 		w.WriteHeader(524)
 		_, _ = w.Write([]byte(html))
 	})
-	c, _ := newTestClient(t, h, func(cfg *Config) { cfg.MaxAttempts = 2 })
+	c, _ := NewTestClient(t, h, func(cfg *Config) { cfg.MaxAttempts = 2 })
 	_, err := c.GetProject(context.Background(), "proj-1")
-	noteErr(err)
+	NoteErr(err)
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.StatusCode != 524 {
 		t.Fatalf("err = %v", err)
@@ -234,11 +217,11 @@ func TestNonJSONErrorBodyIsSummarised(t *testing.T) {
 func TestTransferLimitsAndBatches(t *testing.T) {
 	t.Run("406", func(t *testing.T) {
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, 406, map[string]any{"limits": []TransferLimit{{Name: "subscription_type", Expected: "scale", Actual: "launch"}}})
+			WriteJSON(w, 406, map[string]any{"limits": []TransferLimit{{Name: "subscription_type", Expected: "scale", Actual: "launch"}}})
 		})
-		c, _ := newTestClient(t, h)
+		c, _ := NewTestClient(t, h)
 		err := c.TransferProjects(context.Background(), "org-a", "org-b", []string{"p-1"})
-		noteErr(err)
+		NoteErr(err)
 		var tl *TransferLimitsError
 		if !errors.As(err, &tl) || len(tl.Limits) != 1 || tl.Limits[0].Expected != "scale" {
 			t.Fatalf("err = %v, want *TransferLimitsError", err)
@@ -249,8 +232,8 @@ func TestTransferLimitsAndBatches(t *testing.T) {
 		}
 	})
 	t.Run("batches of 400", func(t *testing.T) {
-		f := newFakeNeon(t)
-		c, _ := newTestClient(t, f.Handler())
+		f, client := newFake(t)
+		c := client()
 		ids := make([]string, 950)
 		for i := range ids {
 			ids[i] = fmt.Sprintf("p-%d", i)
@@ -276,11 +259,11 @@ func TestTransferLimitsAndBatches(t *testing.T) {
 }
 
 func TestListProjectsPagination(t *testing.T) {
-	f := newFakeNeon(t)
+	f, client := newFake(t)
 	for i := range 450 {
-		f.addProject(fmt.Sprintf("app-%03d", i), "org-a")
+		f.AddProject(fmt.Sprintf("app-%03d", i), "org-a")
 	}
-	c, _ := newTestClient(t, f.Handler())
+	c := client()
 	all, cursor, err := c.ListProjects(context.Background(), ListProjectsOptions{OrgID: "org-a"})
 	if err != nil {
 		t.Fatal(err)
@@ -303,13 +286,15 @@ func TestListProjectsPagination(t *testing.T) {
 }
 
 func TestListBranchesPagination(t *testing.T) {
-	f := newFakeNeon(t)
-	pr, _, _ := f.addProject("app", "org-a")
+	f, client := newFake(t)
+	pr, _, _ := f.AddProject("app", "org-a")
 	for i := range 6 {
-		f.addBranch(pr.ID, fmt.Sprintf("b%d", i), false)
+		if _, err := f.AddBranch(pr.ID, fmt.Sprintf("b%d", i), ""); err != nil {
+			t.Fatal(err)
+		}
 	}
-	f.branchPg = 3
-	c, _ := newTestClient(t, f.Handler())
+	f.SetBranchPageSize(3)
+	c := client()
 	bs, err := c.ListBranches(context.Background(), pr.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -328,9 +313,9 @@ func TestConsumption(t *testing.T) {
 		if got.Get("cursor") != "" {
 			ps = nil
 		}
-		writeJSON(w, 200, map[string]any{"projects": ps, "pagination": map[string]string{"cursor": "p-1"}})
+		WriteJSON(w, 200, map[string]any{"projects": ps, "pagination": map[string]string{"cursor": "p-1"}})
 	})
-	c, _ := newTestClient(t, h)
+	c, _ := NewTestClient(t, h)
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	page, err := c.Consumption(context.Background(), ConsumptionOptions{
 		OrgID: "org-a", ProjectIDs: []string{"p-1", "p-2"}, From: from, To: from.Add(48 * time.Hour),
@@ -355,16 +340,23 @@ func TestConsumption(t *testing.T) {
 		ids[i] = fmt.Sprint("p-", i)
 	}
 	_, err = c.Consumption(context.Background(), ConsumptionOptions{ProjectIDs: ids, From: from, To: from, Granularity: "daily"})
-	if !errors.Is(noteErr(err), ErrInvalidArgument) {
+	if !errors.Is(NoteErr(err), ErrInvalidArgument) {
 		t.Errorf("101 project ids: err = %v", err)
 	}
 }
 
 func TestRequestShapes(t *testing.T) {
 	ctx := context.Background()
-	f := newFakeNeon(t)
-	pr, b, _ := f.addProject("app", "org-a")
-	c, _ := newTestClient(t, f.Handler())
+	// Neon's clock half an hour before exp, so that exp is in the future and ts in the past.
+	neonNow := time.Date(2026, 5, 1, 11, 30, 0, 0, time.UTC)
+	f := neontest.New(neontest.WithAPIKey(TestKey), neontest.WithPassword(TestPassword),
+		neontest.WithClock(func() time.Time { return neonNow }))
+	pr, main, _ := f.AddProject("app", "org-a")
+	b, err := f.AddBranch(pr.ID, "dev", main.ID) // Neon takes no expiry on the default branch
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := NewTestClient(t, f.Handler())
 
 	if _, err := c.UpdateBranch(ctx, pr.ID, b.ID, BranchUpdate{ClearExpiry: true}); err != nil {
 		t.Fatal(err)
@@ -376,18 +368,19 @@ func TestRequestShapes(t *testing.T) {
 	if _, err := c.UpdateBranch(ctx, pr.ID, b.ID, BranchUpdate{Name: "m"}); err != nil {
 		t.Fatal(err)
 	}
-	bodies := f.Bodies("PATCH /api/v2/projects/{pid}/branches/{bid}")
+	bodies := f.Bodies(neontest.RoutePatchBranch)
 	want := []string{`{"branch":{"expires_at":null}}`, `{"branch":{"expires_at":"2026-05-01T12:00:00Z","name":"n"}}`, `{"branch":{"name":"m"}}`}
 	if fmt.Sprint(bodies) != fmt.Sprint(want) {
 		t.Errorf("PATCH bodies = %v\nwant %v", bodies, want)
 	}
-	_, err := c.UpdateBranch(ctx, pr.ID, b.ID, BranchUpdate{ClearExpiry: true, ExpiresAt: &exp})
-	if !errors.Is(noteErr(err), ErrInvalidArgument) {
+	_, err = c.UpdateBranch(ctx, pr.ID, b.ID, BranchUpdate{ClearExpiry: true, ExpiresAt: &exp})
+	if !errors.Is(NoteErr(err), ErrInvalidArgument) {
 		t.Errorf("ClearExpiry with ExpiresAt: %v", err)
 	}
 
 	ts := time.Date(2026, 5, 1, 11, 0, 0, 0, time.UTC)
-	if _, err := c.CreateSnapshot(ctx, pr.ID, b.ID, SnapshotCreate{Name: "cp 1", Timestamp: &ts, ExpiresAt: &exp}); err != nil {
+	snap, err := c.CreateSnapshot(ctx, pr.ID, main.ID, SnapshotCreate{Name: "cp 1", Timestamp: &ts, ExpiresAt: &exp})
+	if err != nil {
 		t.Fatal(err)
 	}
 	q, _ := url.ParseQuery(f.Queries(rPostSnapshot)[0])
@@ -395,7 +388,7 @@ func TestRequestShapes(t *testing.T) {
 		t.Errorf("snapshot query = %v body = %q", q, f.Bodies(rPostSnapshot)[0])
 	}
 
-	if _, err := c.RestoreSnapshot(ctx, pr.ID, "snap-1", SnapshotRestore{TargetBranchID: b.ID}); err != nil {
+	if _, err := c.RestoreSnapshot(ctx, pr.ID, snap.ID, SnapshotRestore{TargetBranchID: b.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.Bodies(rRestoreSnap)[0]; got != `{"target_branch_id":"`+b.ID+`","finalize_restore":false}` {
@@ -410,19 +403,19 @@ func TestRequestShapes(t *testing.T) {
 	}
 
 	uri, err := c.ConnectionURI(ctx, pr.ID, ConnectionURIOptions{DatabaseName: "neondb", RoleName: "neondb_owner", Pooled: true})
-	if err != nil || !strings.Contains(uri, testPassword) {
+	if err != nil || !strings.Contains(uri, TestPassword) {
 		t.Fatalf("uri = %q err = %v", uri, err)
 	}
-	q, _ = url.ParseQuery(f.Queries("GET /api/v2/projects/{pid}/connection_uri")[0])
+	q, _ = url.ParseQuery(f.Queries(neontest.RouteConnectionURI)[0])
 	if q.Get("pooled") != "true" || q.Get("database_name") != "neondb" {
 		t.Errorf("connection_uri query = %v", q)
 	}
 	_, err = c.ConnectionURI(ctx, pr.ID, ConnectionURIOptions{})
-	if !errors.Is(noteErr(err), ErrInvalidArgument) {
+	if !errors.Is(NoteErr(err), ErrInvalidArgument) {
 		t.Errorf("missing names: %v", err)
 	}
 	_, err = c.GetBranch(ctx, "", "x")
-	if !errors.Is(noteErr(err), ErrInvalidArgument) {
+	if !errors.Is(NoteErr(err), ErrInvalidArgument) {
 		t.Errorf("empty project id: %v", err)
 	}
 }
@@ -434,70 +427,67 @@ func TestSecretsNeverLeak(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
 		key := strings.TrimPrefix(auth, "Bearer ") // bare: only the client's own key scrub can catch it
-		uri := "postgresql://neondb_owner:" + testPassword + "@ep-x.neon.tech/neondb"
+		uri := "postgresql://neondb_owner:" + TestPassword + "@ep-x.neon.tech/neondb"
 		switch n.Add(1) % 5 {
 		case 0:
-			writeJSON(w, 400, map[string]string{"code": "BAD " + key, "message": "bad key " + key + " (" + auth + ") for " + uri, "request_id": key})
+			WriteJSON(w, 400, map[string]string{"code": "BAD " + key, "message": "bad key " + key + " (" + auth + ") for " + uri, "request_id": key})
 		case 1:
 			w.WriteHeader(502)
 			_, _ = fmt.Fprintf(w, "<html><title>%s %s</title></html>", key, uri)
 		case 2:
 			w.Header().Set("X-Request-Id", key)
-			writeJSON(w, 409, map[string]any{"message": map[string]string{"password": npgPassword, "key": auth}})
+			WriteJSON(w, 409, map[string]any{"message": map[string]string{"password": NpgPassword, "key": auth}})
 		case 3:
-			writeJSON(w, 403, map[string]any{"message": `{"password": "` + testPassword + `"} password=` + testPassword})
+			WriteJSON(w, 403, map[string]any{"message": `{"password": "` + TestPassword + `"} password=` + TestPassword})
 		case 4:
-			writeJSON(w, 406, map[string]any{"limits": []TransferLimit{{Name: key, Expected: uri, Actual: npgPassword}}})
+			WriteJSON(w, 406, map[string]any{"limits": []TransferLimit{{Name: key, Expected: uri, Actual: NpgPassword}}})
 		}
 	})
-	var logs lockedBuffer
-	c, _ := newTestClient(t, h, func(cfg *Config) {
+	var logs LockedBuffer
+	c, _ := NewTestClient(t, h, func(cfg *Config) {
 		cfg.MaxAttempts = 2
-		cfg.Logger = cfg.Logger.With() // keep the suite sink …
+		cfg.Logger = NewTeeLogger(&logs) // the suite's sink, and this test's lines alone
 	})
-	c.log = newTeeLogger(&logs, &suiteLogs) // … and see this test's lines alone
 	var errs []string
 	for range 10 {
 		_, err := c.GetProject(context.Background(), "proj-1")
 		if err == nil {
 			t.Fatal("expected an error")
 		}
-		errs = append(errs, noteErr(err).Error())
+		errs = append(errs, NoteErr(err).Error())
 		err = c.TransferProjects(context.Background(), "org-a", "org-b", []string{"p"})
 		if err != nil {
-			errs = append(errs, noteErr(err).Error())
+			errs = append(errs, NoteErr(err).Error())
 		}
 	}
 	uri, err := c.ConnectionURI(context.Background(), "p", ConnectionURIOptions{DatabaseName: "d", RoleName: "r"})
 	if err != nil {
-		errs = append(errs, noteErr(err).Error())
+		errs = append(errs, NoteErr(err).Error())
 	}
 	_ = uri
 	text := strings.Join(errs, "\n") + logs.String()
 	if logs.String() == "" {
 		t.Fatal("no log lines captured")
 	}
-	for _, s := range testSecrets {
+	for _, s := range TestSecrets {
 		if strings.Contains(text, s) {
 			t.Errorf("secret %q… leaked:\n%s", s[:4], text)
 		}
 	}
-	if !strings.Contains(text, redacted) {
+	if !strings.Contains(text, Redacted) {
 		t.Error("nothing was redacted: the test does not exercise the scrubber")
 	}
 }
 
 func TestConnectionURINeverLogged(t *testing.T) {
-	f := newFakeNeon(t)
-	pr, _, _ := f.addProject("app", "org-a")
-	c, _ := newTestClient(t, f.Handler())
-	var logs lockedBuffer
-	c.log = newTeeLogger(&logs, &suiteLogs)
-	uri, err := c.ConnectionURI(context.Background(), pr.ID, ConnectionURIOptions{DatabaseName: "neondb", RoleName: "neondb_owner"})
-	if err != nil || !strings.Contains(uri, testPassword) {
+	var logs LockedBuffer
+	f, client := newFake(t, func(cfg *Config) { cfg.Logger = NewTeeLogger(&logs) })
+	pr, _, ep := f.AddProject("app", "org-a")
+	uri, err := client().ConnectionURI(context.Background(), pr.ID, ConnectionURIOptions{DatabaseName: "neondb", RoleName: "neondb_owner"})
+	if err != nil || !strings.Contains(uri, TestPassword) || !strings.Contains(uri, ep.Host) {
 		t.Fatalf("uri = %q, err = %v", uri, err)
 	}
-	if logs.String() == "" || strings.Contains(logs.String(), testPassword) || strings.Contains(logs.String(), "ep-x") {
+	if logs.String() == "" || strings.Contains(logs.String(), TestPassword) || strings.Contains(logs.String(), ep.Host) {
 		t.Errorf("logs = %s", logs.String())
 	}
 }
@@ -520,40 +510,13 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-func FuzzDecodeError(f *testing.F) {
-	f.Add(422, []byte(`{"code":"BRANCHES_LIMIT_EXCEEDED","message":"m","request_id":"r"}`))
-	f.Add(406, []byte(`{"limits":[{"name":"a","expected":"b","actual":"c"}]}`))
-	f.Add(422, []byte(`{"projects":[{"id":"p","integration":"github"}]}`))
-	f.Add(524, []byte("<html><title>timeout</title></html>"))
-	f.Add(500, []byte(`{"code":7,"message":{"x":[1,2]},"request_id":null}`))
-	f.Add(503, []byte("\xff\xfe\x00garbage"))
-	f.Add(400, []byte(""))
-	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		err := decodeAPIError("GET", "/x", status, body, Redact)
-		if err == nil {
-			t.Fatal("nil error")
-		}
-		msg := err.Error()
-		var ae *APIError
-		if !errors.As(err, &ae) || ae.StatusCode != status {
-			t.Fatalf("not an *APIError for %d: %v", status, err)
-		}
-		if len([]rune(ae.Message)) > maxMessageRunes+1 || len([]rune(ae.Code)) > maxCodeRunes+1 || len(msg) > 64<<10 {
-			t.Fatalf("unbounded error: %d bytes", len(msg))
-		}
-		if strings.ContainsAny(ae.Message+ae.Code+ae.RequestID, "\n\r") {
-			t.Fatal("multi-line error field")
-		}
-	})
-}
-
 func BenchmarkGetProject(b *testing.B) {
 	body, _ := json.Marshal(map[string]any{"project": Project{ID: "proj-1", Name: "app", RegionID: "aws-us-east-2", CreatedAt: time.Now()}})
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
 	})
-	c, _ := newTestClient(b, h, func(cfg *Config) {
+	c, _ := NewTestClient(b, h, func(cfg *Config) {
 		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
 		cfg.Logger = nil
 		cfg.RequestsPerSecond = 1e9
