@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -136,7 +137,23 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 	if err := run.save(work, p); err != nil {
 		return nil, err
 	}
-	return g.finishUndo(work, org, db, run, &p)
+	res, err := g.finishUndo(work, org, db, run, &p)
+	if err != nil {
+		return nil, happened(err, fmt.Sprintf("the undo happened (branch %q is restored to %s), but recording its backup %q did not finish",
+			p.BranchName, p.Target.Format(time.RFC3339), p.BackupName),
+			"do not call undo_to_time again for this: the next call for this database records the backup (list_branches shows it)")
+	}
+	return res, nil
+}
+
+// happened turns the failure of the bookkeeping after a change into an error that says the
+// change happened: the intent stays open and the next call for the database finishes it.
+func happened(err error, what, hint string) error {
+	ge := errcode.As(upstream("record", err))
+	if ge == nil {
+		return err
+	}
+	return &errcode.Error{Code: errcode.Upstream, Message: what + ": " + ge.Message, Hint: hint, Err: err}
 }
 
 // finishUndo records an undo that happened: its backup branch, with its expiry on Neon and in
@@ -350,14 +367,15 @@ func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBra
 	return &DevBranchResult{DatabaseID: db.ID, BranchID: di.BranchID, Name: in.Name, From: from, ExpiresAt: di.ExpiresAt, ConnectionString: uri}, nil
 }
 
-// devFrom is what a dev branch was made from, as its intent recorded it; fallback otherwise.
+// devFrom is what a dev branch was made from, as its intent recorded it; fallback when no
+// intent is kept (made before intents, or pruned).
 func (g *Guard) devFrom(ctx context.Context, databaseID, name, fallback string) string {
-	recs, err := g.store.RecoveredIntents(ctx, databaseID, time.Time{})
+	recs, err := g.store.CompletedIntents(ctx, databaseID, intentDevBranch)
 	if err != nil {
 		return fallback
 	}
 	for _, rec := range recs {
-		if p, err := decodePayload[devIntent](rec.Payload); err == nil && rec.Kind == intentDevBranch && p.Name == name {
+		if p, err := decodePayload[devIntent](rec.Payload); err == nil && p.Name == name {
 			return p.From
 		}
 	}
@@ -578,7 +596,7 @@ func (g *Guard) DeleteDevBranch(ctx context.Context, databaseID, branch string) 
 	}
 	// Whether a branch with children may go is Neon's call (an undo backup is the restored
 	// branch's parent on Neon); its 422 comes back as INVALID_ARGUMENT with Neon's reason.
-	if err := g.deleteBranch(ctx, org, db.ID, b, st.kind(b)); err != nil {
+	if err := g.deleteBranch(ctx, org, db.ID, b); err != nil {
 		err = upstream("delete_dev_branch", err)
 		if ge := errcode.As(err); ge != nil && strings.Contains(ge.Message, "children") {
 			ge.Hint = "Neon keeps a branch that has children: delete the branches whose parent_id is this branch first (list_branches shows them)"
@@ -591,24 +609,17 @@ func (g *Guard) DeleteDevBranch(ctx context.Context, databaseID, branch string) 
 	return &DeleteBranchResult{DatabaseID: db.ID, BranchID: b.ID, Name: b.Name, Deleted: true}, nil
 }
 
-// deleteBranch deletes a branch. On Neon an undo backup is the restored branch's parent and
-// may be refused (422) for a while after the restore; a backup's deletion is retried a few
-// times before the refusal reaches the agent.
-func (g *Guard) deleteBranch(ctx context.Context, org Org, databaseID string, b neon.Branch, kind string) error {
-	for attempt := 0; ; attempt++ {
-		err := org.API.DeleteBranch(ctx, databaseID, b.ID)
-		var apiErr *neon.APIError
-		switch {
-		case err == nil, errors.Is(err, neon.ErrNotFound):
-			return nil
-		case kind == store.BranchBackup && attempt < 3 && errors.As(err, &apiErr) && apiErr.StatusCode == 422:
-			select {
-			case <-time.After(time.Duration(attempt+1) * time.Second):
-			case <-ctx.Done():
-				return err
-			}
-		default:
-			return err
-		}
+// deleteBranch deletes a branch; already gone is fine. Neon refuses (422) a branch that has
+// children; that refusal is final until the children are gone, so it is not retried.
+func (g *Guard) deleteBranch(ctx context.Context, org Org, databaseID string, b neon.Branch) error {
+	if err := org.API.DeleteBranch(ctx, databaseID, b.ID); err != nil && !errors.Is(err, neon.ErrNotFound) {
+		return err
 	}
+	return nil
+}
+
+// hasChildren reports whether err is Neon's refusal to delete a branch that has children.
+func hasChildren(err error) bool {
+	var apiErr *neon.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnprocessableEntity && strings.Contains(apiErr.Message, "children")
 }

@@ -597,3 +597,51 @@ func TestDeleteDevBranchRefusals(t *testing.T) {
 		t.Error("the branch is gone although Neon failed")
 	}
 }
+
+// When the undo happened but its bookkeeping did not finish, the error says the undo happened
+// (an agent must not undo again), and the next call records the backup.
+func TestUndoErrorAfterTheRestoreSaysItHappened(t *testing.T) {
+	t.Parallel()
+	e, db := undoEnv(t)
+	// The first list is the state read before the restore; the second looks for the backup.
+	e.free.Fail("ListBranches", neontest.Fault{}, neontest.Refuse(http.StatusServiceUnavailable, "", "down"))
+	_, err := e.g.UndoToTime(as(alice), guard.UndoInput{DatabaseID: db.DatabaseID, Ago: time.Minute})
+	ge := wantCode(t, err, errcode.Upstream, "the undo happened")
+	wantHint(t, ge, "do not call undo_to_time again")
+	if e.openIntents(db.DatabaseID) != 1 {
+		t.Fatalf("open intents: %d, want the undo's", e.openIntents(db.DatabaseID))
+	}
+	e.free.Heal()
+	res, err := e.g.ListBranches(as(alice), db.DatabaseID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backups := 0
+	for _, b := range res.Branches {
+		if b.Kind == "backup" && b.ExpiresAt != nil {
+			backups++
+		}
+	}
+	if backups != 1 || e.openIntents(db.DatabaseID) != 0 {
+		t.Fatalf("after the next call: %d backups with an expiry, %d open intents", backups, e.openIntents(db.DatabaseID))
+	}
+}
+
+// A repeat of create_dev_branch returns the existing branch as it was made, whatever the
+// repeat's from says.
+func TestDevBranchRepeatReportsWhatItWasMadeFrom(t *testing.T) {
+	t.Parallel()
+	e, db := undoEnv(t)
+	e.checkpoint(alice, db.DatabaseID, "cp")
+	first, err := e.g.CreateDevBranch(as(alice), guard.DevBranchInput{DatabaseID: db.DatabaseID, Name: "feature", From: "cp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.g.CreateDevBranch(as(alice), guard.DevBranchInput{DatabaseID: db.DatabaseID, Name: "feature", From: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.BranchID != first.BranchID || again.From != "cp" {
+		t.Fatalf("repeat answered %+v, want branch %s made from cp", again, first.BranchID)
+	}
+}

@@ -381,7 +381,12 @@ func (g *Guard) RestoreCheckpoint(ctx context.Context, databaseID, checkpoint st
 	if err := run.save(work, p); err != nil {
 		return nil, err
 	}
-	return g.finishRestoreCheckpoint(work, org, db, run, &p)
+	res, err := g.finishRestoreCheckpoint(work, org, db, run, &p)
+	if err != nil {
+		return nil, happened(err, fmt.Sprintf("main was restored to checkpoint %q (its branch id is now %s), but recording the replaced branch did not finish",
+			p.SnapshotName, p.NewMainID), "do not call restore_checkpoint again for this: the next call for this database finishes it")
+	}
+	return res, nil
 }
 
 // finishRestoreCheckpoint records a checkpoint restore that happened: the new main, and the

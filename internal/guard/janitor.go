@@ -150,7 +150,14 @@ func (g *Guard) sweepDatabase(ctx context.Context, db store.Database, now time.T
 		if b.Default || b.ID == db.RootBranchID || r.ExpiresAt == nil || r.ExpiresAt.After(now) {
 			continue
 		}
-		if err := g.deleteBranch(ctx, org, db.ID, b, r.Kind); err != nil {
+		if err := g.deleteBranch(ctx, org, db.ID, b); err != nil {
+			if hasChildren(err) {
+				// Neon keeps it until its children are gone (a dev branch made from the state
+				// this backup keeps): a later pass deletes it.
+				g.log.InfoContext(ctx, "janitor: an expired branch has children; kept until they are gone", "tenant", db.TenantID,
+					"database_id", db.ID, "branch_id", b.ID, "name", b.Name)
+				continue
+			}
 			errs = append(errs, fmt.Errorf("delete expired branch %s: %w", b.ID, err))
 			continue
 		}

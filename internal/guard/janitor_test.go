@@ -314,3 +314,35 @@ func TestBusyDatabase(t *testing.T) {
 	wantHint(t, ge, "retry in a few seconds")
 	wantMutations(t, e.free)
 }
+
+// An expired backup that Neon keeps because it has children (a dev branch made before the undo
+// moved under it) is left for a later pass, without counting the database as failed and
+// without waiting: Neon's 422 is final until the children are gone.
+func TestSweepKeepsAnExpiredBackupWithChildren(t *testing.T) {
+	t.Parallel()
+	e, db := undoEnv(t)
+	dev, err := e.g.CreateDevBranch(as(alice), guard.DevBranchInput{DatabaseID: db.DatabaseID, Name: "before-undo", TTL: 7 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo, err := e.g.UndoToTime(as(alice), guard.UndoInput{DatabaseID: db.DatabaseID, Ago: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := e.clock.Now().Add(2 * 24 * time.Hour) // the backup (1 day) has expired, the dev branch (7 days) not
+	rep, err := e.g.SweepExpired(context.Background(), after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed != 0 || len(rep.Deleted) != 0 {
+		t.Fatalf("report %+v: the backup with a child must be kept, and the database not failed", rep)
+	}
+	// Its child is gone now: the next pass deletes it.
+	if _, err := e.g.DeleteDevBranch(as(alice), db.DatabaseID, dev.BranchID); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = e.g.SweepExpired(context.Background(), after)
+	if err != nil || rep.Failed != 0 || !slices.Equal(swept(rep.Deleted), []string{undo.BackupBranch.Name}) {
+		t.Fatalf("second pass: %+v, %v", rep, err)
+	}
+}

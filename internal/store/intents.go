@@ -35,6 +35,9 @@ type IntentStore interface {
 	// RecoveredIntents lists a database's intents finished with outcome "recovered" (by a
 	// resume, for a call that never answered) since the given time, newest first.
 	RecoveredIntents(ctx context.Context, databaseID string, since time.Time) ([]Intent, error)
+	// CompletedIntents lists a database's intents of kind whose work was done (outcome done,
+	// recovered or answered), newest first.
+	CompletedIntents(ctx context.Context, databaseID, kind string) ([]Intent, error)
 	// ClaimIntent turns a "recovered" intent into "answered" (a retry of its call took its
 	// result); ErrNotFound when it is not "recovered" (another retry took it).
 	ClaimIntent(ctx context.Context, id string) error
@@ -50,6 +53,7 @@ const (
 	qOpenIntents   = `SELECT ` + intentColumns + ` FROM intents WHERE done_at IS NULL AND database_id = $1 ORDER BY created_at, id`
 	qAllOpenIntent = `SELECT ` + intentColumns + ` FROM intents WHERE done_at IS NULL ORDER BY created_at, id`
 	qRecovered     = `SELECT ` + intentColumns + ` FROM intents WHERE database_id = $1 AND outcome = 'recovered' AND done_at >= $2 ORDER BY done_at DESC, id`
+	qCompleted     = `SELECT ` + intentColumns + ` FROM intents WHERE database_id = $1 AND kind = $2 AND outcome IN ('done', 'recovered', 'answered') ORDER BY done_at DESC, id`
 	qClaimIntent   = `UPDATE intents SET outcome = 'answered', updated_at = $2 WHERE id = $1 AND outcome = 'recovered'`
 	qPruneIntents  = `DELETE FROM intents WHERE done_at IS NOT NULL AND done_at < $1`
 )
@@ -62,6 +66,18 @@ func (s *sqlStore) RecoveredIntents(ctx context.Context, databaseID string, sinc
 	out, err := collect(rows, scanIntent)
 	if err != nil {
 		return nil, fmt.Errorf("store: recovered intents: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) CompletedIntents(ctx context.Context, databaseID, kind string) ([]Intent, error) {
+	rows, err := s.r.QueryContext(ctx, qCompleted, databaseID, kind)
+	if err != nil {
+		return nil, fmt.Errorf("store: completed intents: %w", err)
+	}
+	out, err := collect(rows, scanIntent)
+	if err != nil {
+		return nil, fmt.Errorf("store: completed intents: %w", err)
 	}
 	return out, nil
 }

@@ -75,9 +75,23 @@ func TestIntentLifecycle(t *testing.T) {
 		if rec, _ := s.RecoveredIntents(ctx, "db-a", time.Now().Add(-time.Hour)); len(rec) != 0 {
 			t.Fatalf("a claimed intent is still offered: %+v", rec)
 		}
+		// i1 was done by its call, i2 recovered and answered: both completed; i3 is open.
+		done, err := s.CompletedIntents(ctx, "db-a", "checkpoint")
+		if err != nil || len(done) != 2 || done[0].ID != "i2" || done[1].ID != "i1" {
+			t.Fatalf("completed: %+v, %v", done, err)
+		}
+		if err := s.AddIntent(ctx, Intent{ID: "i4", DatabaseID: "db-a", Kind: "checkpoint", Payload: "{}"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FinishIntent(ctx, "i4", "rolled_back"); err != nil {
+			t.Fatal(err)
+		}
+		if done, _ := s.CompletedIntents(ctx, "db-a", "checkpoint"); len(done) != 2 {
+			t.Fatalf("a rolled back intent counts as completed: %+v", done)
+		}
 		n, err := s.PruneIntents(ctx, time.Now().Add(time.Minute))
-		if err != nil || n != 2 {
-			t.Fatalf("prune: %d, %v; want the 2 finished intents", n, err)
+		if err != nil || n != 3 {
+			t.Fatalf("prune: %d, %v; want the 3 finished intents", n, err)
 		}
 		if all, _ := s.OpenIntents(ctx, ""); len(all) != 1 || all[0].ID != "i3" {
 			t.Fatalf("prune removed an open intent: %+v", all)
