@@ -22,6 +22,6 @@ func DeleteDevBranch(d Deps) server.ServerTool {
 		description: "Delete a dev or backup branch to free a branch slot; main cannot be deleted. Already gone returns deleted=false.",
 		hints:       hints{readOnly: false, destructive: true, idempotent: true},
 	}, func(ctx context.Context, a *deleteDevBranchArgs) (*guard.DeleteBranchResult, error) {
-		return d.Guard.DeleteDevBranch(ctx, a.DatabaseID, a.Branch)
+		return d.Guard.DeleteDevBranch(ctx, guard.DeleteBranchInput{DatabaseID: a.DatabaseID, Branch: a.Branch})
 	})
 }

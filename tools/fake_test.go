@@ -102,7 +102,8 @@ func (f *fakeGuard) Checkpoint(_ context.Context, in guard.CheckpointInput) (*gu
 	return answer(f, &guard.CheckpointResult{DatabaseID: in.DatabaseID, Checkpoint: cp0, Replaced: f.strs("old")})
 }
 
-func (f *fakeGuard) ListCheckpoints(_ context.Context, id string) (*guard.ListCheckpointsResult, error) {
+func (f *fakeGuard) ListCheckpoints(_ context.Context, in guard.DatabaseInput) (*guard.ListCheckpointsResult, error) {
+	id := in.DatabaseID
 	f.record("ListCheckpoints", id)
 	r := &guard.ListCheckpointsResult{DatabaseID: id, Checkpoints: []guard.Checkpoint{cp0}, Limit: 1}
 	if f.nilSlices {
@@ -111,7 +112,8 @@ func (f *fakeGuard) ListCheckpoints(_ context.Context, id string) (*guard.ListCh
 	return answer(f, r)
 }
 
-func (f *fakeGuard) RestoreCheckpoint(_ context.Context, id, cp string) (*guard.RestoreCheckpointResult, error) {
+func (f *fakeGuard) RestoreCheckpoint(_ context.Context, in guard.RestoreCheckpointInput) (*guard.RestoreCheckpointResult, error) {
+	id, cp := in.DatabaseID, in.Checkpoint
 	f.record("RestoreCheckpoint", [2]string{id, cp})
 	return answer(f, &guard.RestoreCheckpointResult{DatabaseID: id, Checkpoint: cp, CheckpointID: "snap-1", MainBranchID: "br-main-2", PreviousBranch: ref})
 }
@@ -126,7 +128,8 @@ func (f *fakeGuard) CreateDevBranch(_ context.Context, in guard.DevBranchInput) 
 	return answer(f, &guard.DevBranchResult{DatabaseID: in.DatabaseID, BranchID: "br-dev-1", Name: in.Name, From: in.From, ExpiresAt: t1, ConnectionString: "postgresql://u:p@h/db"})
 }
 
-func (f *fakeGuard) ListBranches(_ context.Context, id string) (*guard.ListBranchesResult, error) {
+func (f *fakeGuard) ListBranches(_ context.Context, in guard.DatabaseInput) (*guard.ListBranchesResult, error) {
+	id := in.DatabaseID
 	f.record("ListBranches", id)
 	r := &guard.ListBranchesResult{DatabaseID: id, Limit: 10, Branches: []guard.Branch{
 		{BranchID: "br-main-1", Name: "main", Kind: "main", CreatedAt: t0, EndpointState: "active"},
@@ -138,7 +141,8 @@ func (f *fakeGuard) ListBranches(_ context.Context, id string) (*guard.ListBranc
 	return answer(f, r)
 }
 
-func (f *fakeGuard) DeleteDevBranch(_ context.Context, id, branch string) (*guard.DeleteBranchResult, error) {
+func (f *fakeGuard) DeleteDevBranch(_ context.Context, in guard.DeleteBranchInput) (*guard.DeleteBranchResult, error) {
+	id, branch := in.DatabaseID, in.Branch
 	f.record("DeleteDevBranch", [2]string{id, branch})
 	return answer(f, &guard.DeleteBranchResult{DatabaseID: id, BranchID: "br-dev-1", Name: branch, Deleted: true})
 }
@@ -148,7 +152,8 @@ func (f *fakeGuard) GetConnectionString(_ context.Context, in guard.ConnectionIn
 	return answer(f, &guard.ConnectionResult{DatabaseID: in.DatabaseID, BranchID: "br-main-1", Branch: "main", Pooled: in.Pooled, ConnectionString: "postgresql://u:p@h-pooler/db"})
 }
 
-func (f *fakeGuard) GetUsage(_ context.Context, id string) (*guard.UsageResult, error) {
+func (f *fakeGuard) GetUsage(_ context.Context, in guard.DatabaseInput) (*guard.UsageResult, error) {
+	id := in.DatabaseID
 	f.record("GetUsage", id)
 	u := guard.DatabaseUsage{DatabaseID: "wispy-sun-12345678", Name: "shop", PeriodStart: t0, PeriodEnd: t1,
 		Metrics: []guard.Metric{m0}, Branches: guard.Count{Used: 2, Limit: 10}, Checkpoints: guard.Count{Used: 1, Limit: 1}, RestoreWindowSeconds: 86400,

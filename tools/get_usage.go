@@ -20,6 +20,6 @@ func GetUsage(d Deps) server.ServerTool {
 		description: "Consumption this billing period against the tier's quotas, per metric with level ok/warning (80%)/critical (95%)/exceeded, plus branch and checkpoint counts.",
 		hints:       readOnly(),
 	}, func(ctx context.Context, a *getUsageArgs) (*guard.UsageResult, error) {
-		return d.Guard.GetUsage(ctx, a.DatabaseID)
+		return d.Guard.GetUsage(ctx, guard.DatabaseInput{DatabaseID: a.DatabaseID})
 	})
 }

@@ -20,6 +20,6 @@ func ListBranches(d Deps) server.ServerTool {
 		description: "List a database's branches (main, dev, backup) with expiry and endpoint state, and the tier's branch limit.",
 		hints:       readOnly(),
 	}, func(ctx context.Context, a *listBranchesArgs) (*guard.ListBranchesResult, error) {
-		return d.Guard.ListBranches(ctx, a.DatabaseID)
+		return d.Guard.ListBranches(ctx, guard.DatabaseInput{DatabaseID: a.DatabaseID})
 	})
 }

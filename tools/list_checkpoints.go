@@ -20,6 +20,6 @@ func ListCheckpoints(d Deps) server.ServerTool {
 		description: "List a database's checkpoints, oldest first, and the tier's checkpoint limit.",
 		hints:       readOnly(),
 	}, func(ctx context.Context, a *listCheckpointsArgs) (*guard.ListCheckpointsResult, error) {
-		return d.Guard.ListCheckpoints(ctx, a.DatabaseID)
+		return d.Guard.ListCheckpoints(ctx, guard.DatabaseInput{DatabaseID: a.DatabaseID})
 	})
 }

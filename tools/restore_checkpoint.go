@@ -23,6 +23,6 @@ func RestoreCheckpoint(d Deps) server.ServerTool {
 		description: "Replace the main branch's data with a checkpoint; the connection string is unchanged and the replaced branch is kept as a backup (counts toward the branch limit).",
 		hints:       hints{readOnly: false, destructive: true, idempotent: false},
 	}, func(ctx context.Context, a *restoreCheckpointArgs) (*guard.RestoreCheckpointResult, error) {
-		return d.Guard.RestoreCheckpoint(ctx, a.DatabaseID, a.Checkpoint)
+		return d.Guard.RestoreCheckpoint(ctx, guard.RestoreCheckpointInput{DatabaseID: a.DatabaseID, Checkpoint: a.Checkpoint})
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/neonguard/neonguard/internal/config"
+	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/pgtest"
 )
 
@@ -150,7 +151,7 @@ func TestConcurrentCheckpointReplace(t *testing.T) {
 	if len(cps) != 1 {
 		t.Fatalf("%d checkpoints after the replaces, want 1: %v", len(cps), cps)
 	}
-	snaps, err := a.Guard.ListCheckpoints(asTenant(t.Context(), a.Config.Tenant), id)
+	snaps, err := a.Guard.ListCheckpoints(asTenant(t.Context(), a.Config.Tenant), guard.DatabaseInput{DatabaseID: id})
 	if err != nil {
 		t.Fatal(err)
 	}

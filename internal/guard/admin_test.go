@@ -45,7 +45,7 @@ func TestGetUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	one, err := e.g.GetUsage(as(alice), a.DatabaseID)
+	one, err := e.g.GetUsage(as(alice), guard.DatabaseInput{DatabaseID: a.DatabaseID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestGetUsage(t *testing.T) {
 		t.Errorf("alerts = %+v", u.Alerts)
 	}
 
-	all, err := e.g.GetUsage(as(alice), "")
+	all, err := e.g.GetUsage(as(alice), guard.DatabaseInput{DatabaseID: ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,11 +81,11 @@ func TestGetUsage(t *testing.T) {
 		t.Errorf("empty lists must be [], not null: %+v", all.Databases[1])
 	}
 
-	_, err = e.g.GetUsage(as(bob), a.DatabaseID)
+	_, err = e.g.GetUsage(as(bob), guard.DatabaseInput{DatabaseID: a.DatabaseID})
 	wantCode(t, err, errcode.NotFound)
 	for _, method := range []string{"GetProject", "ListBranches", "ListSnapshots"} {
 		e.free.Fail(method, neontest.Refuse(http.StatusServiceUnavailable, "", "down"))
-		_, err = e.g.GetUsage(as(alice), a.DatabaseID)
+		_, err = e.g.GetUsage(as(alice), guard.DatabaseInput{DatabaseID: a.DatabaseID})
 		wantCode(t, err, errcode.Upstream, "get_usage", "HTTP 503")
 	}
 }

@@ -520,7 +520,8 @@ func (g *Guard) recordDev(ctx context.Context, databaseID, branchID, name string
 }
 
 // ListBranches lists a database's branches with their kinds and compute states.
-func (g *Guard) ListBranches(ctx context.Context, databaseID string) (*ListBranchesResult, error) {
+func (g *Guard) ListBranches(ctx context.Context, in DatabaseInput) (*ListBranchesResult, error) {
+	databaseID := in.DatabaseID
 	c, err := g.caller(ctx)
 	if err != nil {
 		return nil, err
@@ -566,7 +567,8 @@ func (g *Guard) ListBranches(ctx context.Context, databaseID string) (*ListBranc
 }
 
 // DeleteDevBranch deletes a dev or backup branch; main is never deleted.
-func (g *Guard) DeleteDevBranch(ctx context.Context, databaseID, branch string) (*DeleteBranchResult, error) {
+func (g *Guard) DeleteDevBranch(ctx context.Context, in DeleteBranchInput) (*DeleteBranchResult, error) {
+	databaseID, branch := in.DatabaseID, in.Branch
 	c, err := g.caller(ctx)
 	if err != nil {
 		return nil, err

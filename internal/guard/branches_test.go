@@ -426,7 +426,7 @@ func TestDevBranchFromCheckpointFinishedLater(t *testing.T) {
 		t.Fatalf("branch = %+v, open intents = %d", b, e.openIntents(db.DatabaseID))
 	}
 
-	list, err := e.g.ListBranches(as(alice), db.DatabaseID)
+	list, err := e.g.ListBranches(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +452,7 @@ func TestListBranches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := e.g.ListBranches(as(alice), db.DatabaseID)
+	list, err := e.g.ListBranches(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,9 +476,9 @@ func TestListBranches(t *testing.T) {
 	}
 
 	e.free.Fail("ListEndpoints", neontest.Refuse(http.StatusServiceUnavailable, "", "down"))
-	_, err = e.g.ListBranches(as(alice), db.DatabaseID)
+	_, err = e.g.ListBranches(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 	wantCode(t, err, errcode.Upstream, "list_branches")
-	_, err = e.g.ListBranches(as(bob), db.DatabaseID)
+	_, err = e.g.ListBranches(as(bob), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 	wantCode(t, err, errcode.NotFound)
 }
 
@@ -496,7 +496,7 @@ func TestMainFollowsNeon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := e.g.ListBranches(as(alice), db.DatabaseID)
+	list, err := e.g.ListBranches(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,7 +523,7 @@ func TestMainFollowsNeon(t *testing.T) {
 	if err := e.free.DeleteBranch(as(alice), db.DatabaseID, rs.Branch.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.g.ListBranches(as(alice), db.DatabaseID)
+	_, err = e.g.ListBranches(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 	wantCode(t, err, errcode.Upstream, "has no main branch")
 }
 
@@ -544,7 +544,7 @@ func TestDeleteDevBranch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.free.ResetCalls()
-			res, err := e.g.DeleteDevBranch(as(alice), db.DatabaseID, tc.ref)
+			res, err := e.g.DeleteDevBranch(as(alice), guard.DeleteBranchInput{DatabaseID: db.DatabaseID, Branch: tc.ref})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -574,16 +574,16 @@ func TestDeleteDevBranchRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ref := range []string{"main", db.MainBranchID} {
-		_, err := e.g.DeleteDevBranch(as(alice), db.DatabaseID, ref)
+		_, err := e.g.DeleteDevBranch(as(alice), guard.DeleteBranchInput{DatabaseID: db.DatabaseID, Branch: ref})
 		wantCode(t, err, errcode.InvalidArgument, "the main branch cannot be deleted")
 	}
-	_, err := e.g.DeleteDevBranch(as(alice), db.DatabaseID, "")
+	_, err := e.g.DeleteDevBranch(as(alice), guard.DeleteBranchInput{DatabaseID: db.DatabaseID, Branch: ""})
 	wantCode(t, err, errcode.InvalidArgument, "branch is required")
-	_, err = e.g.DeleteDevBranch(as(bob), db.DatabaseID, "parent")
+	_, err = e.g.DeleteDevBranch(as(bob), guard.DeleteBranchInput{DatabaseID: db.DatabaseID, Branch: "parent"})
 	wantCode(t, err, errcode.NotFound)
 
 	// Neon keeps a branch with children: its 422 is INVALID_ARGUMENT with Neon's reason.
-	_, err = e.g.DeleteDevBranch(as(alice), db.DatabaseID, "parent")
+	_, err = e.g.DeleteDevBranch(as(alice), guard.DeleteBranchInput{DatabaseID: db.DatabaseID, Branch: "parent"})
 	ge := wantCode(t, err, errcode.InvalidArgument, "delete_dev_branch: Neon refused the request", "has children")
 	wantHint(t, ge, "delete the branches whose parent_id is this branch first")
 	if _, ok := e.recorded(db.DatabaseID, parent.BranchID); !ok {
@@ -591,7 +591,7 @@ func TestDeleteDevBranchRefusals(t *testing.T) {
 	}
 
 	e.free.Fail("DeleteBranch", neontest.Refuse(http.StatusServiceUnavailable, "", "down"))
-	_, err = e.g.DeleteDevBranch(as(alice), db.DatabaseID, "child")
+	_, err = e.g.DeleteDevBranch(as(alice), guard.DeleteBranchInput{DatabaseID: db.DatabaseID, Branch: "child"})
 	wantCode(t, err, errcode.Upstream, "HTTP 503")
 	if _, ok := e.free.BranchNamed(db.DatabaseID, "child"); !ok {
 		t.Error("the branch is gone although Neon failed")
@@ -612,7 +612,7 @@ func TestUndoErrorAfterTheRestoreSaysItHappened(t *testing.T) {
 		t.Fatalf("open intents: %d, want the undo's", e.openIntents(db.DatabaseID))
 	}
 	e.free.Heal()
-	res, err := e.g.ListBranches(as(alice), db.DatabaseID)
+	res, err := e.g.ListBranches(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -266,7 +266,8 @@ func (g *Guard) resumeCheckpoint(ctx context.Context, org Org, db store.Database
 }
 
 // ListCheckpoints lists a database's checkpoints, oldest first.
-func (g *Guard) ListCheckpoints(ctx context.Context, databaseID string) (*ListCheckpointsResult, error) {
+func (g *Guard) ListCheckpoints(ctx context.Context, in DatabaseInput) (*ListCheckpointsResult, error) {
+	databaseID := in.DatabaseID
 	c, err := g.caller(ctx)
 	if err != nil {
 		return nil, err
@@ -308,7 +309,8 @@ func (p *restoreIntent) result(databaseID string) *RestoreCheckpointResult {
 // snapshot and moves main's compute to it (finalize), so the connection string is unchanged but
 // main's branch id changes; the replaced branch is kept as a backup with the tier's backup TTL.
 // The new main is a root branch (a snapshot restore makes one), so checkpoints keep working.
-func (g *Guard) RestoreCheckpoint(ctx context.Context, databaseID, checkpoint string) (*RestoreCheckpointResult, error) {
+func (g *Guard) RestoreCheckpoint(ctx context.Context, in RestoreCheckpointInput) (*RestoreCheckpointResult, error) {
+	databaseID, checkpoint := in.DatabaseID, in.Checkpoint
 	c, err := g.caller(ctx)
 	if err != nil {
 		return nil, err

@@ -195,7 +195,7 @@ func TestCheckpointOwedAfterDelete(t *testing.T) {
 
 	// Neon refuses for good: the database stays usable, and the checkpoint stays owed.
 	e.free.FailAlways("CreateSnapshot", neontest.Refuse(http.StatusUnprocessableEntity, neon.CodeSnapshotsLimitExceeded, "limit"))
-	if _, err := e.g.ListBranches(as(alice), db.DatabaseID); err != nil {
+	if _, err := e.g.ListBranches(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID}); err != nil {
 		t.Fatalf("an owed checkpoint Neon refuses blocks the database: %v", err)
 	}
 	if n := e.openIntents(db.DatabaseID); n != 1 {
@@ -291,7 +291,7 @@ func TestCheckpointReplacedDeleteFails(t *testing.T) {
 	if len(res.Replaced) != 0 || res.CheckpointID == old.CheckpointID || len(e.paid.Snapshots(db.DatabaseID)) != 2 {
 		t.Fatalf("result = %+v, snapshots = %d", res, len(e.paid.Snapshots(db.DatabaseID)))
 	}
-	list, err := e.g.ListCheckpoints(as(bob), db.DatabaseID)
+	list, err := e.g.ListCheckpoints(as(bob), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestListCheckpoints(t *testing.T) {
 	a := e.checkpoint(bob, db.DatabaseID, "a")
 	e.clock.Advance(time.Minute)
 	b := e.checkpoint(bob, db.DatabaseID, "b")
-	list, err := e.g.ListCheckpoints(as(bob), db.DatabaseID)
+	list, err := e.g.ListCheckpoints(as(bob), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,10 +315,10 @@ func TestListCheckpoints(t *testing.T) {
 	if list.DatabaseID != db.DatabaseID || list.Limit != 10 || !slices.Equal(list.Checkpoints, want) {
 		t.Errorf("list = %+v, want %+v", list, want)
 	}
-	_, err = e.g.ListCheckpoints(as(alice), db.DatabaseID)
+	_, err = e.g.ListCheckpoints(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 	wantCode(t, err, errcode.NotFound)
 	e.paid.Fail("ListSnapshots", neontest.Refuse(http.StatusNotFound, "", "project not found"))
-	_, err = e.g.ListCheckpoints(as(bob), db.DatabaseID)
+	_, err = e.g.ListCheckpoints(as(bob), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 	wantCode(t, err, errcode.NotFound, "list checkpoints: not found on Neon")
 }
 
@@ -334,7 +334,7 @@ func TestRestoreCheckpoint(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	now := e.clock.Now()
 
-	res, err := e.g.RestoreCheckpoint(as(alice), db.DatabaseID, "a")
+	res, err := e.g.RestoreCheckpoint(as(alice), guard.RestoreCheckpointInput{DatabaseID: db.DatabaseID, Checkpoint: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,16 +374,16 @@ func TestRestoreCheckpointRefusals(t *testing.T) {
 	e := newEnv(t)
 	db := e.createDB(alice, "shop")
 	cp := e.checkpoint(alice, db.DatabaseID, "a")
-	_, err := e.g.RestoreCheckpoint(as(alice), db.DatabaseID, "")
+	_, err := e.g.RestoreCheckpoint(as(alice), guard.RestoreCheckpointInput{DatabaseID: db.DatabaseID, Checkpoint: ""})
 	wantCode(t, err, errcode.InvalidArgument, "checkpoint is required")
-	_, err = e.g.RestoreCheckpoint(as(alice), db.DatabaseID, "zzz")
+	_, err = e.g.RestoreCheckpoint(as(alice), guard.RestoreCheckpointInput{DatabaseID: db.DatabaseID, Checkpoint: "zzz"})
 	wantCode(t, err, errcode.NotFound, `checkpoint "zzz" not found`)
-	_, err = e.g.RestoreCheckpoint(as(bob), db.DatabaseID, "a")
+	_, err = e.g.RestoreCheckpoint(as(bob), guard.RestoreCheckpointInput{DatabaseID: db.DatabaseID, Checkpoint: "a"})
 	wantCode(t, err, errcode.NotFound, "no database with this database_id")
 
 	// Neon refuses: nothing changed, and the intent is closed.
 	e.free.Fail("RestoreSnapshot", neontest.Refuse(http.StatusConflict, "", "project is busy"))
-	_, err = e.g.RestoreCheckpoint(as(alice), db.DatabaseID, cp.CheckpointID)
+	_, err = e.g.RestoreCheckpoint(as(alice), guard.RestoreCheckpointInput{DatabaseID: db.DatabaseID, Checkpoint: cp.CheckpointID})
 	wantCode(t, err, errcode.InvalidArgument, "project is busy", "main was not changed")
 	if open, rec := e.openIntents(db.DatabaseID), e.recoveredIntents(db.DatabaseID); open+rec != 0 {
 		t.Errorf("open %d, recovered %d after a refusal", open, rec)
@@ -393,7 +393,7 @@ func TestRestoreCheckpointRefusals(t *testing.T) {
 	for i := range 9 {
 		e.devBranch(alice, db.DatabaseID, fmt.Sprintf("dev%d", i))
 	}
-	_, err = e.g.RestoreCheckpoint(as(alice), db.DatabaseID, "a")
+	_, err = e.g.RestoreCheckpoint(as(alice), guard.RestoreCheckpointInput{DatabaseID: db.DatabaseID, Checkpoint: "a"})
 	ge := wantCode(t, err, errcode.BranchLimit, "free tier allows 10 branches", "10 exist")
 	wantHint(t, ge, `"dev0" (dev)`, "delete_dev_branch")
 	wantMutations(t, e.free)
@@ -418,11 +418,11 @@ func TestRestoreCheckpointLostAnswer(t *testing.T) {
 			db := e.createDB(alice, "shop")
 			e.checkpoint(alice, db.DatabaseID, "a")
 			e.free.Fail("RestoreSnapshot", tc.fault)
-			_, err := e.g.RestoreCheckpoint(as(alice), db.DatabaseID, "a")
+			_, err := e.g.RestoreCheckpoint(as(alice), guard.RestoreCheckpointInput{DatabaseID: db.DatabaseID, Checkpoint: "a"})
 			ge := wantCode(t, err, errcode.Upstream, "whether main was restored is found out on the next call")
 			wantHint(t, ge, "list_branches")
 
-			list, err := e.g.ListBranches(as(alice), db.DatabaseID)
+			list, err := e.g.ListBranches(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -437,7 +437,7 @@ func TestRestoreCheckpointLostAnswer(t *testing.T) {
 				}
 			}
 
-			res, err := e.g.RestoreCheckpoint(as(alice), db.DatabaseID, "a")
+			res, err := e.g.RestoreCheckpoint(as(alice), guard.RestoreCheckpointInput{DatabaseID: db.DatabaseID, Checkpoint: "a"})
 			if err != nil {
 				t.Fatal(err)
 			}

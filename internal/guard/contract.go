@@ -42,6 +42,24 @@ type ListDatabasesResult struct {
 	Limit     int        `json:"limit" jsonschema_description:"max databases for the tier; 0 = unlimited"`
 }
 
+// DatabaseInput names one of the caller's databases: the input of the use cases that read one
+// (list_checkpoints, list_branches; get_usage, where empty means every database).
+type DatabaseInput struct {
+	DatabaseID string
+}
+
+// RestoreCheckpointInput is restore_checkpoint's input.
+type RestoreCheckpointInput struct {
+	DatabaseID string
+	Checkpoint string // name or id
+}
+
+// DeleteBranchInput is delete_dev_branch's input.
+type DeleteBranchInput struct {
+	DatabaseID string
+	Branch     string // name or id
+}
+
 // CheckpointInput is checkpoint's input.
 type CheckpointInput struct {
 	DatabaseID string
@@ -240,13 +258,13 @@ type UseCases interface {
 	CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*CreateDatabaseResult, error)
 	ListDatabases(ctx context.Context) (*ListDatabasesResult, error)
 	Checkpoint(ctx context.Context, in CheckpointInput) (*CheckpointResult, error)
-	ListCheckpoints(ctx context.Context, databaseID string) (*ListCheckpointsResult, error)
-	RestoreCheckpoint(ctx context.Context, databaseID, checkpoint string) (*RestoreCheckpointResult, error)
+	ListCheckpoints(ctx context.Context, in DatabaseInput) (*ListCheckpointsResult, error)
+	RestoreCheckpoint(ctx context.Context, in RestoreCheckpointInput) (*RestoreCheckpointResult, error)
 	UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, error)
 	CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBranchResult, error)
-	ListBranches(ctx context.Context, databaseID string) (*ListBranchesResult, error)
-	DeleteDevBranch(ctx context.Context, databaseID, branch string) (*DeleteBranchResult, error)
+	ListBranches(ctx context.Context, in DatabaseInput) (*ListBranchesResult, error)
+	DeleteDevBranch(ctx context.Context, in DeleteBranchInput) (*DeleteBranchResult, error)
 	GetConnectionString(ctx context.Context, in ConnectionInput) (*ConnectionResult, error)
-	GetUsage(ctx context.Context, databaseID string) (*UsageResult, error)
+	GetUsage(ctx context.Context, in DatabaseInput) (*UsageResult, error)
 	DescribeLimits(ctx context.Context) (*Limits, error)
 }

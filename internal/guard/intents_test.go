@@ -91,7 +91,7 @@ func TestLostLockStopsTheChange(t *testing.T) {
 	if n := len(e.free.Branches(db.DatabaseID)); n != 1 || e.openIntents(db.DatabaseID) != 1 {
 		t.Fatalf("branches = %d, open intents = %d; want nothing done and the intent open", n, e.openIntents(db.DatabaseID))
 	}
-	if _, err := e.g.ListBranches(as(alice), db.DatabaseID); err != nil {
+	if _, err := e.g.ListBranches(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID}); err != nil {
 		t.Fatal(err)
 	}
 	if open, rec := e.openIntents(db.DatabaseID), e.recoveredIntents(db.DatabaseID); open+rec != 0 {
@@ -155,19 +155,19 @@ func TestRestoreCheckpointReplacedBranchGone(t *testing.T) {
 	db := e.createDB(alice, "shop")
 	e.checkpoint(alice, db.DatabaseID, "a")
 	e.free.Fail("RestoreSnapshot", neontest.LostAnswer())
-	if _, err := e.g.RestoreCheckpoint(as(alice), db.DatabaseID, "a"); err == nil {
+	if _, err := e.g.RestoreCheckpoint(as(alice), guard.RestoreCheckpointInput{DatabaseID: db.DatabaseID, Checkpoint: "a"}); err == nil {
 		t.Fatal("want the scripted failure")
 	}
 
 	// Neon cannot be read: the restore stays open.
 	e.free.Fail("GetBranch", neontest.Refuse(http.StatusServiceUnavailable, "", "down"))
-	_, err := e.g.RestoreCheckpoint(as(alice), db.DatabaseID, "a")
+	_, err := e.g.RestoreCheckpoint(as(alice), guard.RestoreCheckpointInput{DatabaseID: db.DatabaseID, Checkpoint: "a"})
 	wantCode(t, err, errcode.Upstream, "an earlier restore_checkpoint on this database was interrupted")
 
 	if err := e.free.DeleteBranch(context.Background(), db.DatabaseID, db.MainBranchID); err != nil { // "main (old)"
 		t.Fatal(err)
 	}
-	res, err := e.g.RestoreCheckpoint(as(alice), db.DatabaseID, "a")
+	res, err := e.g.RestoreCheckpoint(as(alice), guard.RestoreCheckpointInput{DatabaseID: db.DatabaseID, Checkpoint: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -269,7 +269,7 @@ func TestUnknownIntentIsClosed(t *testing.T) {
 		Kind: "from_the_future", Payload: "{}", CreatedAt: e.clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.g.ListBranches(as(alice), db.DatabaseID); err != nil {
+	if _, err := e.g.ListBranches(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID}); err != nil {
 		t.Fatalf("an unknown intent blocks the database: %v", err)
 	}
 	if n := e.openIntents(db.DatabaseID); n != 0 {
@@ -338,7 +338,7 @@ func TestSweepKeepsAnExpiredBackupWithChildren(t *testing.T) {
 		t.Fatalf("report %+v: the backup with a child must be kept, and the database not failed", rep)
 	}
 	// Its child is gone now: the next pass deletes it.
-	if _, err := e.g.DeleteDevBranch(as(alice), db.DatabaseID, dev.BranchID); err != nil {
+	if _, err := e.g.DeleteDevBranch(as(alice), guard.DeleteBranchInput{DatabaseID: db.DatabaseID, Branch: dev.BranchID}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err = e.g.SweepExpired(context.Background(), after)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/neonguard/neonguard/internal/errcode"
+	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/neon/neontest"
 )
@@ -56,7 +57,7 @@ func TestNeonErrorsMapToCodes(t *testing.T) {
 			e := newEnv(t)
 			db := e.createDB(alice, "shop")
 			e.free.Fail("ListSnapshots", tc.fault)
-			_, err := e.g.ListCheckpoints(as(alice), db.DatabaseID)
+			_, err := e.g.ListCheckpoints(as(alice), guard.DatabaseInput{DatabaseID: db.DatabaseID})
 			ge := wantCode(t, err, tc.code, append([]string{"list checkpoints: "}, tc.facts...)...)
 			if ge.Hint == "" {
 				t.Error("no hint")

@@ -10,7 +10,8 @@ import (
 
 // GetUsage reports this period's consumption of one database, or of all the tenant's, against
 // the tier's quotas.
-func (g *Guard) GetUsage(ctx context.Context, databaseID string) (*UsageResult, error) {
+func (g *Guard) GetUsage(ctx context.Context, in DatabaseInput) (*UsageResult, error) {
+	databaseID := in.DatabaseID
 	c, err := g.caller(ctx)
 	if err != nil {
 		return nil, err

@@ -31,8 +31,8 @@ type fakeGuard struct {
 }
 
 func (f *fakeGuard) DescribeLimits(ctx context.Context) (*guard.Limits, error) { return f.limits(ctx) }
-func (f *fakeGuard) GetUsage(ctx context.Context, id string) (*guard.UsageResult, error) {
-	return f.usage(ctx, id)
+func (f *fakeGuard) GetUsage(ctx context.Context, in guard.DatabaseInput) (*guard.UsageResult, error) {
+	return f.usage(ctx, in.DatabaseID)
 }
 
 func openStore(t testing.TB) store.Store {
