@@ -290,3 +290,13 @@ func mustJSON(t testing.TB, s string) any {
 	}
 	return v
 }
+
+func (f *fakeGuard) RunSQL(_ context.Context, in guard.RunSQLInput) (*guard.RunSQLResult, error) {
+	f.record("RunSQL", in)
+	r := &guard.RunSQLResult{DatabaseID: in.DatabaseID, Branch: "main", Columns: []guard.SQLColumn{{Name: "n", Type: "int4"}},
+		Rows: [][]any{{1}}, RowCount: 1, Command: "SELECT 1", Statements: []guard.SQLStatement{{Command: "SELECT", ReadOnly: true}}}
+	if f.nilSlices {
+		r.Columns, r.Rows, r.Statements = nil, nil, nil
+	}
+	return answer(f, r)
+}

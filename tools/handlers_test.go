@@ -33,6 +33,7 @@ var validArgs = map[string]string{
 	"delete_dev_branch":     `{"database_id":"wispy-sun-12345678","branch":"feat-auth"}`,
 	"get_connection_string": `{"database_id":"wispy-sun-12345678"}`,
 	"describe_limits":       `{}`,
+	"run_sql":               `{"database_id":"wispy-sun-12345678","sql":"select 1"}`,
 }
 
 func TestArgumentMapping(t *testing.T) {
@@ -68,6 +69,10 @@ func TestArgumentMapping(t *testing.T) {
 		{"get_connection_string", `{"database_id":"d1","branch":"feat","pooled":false}`, guard.ConnectionInput{DatabaseID: "d1", Branch: "feat"}},
 		{"get_connection_string", `{"database_id":"d1","branch":"main","pooled":true}`, guard.ConnectionInput{DatabaseID: "d1", Pooled: true}},
 		{"describe_limits", `{}`, nil},
+		{"run_sql", `{"database_id":"d1","sql":"select $1","params":[1,"a",null]}`,
+			guard.RunSQLInput{DatabaseID: "d1", SQL: "select $1", Params: []any{float64(1), "a", nil}, ReadOnly: true}},
+		{"run_sql", `{"database_id":"d1","sql":"drop table t","branch":"main","read_only":false,"confirm":true}`,
+			guard.RunSQLInput{DatabaseID: "d1", SQL: "drop table t", Confirm: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.tool+tt.args, func(t *testing.T) {

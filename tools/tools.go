@@ -59,6 +59,7 @@ func factories() []func(Deps) server.ServerTool {
 		DeleteDevBranch,
 		GetConnectionString,
 		DescribeLimits,
+		RunSQL,
 	}
 }
 

@@ -26,6 +26,8 @@ const (
 	InvalidArgument Code = "INVALID_ARGUMENT"
 	RateLimited     Code = "RATE_LIMITED"
 	Upstream        Code = "UPSTREAM" // Neon failed after retries
+	// ConfirmationRequired: a destructive statement on main needs confirm:true.
+	ConfirmationRequired Code = "CONFIRMATION_REQUIRED"
 )
 
 // Codes of the transports and of failures that are not the agent's to act on.
@@ -38,7 +40,7 @@ const (
 // Codes lists the codes an agent acts on, for documentation and exhaustive tests.
 func Codes() []Code {
 	return []Code{BranchLimit, SnapshotLimit, RestoreWindow, ComputeRange, QuotaExceeded,
-		DatabaseLimit, NotFound, InvalidArgument, RateLimited, Upstream}
+		DatabaseLimit, NotFound, InvalidArgument, RateLimited, Upstream, ConfirmationRequired}
 }
 
 // Denial reports whether c refuses a call for a reason the caller can act on (a policy decision,

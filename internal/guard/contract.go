@@ -267,4 +267,5 @@ type UseCases interface {
 	GetConnectionString(ctx context.Context, in ConnectionInput) (*ConnectionResult, error)
 	GetUsage(ctx context.Context, in DatabaseInput) (*UsageResult, error)
 	DescribeLimits(ctx context.Context) (*Limits, error)
+	RunSQL(ctx context.Context, in RunSQLInput) (*RunSQLResult, error)
 }

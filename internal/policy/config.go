@@ -76,6 +76,38 @@ type Tier struct {
 	// make at once above it (a token bucket); 0 calls per minute means unlimited.
 	CallsPerMinute int `yaml:"calls_per_minute"`
 	CallBurst      int `yaml:"call_burst"`
+	// SQL bounds run_sql; zero values take the defaults (Default* constants).
+	SQL SQLLimits `yaml:"sql"`
+}
+
+// SQLLimits bound the SQL an agent runs through neonguard.
+type SQLLimits struct {
+	StatementTimeout time.Duration `yaml:"statement_timeout"` // per statement; 0 = DefaultSQL's
+	MaxRows          int           `yaml:"max_rows"`          // rows returned; 0 = DefaultSQL's
+	MaxResultBytes   int64         `yaml:"max_result_bytes"`  // result size; 0 = DefaultSQL's
+	// ReadOnlyMain refuses writes on a database's main branch (dev branches stay writable).
+	ReadOnlyMain bool `yaml:"read_only_main"`
+}
+
+// The SQL limits of a tier that sets none.
+const (
+	DefaultStatementTimeout = 30 * time.Second
+	DefaultMaxRows          = 500
+	DefaultMaxResultBytes   = mib
+)
+
+// WithDefaults fills the zero limits with the defaults.
+func (l SQLLimits) WithDefaults() SQLLimits {
+	if l.StatementTimeout == 0 {
+		l.StatementTimeout = DefaultStatementTimeout
+	}
+	if l.MaxRows == 0 {
+		l.MaxRows = DefaultMaxRows
+	}
+	if l.MaxResultBytes == 0 {
+		l.MaxResultBytes = DefaultMaxResultBytes
+	}
+	return l
 }
 
 // Config is the set of org plans and tiers in force.
@@ -315,6 +347,9 @@ func (c Config) validateTier(v *validator, name string, t Tier) {
 	}
 	if t.MaxDatabases < 0 {
 		v.add(f("max_databases"), "%d must not be negative (0 means unlimited)", t.MaxDatabases)
+	}
+	if t.SQL.StatementTimeout < 0 || t.SQL.MaxRows < 0 || t.SQL.MaxResultBytes < 0 {
+		v.add(f("sql"), "statement_timeout, max_rows and max_result_bytes must not be negative (0 means the default)")
 	}
 
 	p, ok := c.Plans[t.Org]

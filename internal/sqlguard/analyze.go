@@ -67,6 +67,10 @@ func (e *SyntaxError) Error() string {
 // ErrEmpty is SQL without any statement (only whitespace, comments or semicolons).
 var ErrEmpty = errors.New("sqlguard: no SQL statement")
 
+// Warm loads the parser (its WebAssembly is compiled on first use, about a second), so that the
+// first run_sql of a process does not wait for it.
+func Warm() { _, _ = pgquery.Parse("SELECT 1") }
+
 // Analyze parses sql and describes each statement. A syntax error is a *SyntaxError.
 func Analyze(sql string) (Analysis, error) {
 	tree, err := pgquery.Parse(sql)
