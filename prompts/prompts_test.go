@@ -74,8 +74,9 @@ func TestSafeMigration(t *testing.T) {
 	}
 	// The workflow, in order.
 	last := -1
-	for _, step := range []string{"wispy-sun-1", "ALTER TABLE users ADD COLUMN email text", "describe_limits", "`checkpoint`",
-		"replace: true", "get_connection_string", "ONE transaction", "Verify", "restore_checkpoint", "undo_to_time", "Confirm"} {
+	for _, step := range []string{"wispy-sun-1", "ALTER TABLE users ADD COLUMN email text", "describe_limits", "list_migrations", "`checkpoint`",
+		"replace: true", "create_dev_branch", "apply_migration", "ONE transaction", "CONFIRMATION_REQUIRED", "restore_point", "Verify",
+		"undo_to_time", "restore_checkpoint", "Confirm"} {
 		i := strings.Index(got, step)
 		if i < 0 || i < last {
 			t.Fatalf("%q missing or out of order in:\n%s", step, got)

@@ -300,3 +300,24 @@ func (f *fakeGuard) RunSQL(_ context.Context, in guard.RunSQLInput) (*guard.RunS
 	}
 	return answer(f, r)
 }
+
+func (f *fakeGuard) ApplyMigration(_ context.Context, in guard.ApplyMigrationInput) (*guard.ApplyMigrationResult, error) {
+	f.record("ApplyMigration", in)
+	r := &guard.ApplyMigrationResult{DatabaseID: in.DatabaseID, Branch: "main", Applied: true, Destructive: []string{},
+		SchemaChanges: []string{"table public.t added (table)"},
+		Migration:     guard.Migration{Version: 1, Name: in.Name, Checksum: "c", Statements: 1, AppliedAt: t0, RestorePoint: guard.RestorePoint{Time: t0, LSN: "0/1"}}}
+	if f.nilSlices {
+		r.Destructive, r.SchemaChanges = nil, nil
+	}
+	return answer(f, r)
+}
+
+func (f *fakeGuard) ListMigrations(_ context.Context, in guard.DatabaseBranchInput) (*guard.ListMigrationsResult, error) {
+	f.record("ListMigrations", in)
+	r := &guard.ListMigrationsResult{DatabaseID: in.DatabaseID, Branch: "main",
+		Migrations: []guard.Migration{{Version: 1, Name: "0001_init", Checksum: "c", Statements: 2, AppliedAt: t0, RestorePoint: guard.RestorePoint{Time: t0, LSN: "0/1"}}}}
+	if f.nilSlices {
+		r.Migrations = nil
+	}
+	return answer(f, r)
+}

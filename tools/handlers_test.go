@@ -34,6 +34,8 @@ var validArgs = map[string]string{
 	"get_connection_string": `{"database_id":"wispy-sun-12345678"}`,
 	"describe_limits":       `{}`,
 	"run_sql":               `{"database_id":"wispy-sun-12345678","sql":"select 1"}`,
+	"apply_migration":       `{"database_id":"wispy-sun-12345678","name":"0001_init","sql":"create table t (id int)"}`,
+	"list_migrations":       `{"database_id":"wispy-sun-12345678"}`,
 }
 
 func TestArgumentMapping(t *testing.T) {
@@ -73,6 +75,9 @@ func TestArgumentMapping(t *testing.T) {
 			guard.RunSQLInput{DatabaseID: "d1", SQL: "select $1", Params: []any{float64(1), "a", nil}, ReadOnly: true}},
 		{"run_sql", `{"database_id":"d1","sql":"drop table t","branch":"main","read_only":false,"confirm":true}`,
 			guard.RunSQLInput{DatabaseID: "d1", SQL: "drop table t", Confirm: true}},
+		{"apply_migration", `{"database_id":"d1","name":"0001_init","sql":"create table t (id int)","branch":"dev"}`,
+			guard.ApplyMigrationInput{DatabaseID: "d1", Name: "0001_init", SQL: "create table t (id int)", Branch: "dev"}},
+		{"list_migrations", `{"database_id":"d1","branch":"main"}`, guard.DatabaseBranchInput{DatabaseID: "d1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.tool+tt.args, func(t *testing.T) {

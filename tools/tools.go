@@ -60,6 +60,8 @@ func factories() []func(Deps) server.ServerTool {
 		GetConnectionString,
 		DescribeLimits,
 		RunSQL,
+		ApplyMigration,
+		ListMigrations,
 	}
 }
 

@@ -121,8 +121,8 @@ func TestTenantsCannotReachEachOthersDatabases(t *testing.T) {
 					}
 				}
 			}
-			want := []string{"checkpoint", "create_dev_branch", "delete_dev_branch", "get_connection_string", "get_usage",
-				"list_branches", "list_checkpoints", "restore_checkpoint", "run_sql", "undo_to_time"}
+			want := []string{"apply_migration", "checkpoint", "create_dev_branch", "delete_dev_branch", "get_connection_string", "get_usage",
+				"list_branches", "list_checkpoints", "list_migrations", "restore_checkpoint", "run_sql", "undo_to_time"}
 			slices.Sort(tried)
 			if !slices.Equal(tried, want) {
 				t.Errorf("tools tried %v, want every tool with a database_id %v", tried, want)

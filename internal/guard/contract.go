@@ -268,4 +268,6 @@ type UseCases interface {
 	GetUsage(ctx context.Context, in DatabaseInput) (*UsageResult, error)
 	DescribeLimits(ctx context.Context) (*Limits, error)
 	RunSQL(ctx context.Context, in RunSQLInput) (*RunSQLResult, error)
+	ApplyMigration(ctx context.Context, in ApplyMigrationInput) (*ApplyMigrationResult, error)
+	ListMigrations(ctx context.Context, in DatabaseBranchInput) (*ListMigrationsResult, error)
 }

@@ -77,39 +77,18 @@ func (g *Guard) RunSQL(ctx context.Context, in RunSQLInput) (*RunSQLResult, erro
 		return nil, err
 	}
 	limits := c.tier.SQL.WithDefaults()
-	analysis, err := sqlguard.Analyze(in.SQL)
-	var syntax *sqlguard.SyntaxError
-	switch {
-	case errors.As(err, &syntax):
-		return nil, invalid("syntax error: "+syntax.Error(), "fix the SQL; PostgreSQL's parser reads it")
-	case errors.Is(err, sqlguard.ErrEmpty):
-		return nil, invalid("sql has no statement", "pass one or more SQL statements")
-	case err != nil:
+	analysis, err := analyzeSQL(in.SQL)
+	if err != nil {
 		return nil, err
-	}
-	for _, s := range analysis.Statements {
-		if s.Command == "TRANSACTION" {
-			return nil, invalid("transaction control (BEGIN, COMMIT, ROLLBACK, …) is not allowed",
-				"leave it out: run_sql runs all statements in one transaction, all or nothing")
-		}
 	}
 	if len(in.Params) > 0 && len(analysis.Statements) > 1 {
 		return nil, invalid("params need exactly one statement", "run the statements one by one, or inline the values")
 	}
-	db, org, err := g.database(ctx, c, in.DatabaseID)
+	t, err := g.sqlTarget(ctx, c, in.DatabaseID, in.Branch)
 	if err != nil {
 		return nil, err
 	}
-	st, err := g.state(ctx, org, db)
-	if err != nil {
-		return nil, err
-	}
-	b, err := st.resolve(in.Branch)
-	if err != nil {
-		return nil, err
-	}
-	onMain := b.ID == st.main.ID
-	if !in.ReadOnly && onMain {
+	if !in.ReadOnly && t.onMain {
 		if limits.ReadOnlyMain {
 			return nil, invalid(fmt.Sprintf("the %s tier does not allow writes on main", c.tier.Name),
 				"write on a dev branch (create_dev_branch), or run read-only")
@@ -118,18 +97,11 @@ func (g *Guard) RunSQL(ctx context.Context, in RunSQLInput) (*RunSQLResult, erro
 			return nil, confirmationRequired(d)
 		}
 	}
-	if err := g.ensureCompute(ctx, c, org, db, b.ID); err != nil {
-		return nil, err
-	}
-	uri, err := g.connectionURI(ctx, org, db, b.ID, false)
+	res, err := runSQL(ctx, t.uri, in, limits, t.onMain && !in.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
-	res, err := runSQL(ctx, uri, in, limits, onMain && !in.ReadOnly)
-	if err != nil {
-		return nil, err
-	}
-	res.DatabaseID, res.Branch = db.ID, b.Name
+	res.DatabaseID, res.Branch = t.db.ID, t.branch
 	for _, s := range analysis.Statements {
 		res.Statements = append(res.Statements, SQLStatement{Command: s.Command, ReadOnly: s.ReadOnly, Destructive: s.Destructive})
 	}
@@ -149,37 +121,18 @@ func confirmationRequired(d []sqlguard.Statement) error {
 
 // runSQL connects to uri and runs in's SQL in one transaction.
 func runSQL(ctx context.Context, uri string, in RunSQLInput, limits policy.SQLLimits, restorePoint bool) (*RunSQLResult, error) {
-	cfg, err := pgx.ParseConfig(uri)
-	if err != nil {
-		return nil, fmt.Errorf("guard: connection string: %w", err)
-	}
-	cfg.ConnectTimeout = sqlConnectTimeout
-	cfg.RuntimeParams["application_name"] = "neonguard"
-	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(limits.StatementTimeout.Milliseconds(), 10)
-	if in.ReadOnly {
-		cfg.RuntimeParams["default_transaction_read_only"] = "on"
-	}
 	var notices []string
-	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		if len(notices) < 20 {
-			notices = append(notices, truncate.UTF8(n.Severity+": "+n.Message, 300))
-		}
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := connectSQL(ctx, uri, limits, in.ReadOnly, &notices)
 	if err != nil {
-		return nil, &errcode.Error{Code: errcode.Upstream, Message: "could not connect to the database's compute",
-			Hint: "try again in a moment; a suspended compute may still be starting", Err: err}
+		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
 	out := &RunSQLResult{Columns: []SQLColumn{}, Rows: [][]any{}}
 	if restorePoint {
-		var at time.Time
-		var lsn string
-		if err := conn.QueryRow(ctx, "SELECT now(), pg_current_wal_lsn()::text").Scan(&at, &lsn); err != nil {
+		if out.RestorePoint, err = takeRestorePoint(ctx, conn); err != nil {
 			return nil, sqlError(err, in.ReadOnly)
 		}
-		out.RestorePoint = &RestorePoint{Time: at.UTC(), LSN: lsn}
 	}
 	begin, end := "BEGIN", "COMMIT"
 	if in.ReadOnly {
@@ -218,6 +171,45 @@ func runSQL(ctx context.Context, uri string, in RunSQLInput, limits policy.SQLLi
 	out.DurationMS = time.Since(start).Milliseconds()
 	out.Notices = notices
 	return out, nil
+}
+
+// connectSQL opens a connection to a branch's compute as the project's role, with the tier's
+// statement timeout; notices, when given, collects the server's notices.
+func connectSQL(ctx context.Context, uri string, limits policy.SQLLimits, readOnly bool, notices *[]string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(uri)
+	if err != nil {
+		return nil, fmt.Errorf("guard: connection string: %w", err)
+	}
+	cfg.ConnectTimeout = sqlConnectTimeout
+	cfg.RuntimeParams["application_name"] = "neonguard"
+	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(limits.StatementTimeout.Milliseconds(), 10)
+	if readOnly {
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	}
+	if notices != nil {
+		cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+			if len(*notices) < 20 {
+				*notices = append(*notices, truncate.UTF8(n.Severity+": "+n.Message, 300))
+			}
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, &errcode.Error{Code: errcode.Upstream, Message: "could not connect to the database's compute",
+			Hint: "try again in a moment; a suspended compute may still be starting", Err: err}
+	}
+	return conn, nil
+}
+
+// takeRestorePoint reads the database's own clock and WAL position: a point undo_to_time can
+// go back to, just before what follows.
+func takeRestorePoint(ctx context.Context, conn *pgx.Conn) (*RestorePoint, error) {
+	var at time.Time
+	var lsn string
+	if err := conn.QueryRow(ctx, "SELECT now(), pg_current_wal_lsn()::text").Scan(&at, &lsn); err != nil {
+		return nil, err
+	}
+	return &RestorePoint{Time: at.UTC(), LSN: lsn}, nil
 }
 
 // collect reads one statement's result into out: a statement with rows replaces the previous
