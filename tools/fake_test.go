@@ -321,3 +321,14 @@ func (f *fakeGuard) ListMigrations(_ context.Context, in guard.DatabaseBranchInp
 	}
 	return answer(f, r)
 }
+
+func (f *fakeGuard) UndoMigration(_ context.Context, in guard.UndoMigrationInput) (*guard.UndoMigrationResult, error) {
+	f.record("UndoMigration", in)
+	r := &guard.UndoMigrationResult{Migration: guard.Migration{Version: in.Version, Name: "0001_init", Checksum: "c", Statements: 1, AppliedAt: t0,
+		RestorePoint: guard.RestorePoint{Time: t0, LSN: "0/1"}}, Undone: []string{"0001_init"},
+		Undo: guard.UndoResult{DatabaseID: in.DatabaseID, Branch: guard.BranchRef{BranchID: "br-main-1", Name: "main"}, RestoredTo: t0, BackupBranch: ref}}
+	if f.nilSlices {
+		r.Undone = nil
+	}
+	return answer(f, r)
+}

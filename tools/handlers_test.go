@@ -36,6 +36,7 @@ var validArgs = map[string]string{
 	"run_sql":               `{"database_id":"wispy-sun-12345678","sql":"select 1"}`,
 	"apply_migration":       `{"database_id":"wispy-sun-12345678","name":"0001_init","sql":"create table t (id int)"}`,
 	"list_migrations":       `{"database_id":"wispy-sun-12345678"}`,
+	"undo_migration":        `{"database_id":"wispy-sun-12345678","version":2}`,
 }
 
 func TestArgumentMapping(t *testing.T) {
@@ -78,6 +79,7 @@ func TestArgumentMapping(t *testing.T) {
 		{"apply_migration", `{"database_id":"d1","name":"0001_init","sql":"create table t (id int)","branch":"dev"}`,
 			guard.ApplyMigrationInput{DatabaseID: "d1", Name: "0001_init", SQL: "create table t (id int)", Branch: "dev"}},
 		{"list_migrations", `{"database_id":"d1","branch":"main"}`, guard.DatabaseBranchInput{DatabaseID: "d1"}},
+		{"undo_migration", `{"database_id":"d1","version":3,"confirm":true}`, guard.UndoMigrationInput{DatabaseID: "d1", Version: 3, Confirm: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.tool+tt.args, func(t *testing.T) {

@@ -62,6 +62,7 @@ func factories() []func(Deps) server.ServerTool {
 		RunSQL,
 		ApplyMigration,
 		ListMigrations,
+		UndoMigration,
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 var wantNames = []string{
 	"create_database", "checkpoint", "undo_to_time", "create_dev_branch", "get_usage",
 	"list_databases", "list_checkpoints", "restore_checkpoint", "list_branches",
-	"delete_dev_branch", "get_connection_string", "describe_limits", "run_sql", "apply_migration", "list_migrations",
+	"delete_dev_branch", "get_connection_string", "describe_limits", "run_sql", "apply_migration", "list_migrations", "undo_migration",
 }
 
 var wantAdminNames = []string{
@@ -80,6 +80,7 @@ func TestAnnotations(t *testing.T) {
 		"run_sql":               {false, true, false},
 		"apply_migration":       {false, true, true},
 		"list_migrations":       ro,
+		"undo_migration":        {false, true, false},
 	}
 	for _, st := range All(Deps{}) {
 		a := st.Tool.Annotations

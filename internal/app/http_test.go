@@ -105,7 +105,7 @@ func TestTenantsCannotReachEachOthersDatabases(t *testing.T) {
 				// Every other argument is valid and names B's objects, so only the ownership
 				// check can refuse the call.
 				args := map[string]any{"database_id": bID}
-				for prop, val := range map[string]any{"name": "alpha-probe", "checkpoint": "bravo-ckpt", "branch": "bravo-dev", "ago": "1m", "sql": "SELECT 1"} {
+				for prop, val := range map[string]any{"name": "alpha-probe", "checkpoint": "bravo-ckpt", "branch": "bravo-dev", "ago": "1m", "sql": "SELECT 1", "version": 1} {
 					if _, ok := schema.Properties[prop]; ok {
 						args[prop] = val
 					}
@@ -122,7 +122,7 @@ func TestTenantsCannotReachEachOthersDatabases(t *testing.T) {
 				}
 			}
 			want := []string{"apply_migration", "checkpoint", "create_dev_branch", "delete_dev_branch", "get_connection_string", "get_usage",
-				"list_branches", "list_checkpoints", "list_migrations", "restore_checkpoint", "run_sql", "undo_to_time"}
+				"list_branches", "list_checkpoints", "list_migrations", "restore_checkpoint", "run_sql", "undo_migration", "undo_to_time"}
 			slices.Sort(tried)
 			if !slices.Equal(tried, want) {
 				t.Errorf("tools tried %v, want every tool with a database_id %v", tried, want)

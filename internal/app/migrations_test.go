@@ -81,6 +81,32 @@ func TestMigrations(t *testing.T) {
 	if got := list(); !slices.Equal(got, []string{"0001_init"}) {
 		t.Fatalf("ledger after undoing 0002: %v", got)
 	}
+
+	// undo_migration: undoing one that later ones build on needs confirm, then undoes them all.
+	time.Sleep(1100 * time.Millisecond)
+	v2 := mustOK(t, apply("0002_u", "CREATE TABLE u (x int)"), "0002_u")["version"]
+	mustOK(t, apply("0003_w", "CREATE TABLE w (y int)"), "0003_w")
+	if r := call(t, c, "undo_migration", map[string]any{"database_id": id, "version": v2}); r.Code != "CONFIRMATION_REQUIRED" || !strings.Contains(r.Message, "0003_w") {
+		t.Fatalf("undo with a later migration: %s", r)
+	}
+	u := mustOK(t, call(t, c, "undo_migration", map[string]any{"database_id": id, "version": v2, "confirm": true}), "undo_migration")
+	if got := anyStrings(u["undone"]); !slices.Equal(got, []string{"0002_u", "0003_w"}) {
+		t.Fatalf("undone %v", got)
+	}
+	if got := list(); !slices.Equal(got, []string{"0001_init"}) {
+		t.Fatalf("ledger after undo_migration: %v", got)
+	}
+	tables := mustOK(t, call(t, c, "run_sql", map[string]any{"database_id": id,
+		"sql": "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('u', 'w')"}), "tables")
+	if n := tables["rows"].([]any)[0].([]any)[0]; n != float64(0) {
+		t.Fatalf("tables u and w after undo_migration: %v", n)
+	}
+	if got := rows(t, uri); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Fatalf("rows after undo_migration: %v", got)
+	}
+	if r := call(t, c, "undo_migration", map[string]any{"database_id": id, "version": 99}); r.Code != "NOT_FOUND" {
+		t.Fatalf("unknown version: %s", r)
+	}
 }
 
 func anyStrings(v any) []string {

@@ -270,4 +270,5 @@ type UseCases interface {
 	RunSQL(ctx context.Context, in RunSQLInput) (*RunSQLResult, error)
 	ApplyMigration(ctx context.Context, in ApplyMigrationInput) (*ApplyMigrationResult, error)
 	ListMigrations(ctx context.Context, in DatabaseBranchInput) (*ListMigrationsResult, error)
+	UndoMigration(ctx context.Context, in UndoMigrationInput) (*UndoMigrationResult, error)
 }

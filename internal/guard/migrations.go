@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/sqlguard"
 	"github.com/neonguard/neonguard/internal/store"
 	"github.com/neonguard/neonguard/internal/truncate"
@@ -328,4 +330,78 @@ func diffSchema(before, after map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// UndoMigrationInput is undo_migration's input.
+type UndoMigrationInput struct {
+	DatabaseID string
+	Version    int64
+	Branch     string // name or id; empty = main
+	Confirm    bool   // also undoes the migrations applied after it
+}
+
+// UndoMigrationResult is undo_migration's result.
+type UndoMigrationResult struct {
+	Migration Migration  `json:"migration" jsonschema_description:"the migration undone"`
+	Undone    []string   `json:"undone" jsonschema_description:"every migration undone: this one and those after it"`
+	Undo      UndoResult `json:"undo" jsonschema_description:"the in-place restore that undid it (backup branch kept, connection string unchanged)"`
+}
+
+// UndoMigration restores the branch in place to the migration's restore point, through the same
+// path as undo_to_time. Migrations applied after it are undone too, so they need confirm.
+func (g *Guard) UndoMigration(ctx context.Context, in UndoMigrationInput) (*UndoMigrationResult, error) {
+	list, err := g.ListMigrations(ctx, DatabaseBranchInput{DatabaseID: in.DatabaseID, Branch: in.Branch})
+	if err != nil {
+		return nil, err
+	}
+	var target *Migration
+	var undone, later []string
+	for i, m := range list.Migrations {
+		switch {
+		case m.Version == in.Version:
+			target = &list.Migrations[i]
+			undone = append(undone, m.Name)
+		case target != nil:
+			later = append(later, fmt.Sprintf("%d %s", m.Version, m.Name))
+			undone = append(undone, m.Name)
+		}
+	}
+	if target == nil {
+		return nil, errcode.New(errcode.NotFound, fmt.Sprintf("no migration version %d on branch %s", in.Version, list.Branch),
+			"call list_migrations to see the versions")
+	}
+	if len(later) > 0 && !in.Confirm {
+		return nil, errcode.New(errcode.ConfirmationRequired,
+			fmt.Sprintf("undoing migration %d also undoes the migrations applied after it: %s", in.Version, strings.Join(later, ", ")),
+			"call undo_migration again with confirm=true to undo them all, or undo the latest first")
+	}
+	at := target.RestorePoint.Time
+	res, err := g.UndoToTime(ctx, UndoInput{DatabaseID: in.DatabaseID, Timestamp: &at, Branch: in.Branch})
+	if ge := errcode.As(err); ge != nil && ge.Code == errcode.RestoreWindow {
+		ge.Message = fmt.Sprintf("migration %d (%s) was applied at %s, outside the restore window: %s", target.Version, target.Name,
+			at.Format(time.RFC3339), ge.Message)
+		if cp := g.checkpointBefore(ctx, in.DatabaseID, at); cp != "" {
+			ge.Hint = fmt.Sprintf("checkpoint %q was taken before it: restore_checkpoint goes back to it (later changes are lost)", cp)
+		}
+		return nil, ge
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &UndoMigrationResult{Migration: *target, Undone: undone, Undo: *res}, nil
+}
+
+// checkpointBefore names the newest checkpoint taken before t, or "".
+func (g *Guard) checkpointBefore(ctx context.Context, databaseID string, t time.Time) string {
+	list, err := g.ListCheckpoints(ctx, DatabaseInput{DatabaseID: databaseID})
+	if err != nil {
+		return ""
+	}
+	name := ""
+	for _, cp := range list.Checkpoints { // oldest first
+		if cp.CreatedAt.Before(t) {
+			name = cp.Name
+		}
+	}
+	return name
 }
