@@ -332,3 +332,14 @@ func (f *fakeGuard) UndoMigration(_ context.Context, in guard.UndoMigrationInput
 	}
 	return answer(f, r)
 }
+
+func (f *fakeGuard) DescribeSchema(_ context.Context, in guard.DescribeSchemaInput) (*guard.DescribeSchemaResult, error) {
+	f.record("DescribeSchema", in)
+	r := &guard.DescribeSchemaResult{DatabaseID: in.DatabaseID, Branch: "main", Schema: "public",
+		Tables: []guard.SchemaTable{{Name: "t", Columns: []guard.SchemaColumn{{Name: "id", Type: "integer"}}, PrimaryKey: []string{"id"}}},
+		Views:  []guard.SchemaTable{}, Enums: []guard.SchemaEnum{{Name: "mood", Values: []string{"ok"}}}}
+	if f.nilSlices {
+		r.Tables, r.Views, r.Enums = nil, nil, nil
+	}
+	return answer(f, r)
+}

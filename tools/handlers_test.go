@@ -37,6 +37,7 @@ var validArgs = map[string]string{
 	"apply_migration":       `{"database_id":"wispy-sun-12345678","name":"0001_init","sql":"create table t (id int)"}`,
 	"list_migrations":       `{"database_id":"wispy-sun-12345678"}`,
 	"undo_migration":        `{"database_id":"wispy-sun-12345678","version":2}`,
+	"describe_schema":       `{"database_id":"wispy-sun-12345678"}`,
 }
 
 func TestArgumentMapping(t *testing.T) {
@@ -80,6 +81,7 @@ func TestArgumentMapping(t *testing.T) {
 			guard.ApplyMigrationInput{DatabaseID: "d1", Name: "0001_init", SQL: "create table t (id int)", Branch: "dev"}},
 		{"list_migrations", `{"database_id":"d1","branch":"main"}`, guard.DatabaseBranchInput{DatabaseID: "d1"}},
 		{"undo_migration", `{"database_id":"d1","version":3,"confirm":true}`, guard.UndoMigrationInput{DatabaseID: "d1", Version: 3, Confirm: true}},
+		{"describe_schema", `{"database_id":"d1","schema":"app"}`, guard.DescribeSchemaInput{DatabaseID: "d1", Schema: "app"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.tool+tt.args, func(t *testing.T) {

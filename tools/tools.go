@@ -63,6 +63,7 @@ func factories() []func(Deps) server.ServerTool {
 		ApplyMigration,
 		ListMigrations,
 		UndoMigration,
+		DescribeSchema,
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 var wantNames = []string{
 	"create_database", "checkpoint", "undo_to_time", "create_dev_branch", "get_usage",
 	"list_databases", "list_checkpoints", "restore_checkpoint", "list_branches",
-	"delete_dev_branch", "get_connection_string", "describe_limits", "run_sql", "apply_migration", "list_migrations", "undo_migration",
+	"delete_dev_branch", "get_connection_string", "describe_limits", "run_sql", "apply_migration", "list_migrations", "undo_migration", "describe_schema",
 }
 
 var wantAdminNames = []string{
@@ -81,6 +81,7 @@ func TestAnnotations(t *testing.T) {
 		"apply_migration":       {false, true, true},
 		"list_migrations":       ro,
 		"undo_migration":        {false, true, false},
+		"describe_schema":       ro,
 	}
 	for _, st := range All(Deps{}) {
 		a := st.Tool.Annotations

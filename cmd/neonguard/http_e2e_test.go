@@ -66,24 +66,19 @@ func (e *httpEnv) cli(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// createToken runs `tenant token create` and returns the token id (first line: "created token
-// tok_… for tenant …") and the secret (second line).
+// createToken runs `tenant token create --output json` and returns the token's id and secret.
 func (e *httpEnv) createToken(t *testing.T, tenant string, scopes ...string) (id, secret string) {
 	t.Helper()
-	args := []string{"tenant", "token", "create", tenant}
+	args := []string{"tenant", "token", "create", tenant, "--output", "json"}
 	for _, s := range scopes {
 		args = append(args, "--scope", s)
 	}
 	out := e.cli(t, args...)
-	lines := strings.Split(out, "\n")
-	if len(lines) < 2 {
-		t.Fatalf("token create printed %q", out)
+	var tok struct{ ID, Secret string }
+	if err := json.Unmarshal([]byte(out), &tok); err != nil || !strings.HasPrefix(tok.ID, "tok_") || tok.Secret == "" {
+		t.Fatalf("token create --output json printed %q (%v)", out, err)
 	}
-	f := strings.Fields(lines[0])
-	if len(f) < 3 || f[0] != "created" || f[1] != "token" || !strings.HasPrefix(f[2], "tok_") {
-		t.Fatalf("token create: first line %q, want \"created token tok_… for tenant …\"", lines[0])
-	}
-	return f[2], strings.TrimSpace(lines[1])
+	return tok.ID, tok.Secret
 }
 
 func (e *httpEnv) log() string {

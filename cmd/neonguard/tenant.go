@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -111,25 +112,44 @@ func newTenantListCmd(g *globals) *cobra.Command {
 
 func newTenantTokenCreateCmd(g *globals) *cobra.Command {
 	var scopes []string
+	var output string
 	cmd := &cobra.Command{
 		Use:   "create TENANT",
 		Short: "Create a bearer token and print its secret (shown once, never stored)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Create a bearer token for TENANT and print its secret, which is shown only this once.
+
+Only the secret goes to stdout, so TOKEN=$(neonguard tenant token create acme) captures exactly
+it; the token's id and scopes go to stderr. --output json prints {"id", "tenant", "scopes",
+"secret"} on stdout instead.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, tenant := cmd.Context(), args[0]
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output %q: want text or json", output)
+			}
 			return g.withTenants(ctx, func(_ config.Config, svc *tenants.Service) error {
 				tok, err := svc.CreateToken(ctx, tenant, scopes)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(g.stdout, "created token %s for tenant %s (scopes: %s)\n", tok.Token.ID, tenant, scopeList(tok.Token.Scopes))
-				fmt.Fprintln(g.stdout, tok.Secret)
-				fmt.Fprintln(g.stdout, "This secret is shown only once: neonguard stores only its hash. Keep it now.")
-				return nil
+				if output == "json" {
+					enc := json.NewEncoder(g.stdout)
+					return enc.Encode(struct {
+						ID     string   `json:"id"`
+						Tenant string   `json:"tenant"`
+						Scopes []string `json:"scopes"`
+						Secret string   `json:"secret"`
+					}{tok.Token.ID, tenant, append([]string{}, tok.Token.Scopes...), tok.Secret})
+				}
+				fmt.Fprintf(g.stderr, "created token %s for tenant %s (scopes: %s)\n", tok.Token.ID, tenant, scopeList(tok.Token.Scopes))
+				fmt.Fprintln(g.stderr, "This secret is shown only once: neonguard stores only its hash. Keep it now.")
+				_, err = fmt.Fprintln(g.stdout, tok.Secret)
+				return err
 			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "grant a scope (repeatable; known: "+strings.Join(identity.Scopes, ", ")+")")
+	cmd.Flags().StringVar(&output, "output", "text", "text (the secret alone on stdout, the rest on stderr) or json")
 	return cmd
 }
 

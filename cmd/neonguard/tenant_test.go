@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,11 +13,18 @@ import (
 // runCLI runs the root command in-process against dataDir and returns stdout and the error.
 func runCLI(t *testing.T, dataDir string, args ...string) (string, error) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := newRootCmd(strings.NewReader(""), &stdout, &stderr)
+	stdout, _, err := runCLISplit(t, dataDir, args...)
+	return stdout, err
+}
+
+// runCLISplit is runCLI returning stderr too.
+func runCLISplit(t *testing.T, dataDir string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := newRootCmd(strings.NewReader(""), &out, &errb)
 	cmd.SetArgs(append([]string{"--data-dir", dataDir, "--log-level", "error"}, args...))
-	err := cmd.ExecuteContext(t.Context())
-	return stdout.String(), err
+	err = cmd.ExecuteContext(t.Context())
+	return out.String(), errb.String(), err
 }
 
 func TestTenantTokenLifecycle(t *testing.T) {
@@ -55,16 +63,34 @@ func TestTenantTokenLifecycle(t *testing.T) {
 	if _, err := runCLI(t, dir, "tenant", "token", "create", "acme", "--scope", "root"); err == nil || !strings.Contains(err.Error(), "unknown scope") {
 		t.Fatalf("unknown scope: err = %v", err)
 	}
-	out = mustRun("tenant", "token", "create", "acme", "--scope", "admin")
-	secret := regexp.MustCompile(`(?m)^ngt_[a-z2-7]{52}$`).FindString(out)
-	id := regexp.MustCompile(`created token (tok_[0-9a-f]+) for tenant acme \(scopes: admin\)`).FindStringSubmatch(out)
-	if secret == "" || id == nil || !strings.Contains(out, "shown only once") || !strings.Contains(out, "stores only its hash") {
-		t.Fatalf("token create: %q", out)
+	// Only the secret on stdout (TOKEN=$(…) captures it), the rest on stderr.
+	out, errOut, err := runCLISplit(t, dir, "tenant", "token", "create", "acme", "--scope", "admin")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if strings.Count(out, secret) != 1 {
-		t.Fatalf("secret printed %d times", strings.Count(out, secret))
+	secret := strings.TrimSuffix(out, "\n")
+	id := regexp.MustCompile(`created token (tok_[0-9a-f]+) for tenant acme \(scopes: admin\)`).FindStringSubmatch(errOut)
+	if !regexp.MustCompile(`^ngt_[a-z2-7]{52}$`).MatchString(secret) || id == nil ||
+		!strings.Contains(errOut, "shown only once") || !strings.Contains(errOut, "stores only its hash") {
+		t.Fatalf("token create: stdout %q stderr %q", out, errOut)
+	}
+	if strings.Contains(errOut, secret) {
+		t.Fatal("the secret is printed on stderr too")
 	}
 	tokenID := id[1]
+
+	out = mustRun("tenant", "token", "create", "acme", "--output", "json")
+	var created struct {
+		ID, Tenant, Secret string
+		Scopes             []string
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil || !strings.HasPrefix(created.ID, "tok_") ||
+		created.Tenant != "acme" || !strings.HasPrefix(created.Secret, "ngt_") || created.Scopes == nil || len(created.Scopes) != 0 {
+		t.Fatalf("token create --output json: %q (%v)", out, err)
+	}
+	if _, err := runCLI(t, dir, "tenant", "token", "create", "acme", "--output", "yaml"); err == nil {
+		t.Fatal("--output yaml accepted")
+	}
 
 	out = mustRun("tenant", "token", "list", "acme")
 	if strings.Contains(out, secret) || strings.Contains(out, "ngt_") {

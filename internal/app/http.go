@@ -36,10 +36,11 @@ func (a *App) NewHTTP(log *slog.Logger) (*server.HTTP, error) {
 	mcp := server.New(server.Options{
 		Guard: a.Guard, Audit: a.Store, Logger: log, Version: Version,
 		CallTimeout: cfg.CallTimeout, MaxConcurrent: cfg.HTTP.MaxConcurrentCalls,
-		TierOf:  a.tierOf,
-		Metrics: a.Metrics,
-		Calls:   calls,
-		Admin:   &tenants.Service{Store: a.Store, Policy: cfg.Policy, Databases: a.Guard, Lifecycle: a.Lifecycle},
+		MaxConcurrentPerTenant: cfg.HTTP.TenantMaxConcurrentCalls,
+		TierOf:                 a.tierOf,
+		Metrics:                a.Metrics,
+		Calls:                  calls,
+		Admin:                  &tenants.Service{Store: a.Store, Policy: cfg.Policy, Databases: a.Guard, Lifecycle: a.Lifecycle},
 	})
 	return server.NewHTTP(mcp, server.HTTPOptions{
 		Auth:           authn,
@@ -47,11 +48,19 @@ func (a *App) NewHTTP(log *slog.Logger) (*server.HTTP, error) {
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
 		SessionIdleTTL: cfg.HTTP.SessionIdleTTL,
 		SSEKeepAlive:   cfg.HTTP.SSEKeepAlive,
-		UnreadyDelay:   cfg.HTTP.UnreadyDelay,
-		Ready:          a.Store.Ping, // ready when the store answers
-		Calls:          calls,
-		Metrics:        a.Metrics,
-		Logger:         log.With("component", "http"),
+		// Per-tenant limits on every request, so no tenant can take the endpoint from others.
+		BodyReadTimeout:   cfg.HTTP.BodyReadTimeout,
+		TenantMaxRequests: cfg.HTTP.TenantMaxRequests,
+		TenantMaxStreams:  cfg.HTTP.TenantMaxStreams,
+		TenantMaxSessions: cfg.HTTP.TenantMaxSessions,
+		StreamRecheck:     cfg.HTTP.StreamRecheck,
+		TierOf:            a.tierOf,
+		RequestRateFactor: cfg.HTTP.RequestRateFactor,
+		UnreadyDelay:      cfg.HTTP.UnreadyDelay,
+		Ready:             a.Store.Ping, // ready when the store answers
+		Calls:             calls,
+		Metrics:           a.Metrics,
+		Logger:            log.With("component", "http"),
 	}), nil
 }
 

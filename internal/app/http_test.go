@@ -121,7 +121,7 @@ func TestTenantsCannotReachEachOthersDatabases(t *testing.T) {
 					}
 				}
 			}
-			want := []string{"apply_migration", "checkpoint", "create_dev_branch", "delete_dev_branch", "get_connection_string", "get_usage",
+			want := []string{"apply_migration", "checkpoint", "create_dev_branch", "delete_dev_branch", "describe_schema", "get_connection_string", "get_usage",
 				"list_branches", "list_checkpoints", "list_migrations", "restore_checkpoint", "run_sql", "undo_migration", "undo_to_time"}
 			slices.Sort(tried)
 			if !slices.Equal(tried, want) {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"time"
-
-	"github.com/neonguard/neonguard/internal/sqlguard"
 )
 
 // setupJanitor adds the janitor loop when janitor.interval > 0: every interval it deletes the
@@ -19,9 +17,6 @@ func (a *App) setupJanitor(_ context.Context, log *slog.Logger) error {
 			log.WarnContext(ctx, "recovery at start incomplete; the janitor and the next calls retry it", "err", err)
 		}
 	}})
-	// The SQL parser compiles its WebAssembly on first use (about a second of CPU): do it now,
-	// beside the transports, rather than in an agent's first run_sql.
-	a.background = append(a.background, background{name: "sql-parser", run: func(context.Context) { sqlguard.Warm() }})
 	every := a.Config.Janitor.Interval
 	if every <= 0 {
 		return nil

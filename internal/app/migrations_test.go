@@ -44,6 +44,25 @@ func TestMigrations(t *testing.T) {
 			t.Errorf("schema changes %q lack %q", changes, want)
 		}
 	}
+	// describe_schema sees what the migration made.
+	mustOK(t, apply("0001b_enum", "CREATE TYPE mood AS ENUM ('ok', 'sad'); CREATE VIEW v AS SELECT 1 AS one"), "0001b")
+	sch := mustOK(t, call(t, c, "describe_schema", map[string]any{"database_id": id}), "describe_schema")
+	sTables, views, enums := sch["tables"].([]any), sch["views"].([]any), sch["enums"].([]any)
+	if len(sTables) != 1 || len(views) != 1 || len(enums) != 1 {
+		t.Fatalf("describe_schema: %v", sch)
+	}
+	tt := sTables[0].(map[string]any)
+	col := tt["columns"].([]any)[0].(map[string]any)
+	if tt["name"] != "t" || col["name"] != "n" || col["type"] != "integer" || col["nullable"] != false ||
+		!slices.Equal(anyStrings(tt["primary_key"]), []string{"n"}) || !strings.Contains(strings.Join(anyStrings(tt["indexes"]), " "), "t_n") {
+		t.Fatalf("table t: %v", tt)
+	}
+	if e := enums[0].(map[string]any); e["name"] != "mood" || !slices.Equal(anyStrings(e["values"]), []string{"ok", "sad"}) {
+		t.Fatalf("enum: %v", e)
+	}
+	if names := anyStrings([]any{views[0].(map[string]any)["name"]}); names[0] != "v" {
+		t.Fatalf("view: %v", views)
+	}
 	insert(t, uri, 1, 3)
 	// The same name and SQL: nothing runs. The same name, other SQL: refused.
 	again := mustOK(t, apply("0001_init", "CREATE TABLE t (n int PRIMARY KEY); CREATE INDEX t_n ON t (n)"), "0001 again")
@@ -57,7 +76,7 @@ func TestMigrations(t *testing.T) {
 	if r := apply("0002_broken", "CREATE TABLE u (x int); ALTER TABLE nosuch ADD COLUMN y int"); r.Code != "INVALID_ARGUMENT" || !strings.Contains(r.Message, "42P01") {
 		t.Fatalf("broken migration: %s", r)
 	}
-	if got := list(); !slices.Equal(got, []string{"0001_init"}) {
+	if got := list(); !slices.Equal(got, []string{"0001_init", "0001b_enum"}) {
 		t.Fatalf("ledger after a failed migration: %v", got)
 	}
 	// A destructive migration on main needs confirm; with it, it is recorded with its restore point.
@@ -66,10 +85,10 @@ func TestMigrations(t *testing.T) {
 		t.Fatalf("destructive without confirm: %s", r)
 	}
 	drop := mustOK(t, apply("0002_drop", "ALTER TABLE t ADD COLUMN m int; ALTER TABLE t DROP COLUMN n", "confirm", true), "0002 with confirm")
-	if drop["version"] != float64(2) || len(anyStrings(drop["destructive"])) != 1 {
+	if drop["version"] != float64(3) || len(anyStrings(drop["destructive"])) != 1 {
 		t.Fatalf("0002: %v", drop)
 	}
-	if got := list(); !slices.Equal(got, []string{"0001_init", "0002_drop"}) {
+	if got := list(); !slices.Equal(got, []string{"0001_init", "0001b_enum", "0002_drop"}) {
 		t.Fatalf("ledger: %v", got)
 	}
 	// Its restore point takes the database back: the column and its rows, and the ledger too.
@@ -78,7 +97,7 @@ func TestMigrations(t *testing.T) {
 	if got := rows(t, uri); !slices.Equal(got, []int{1, 2, 3}) {
 		t.Fatalf("rows after undoing 0002: %v", got)
 	}
-	if got := list(); !slices.Equal(got, []string{"0001_init"}) {
+	if got := list(); !slices.Equal(got, []string{"0001_init", "0001b_enum"}) {
 		t.Fatalf("ledger after undoing 0002: %v", got)
 	}
 
@@ -93,7 +112,7 @@ func TestMigrations(t *testing.T) {
 	if got := anyStrings(u["undone"]); !slices.Equal(got, []string{"0002_u", "0003_w"}) {
 		t.Fatalf("undone %v", got)
 	}
-	if got := list(); !slices.Equal(got, []string{"0001_init"}) {
+	if got := list(); !slices.Equal(got, []string{"0001_init", "0001b_enum"}) {
 		t.Fatalf("ledger after undo_migration: %v", got)
 	}
 	tables := mustOK(t, call(t, c, "run_sql", map[string]any{"database_id": id,

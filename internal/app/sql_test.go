@@ -43,6 +43,24 @@ func TestRunSQL(t *testing.T) {
 		t.Fatalf("a read has no restore point: %v", r)
 	}
 
+	// Several statements in a read: the last one's rows. One that tries to leave the READ ONLY
+	// transaction is refused, and nothing is written.
+	two := mustOK(t, sql(map[string]any{"sql": "SELECT 1; SELECT n FROM t ORDER BY n"}), "two reads")
+	if len(two["rows"].([]any)) != 3 {
+		t.Fatalf("two reads: %v", two)
+	}
+	escape := sql(map[string]any{"sql": "COMMIT; SET default_transaction_read_only = off; INSERT INTO t VALUES (99)"})
+	if escape.Code != "INVALID_ARGUMENT" || slices.Contains(rows(t, uri), 99) {
+		t.Fatalf("a read that commits and writes: %s, rows %v", escape, rows(t, uri))
+	}
+	single := sql(map[string]any{"sql": "SELECT set_config('default_transaction_read_only', 'off', false)"})
+	if single.Code != "" {
+		t.Fatalf("a single read that changes a setting: %s", single)
+	}
+	if r := sql(map[string]any{"sql": "INSERT INTO t VALUES (98)"}); r.Code != "INVALID_ARGUMENT" {
+		t.Fatalf("the setting outlived its call: %s", r)
+	}
+
 	// Read-only by default: a write is refused by PostgreSQL and changes nothing.
 	if r := sql(map[string]any{"sql": "INSERT INTO t VALUES (10)"}); r.Code != "INVALID_ARGUMENT" || !strings.Contains(r.Hint, "read_only=false") {
 		t.Fatalf("write without read_only=false: %s", r)

@@ -203,6 +203,12 @@ func (v *JWTVerifier) Verify(ctx context.Context, raw string) (tenantID string, 
 // key returns the verification key for t. The parser has already checked that t's alg is one
 // of the pinned methods.
 func (v *JWTVerifier) key(ctx context.Context, t *jwt.Token) (any, error) {
+	// RFC 7515 §4.1.11: a recipient must reject a JWS whose "crit" names an extension it does
+	// not understand. This verifier understands none (and "crit" must not be empty), so any
+	// "crit" header is refused, before a key is looked up.
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errCritical
+	}
 	alg := t.Method.Alg()
 	if v.jwks == nil {
 		if alg != algHS256 {
@@ -225,6 +231,7 @@ var (
 	errAlgMismatch     = errors.New("algorithm does not match the key")
 	errUnknownKey      = errors.New("unknown key id")
 	errKeysUnavailable = errors.New("signing keys unavailable")
+	errCritical        = errors.New("critical header extension not understood")
 )
 
 // reason names a parse failure from a fixed vocabulary: jwt's own messages can quote decoded
@@ -237,6 +244,7 @@ func reason(err error) string {
 		{errAlgMismatch, "algorithm does not match the key"},
 		{errUnknownKey, "unknown key id"},
 		{errKeysUnavailable, "signing keys unavailable"},
+		{errCritical, "critical header extension not understood"},
 		{jwt.ErrTokenMalformed, "malformed token"},
 		{jwt.ErrTokenSignatureInvalid, "bad signature"},
 		{jwt.ErrTokenRequiredClaimMissing, "required claim missing"},

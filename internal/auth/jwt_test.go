@@ -67,6 +67,20 @@ func sign(t *testing.T, m jwt.SigningMethod, key any, kid string, claims jwt.Map
 	return s
 }
 
+// signWithHeader makes an HS256 JWS of claims with extra header parameters (name, value pairs).
+func signWithHeader(t *testing.T, key []byte, claims jwt.MapClaims, kv ...any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	for i := 0; i < len(kv); i += 2 {
+		tok.Header[kv[i].(string)] = kv[i+1]
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // claimsAt are valid claims at now for tenant with the admin scope.
 func claimsAt(now time.Time, tenant string) jwt.MapClaims {
 	return jwt.MapClaims{
@@ -236,6 +250,11 @@ func TestJWTHS256(t *testing.T) {
 		{"two segments", "malformed", "aaaa.bbbb"},
 		{"non-base64url", "malformed", "aa+a.bbbb.cccc"},
 		{"huge", "malformed", strings.Repeat("a", maxJWTLen) + ".b.c"},
+		// RFC 7515 §4.1.11: an extension listed in crit that is not understood is refused,
+		// even when the token is otherwise valid and the extension header is present.
+		{"crit extension", "critical header", signWithHeader(t, key, good, "crit", []string{"x"}, "x", true)},
+		{"crit naming a registered header", "critical header", signWithHeader(t, key, good, "crit", []string{"kid"}, "kid", "k1")},
+		{"empty crit", "critical header", signWithHeader(t, key, good, "crit", []string{})},
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {

@@ -195,6 +195,15 @@ type HTTP struct {
 	UnreadyDelay       time.Duration `yaml:"unready_delay" env:"NEONGUARD_HTTP_UNREADY_DELAY" default:"0s" usage:"on SIGTERM, how long /readyz fails while requests are still served, before the listener closes (your load balancer's probe interval)"`
 	ShutdownGrace      time.Duration `yaml:"shutdown_grace" env:"NEONGUARD_HTTP_SHUTDOWN_GRACE" default:"60s" usage:"on SIGTERM, how long calls in flight may take to finish"`
 	MaxConcurrentCalls int           `yaml:"max_concurrent_calls" env:"NEONGUARD_HTTP_MAX_CONCURRENT_CALLS" default:"64" usage:"tool calls running at once, all tenants together; more wait, then get RATE_LIMITED"`
+	// Limits per tenant, so one tenant (a buggy or hostile client) cannot take the endpoint from
+	// the others. Each is per replica.
+	TenantMaxConcurrentCalls int           `yaml:"tenant_max_concurrent_calls" env:"NEONGUARD_HTTP_TENANT_MAX_CONCURRENT_CALLS" default:"16" usage:"tool calls of one tenant running at once; more wait for one of them to end (within call_timeout), then get RATE_LIMITED"`
+	TenantMaxRequests        int           `yaml:"tenant_max_requests" env:"NEONGUARD_HTTP_TENANT_MAX_REQUESTS" default:"32" usage:"POST requests of one tenant open at once (bodies being received, answers being sent); more get 429"`
+	TenantMaxStreams         int           `yaml:"tenant_max_streams" env:"NEONGUARD_HTTP_TENANT_MAX_STREAMS" default:"32" usage:"open event streams of one tenant (GET /mcp and GET /sse); more get 429"`
+	TenantMaxSessions        int           `yaml:"tenant_max_sessions" env:"NEONGUARD_HTTP_TENANT_MAX_SESSIONS" default:"128" usage:"live Streamable HTTP sessions of one tenant (a session without requests for session_idle_ttl ends); an initialize beyond it gets 429"`
+	RequestRateFactor        int           `yaml:"request_rate_factor" env:"NEONGUARD_HTTP_REQUEST_RATE_FACTOR" default:"4" usage:"every HTTP request of a tenant (initialize, tools/list, streams, tool calls…) takes a token from a bucket this many times its tier's calls_per_minute and call_burst; beyond it: 429 with Retry-After (0: only tool calls are limited)"`
+	BodyReadTimeout          time.Duration `yaml:"body_read_timeout" env:"NEONGUARD_HTTP_BODY_READ_TIMEOUT" default:"10s" usage:"longest a request body may take to arrive; a slower one gets 408 and its connection is closed"`
+	StreamRecheck            time.Duration `yaml:"stream_recheck" env:"NEONGUARD_HTTP_STREAM_RECHECK" default:"30s" usage:"how often an open stream's credential is checked again: streams of a revoked token or an expired JWT close within this"`
 }
 
 // Monitor configures the usage monitor that serve runs: it samples every database's
@@ -801,7 +810,8 @@ func (c Config) validateHTTP(v *problems) {
 	for _, d := range []struct {
 		key string
 		val time.Duration
-	}{{"http.session_idle_ttl", c.HTTP.SessionIdleTTL}, {"http.sse_keep_alive", c.HTTP.SSEKeepAlive}, {"http.shutdown_grace", c.HTTP.ShutdownGrace}} {
+	}{{"http.session_idle_ttl", c.HTTP.SessionIdleTTL}, {"http.sse_keep_alive", c.HTTP.SSEKeepAlive}, {"http.shutdown_grace", c.HTTP.ShutdownGrace},
+		{"http.body_read_timeout", c.HTTP.BodyReadTimeout}, {"http.stream_recheck", c.HTTP.StreamRecheck}} {
 		if d.val <= 0 {
 			v.bad(d.key, "%s must be positive", d.val)
 		}
@@ -809,8 +819,18 @@ func (c Config) validateHTTP(v *problems) {
 	if c.HTTP.UnreadyDelay < 0 {
 		v.bad("http.unready_delay", "%s must not be negative", c.HTTP.UnreadyDelay)
 	}
-	if c.HTTP.MaxConcurrentCalls < 1 {
-		v.bad("http.max_concurrent_calls", "%d must be at least 1", c.HTTP.MaxConcurrentCalls)
+	for _, n := range []struct {
+		key string
+		val int
+	}{{"http.max_concurrent_calls", c.HTTP.MaxConcurrentCalls}, {"http.tenant_max_concurrent_calls", c.HTTP.TenantMaxConcurrentCalls},
+		{"http.tenant_max_requests", c.HTTP.TenantMaxRequests}, {"http.tenant_max_streams", c.HTTP.TenantMaxStreams},
+		{"http.tenant_max_sessions", c.HTTP.TenantMaxSessions}} {
+		if n.val < 1 {
+			v.bad(n.key, "%d must be at least 1", n.val)
+		}
+	}
+	if c.HTTP.RequestRateFactor < 0 {
+		v.bad("http.request_rate_factor", "%d must not be negative (0 turns the request budget off)", c.HTTP.RequestRateFactor)
 	}
 }
 

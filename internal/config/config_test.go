@@ -70,7 +70,9 @@ func TestDefaults(t *testing.T) {
 		Defaults:    Defaults{Region: "aws-us-east-2"}, // pg_version: the backend decides (app)
 		CallTimeout: 60 * time.Second,
 		HTTP: HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, SessionIdleTTL: 15 * time.Minute,
-			SSEKeepAlive: 25 * time.Second, ShutdownGrace: time.Minute, MaxConcurrentCalls: 64},
+			SSEKeepAlive: 25 * time.Second, ShutdownGrace: time.Minute, MaxConcurrentCalls: 64,
+			TenantMaxConcurrentCalls: 16, TenantMaxRequests: 32, TenantMaxStreams: 32, TenantMaxSessions: 128,
+			RequestRateFactor: 4, BodyReadTimeout: 10 * time.Second, StreamRecheck: 30 * time.Second},
 		Auth:    Auth{JWT: JWT{TenantClaim: "tenant", ScopeClaim: "scope"}},
 		Monitor: Monitor{Interval: 15 * time.Minute},
 		Janitor: Janitor{Interval: 10 * time.Minute},
@@ -503,6 +505,19 @@ func TestValidate(t *testing.T) {
 			"http.session_idle_ttl (NEONGUARD_HTTP_SESSION_IDLE_TTL): 0s must be positive",
 			"http.max_concurrent_calls (NEONGUARD_HTTP_MAX_CONCURRENT_CALLS): 0 must be at least 1",
 		}},
+		{"http tenant limits", func(c *Config) {
+			c.HTTP.TenantMaxConcurrentCalls, c.HTTP.TenantMaxRequests, c.HTTP.TenantMaxStreams, c.HTTP.TenantMaxSessions = 0, 0, -1, 0
+			c.HTTP.RequestRateFactor, c.HTTP.BodyReadTimeout, c.HTTP.StreamRecheck = -1, 0, 0
+		}, []string{
+			"http.tenant_max_concurrent_calls (NEONGUARD_HTTP_TENANT_MAX_CONCURRENT_CALLS): 0 must be at least 1",
+			"http.tenant_max_requests (NEONGUARD_HTTP_TENANT_MAX_REQUESTS): 0 must be at least 1",
+			"http.tenant_max_streams (NEONGUARD_HTTP_TENANT_MAX_STREAMS): -1 must be at least 1",
+			"http.tenant_max_sessions (NEONGUARD_HTTP_TENANT_MAX_SESSIONS): 0 must be at least 1",
+			"http.request_rate_factor (NEONGUARD_HTTP_REQUEST_RATE_FACTOR): -1 must not be negative",
+			"http.body_read_timeout (NEONGUARD_HTTP_BODY_READ_TIMEOUT): 0s must be positive",
+			"http.stream_recheck (NEONGUARD_HTTP_STREAM_RECHECK): 0s must be positive",
+		}},
+		{"http request budget off", func(c *Config) { c.HTTP.RequestRateFactor = 0 }, nil},
 		{"jwt both", func(c *Config) {
 			c.Auth.JWT.HS256Secret, c.Auth.JWT.JWKSURL = strings.Repeat("k", 32), "https://idp/jwks"
 		},

@@ -271,4 +271,5 @@ type UseCases interface {
 	ApplyMigration(ctx context.Context, in ApplyMigrationInput) (*ApplyMigrationResult, error)
 	ListMigrations(ctx context.Context, in DatabaseBranchInput) (*ListMigrationsResult, error)
 	UndoMigration(ctx context.Context, in UndoMigrationInput) (*UndoMigrationResult, error)
+	DescribeSchema(ctx context.Context, in DescribeSchemaInput) (*DescribeSchemaResult, error)
 }

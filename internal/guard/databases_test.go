@@ -379,3 +379,28 @@ func TestGetConnectionStringRefusals(t *testing.T) {
 	_, err = e.g.GetConnectionString(as(alice), guard.ConnectionInput{DatabaseID: db.DatabaseID, Branch: bare.ID})
 	wantCode(t, err, errcode.InvalidArgument, "start a compute for the branch", "compute size not allowed")
 }
+
+// Issue 9.3: an interrupted create_database one below the tenant's limit. Its reservation holds
+// the last slot, so its retry must not count it again: the retry records the project Neon made
+// instead of answering DATABASE_LIMIT.
+func TestCreateDatabaseRetryAtTheLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createDB(alice, "a")
+	e.createDB(alice, "b") // free allows 3: one left
+	e.free.Fail("CreateProject", neontest.LostAnswer())
+	if _, err := e.g.CreateDatabase(as(alice), guard.CreateDatabaseInput{Name: "c"}); err == nil {
+		t.Fatal("want the lost answer")
+	}
+	res, err := e.g.CreateDatabase(as(alice), guard.CreateDatabaseInput{Name: "c"})
+	if err != nil {
+		t.Fatalf("retry of the interrupted create at the limit: %v", err)
+	}
+	if n := e.free.Count("CreateProject"); n != 1 || len(e.free.Projects()) != 3 {
+		t.Fatalf("CreateProject %d times, %d projects: the retry must find the one Neon made", n, len(e.free.Projects()))
+	}
+	// The limit still holds for a new name.
+	_, err = e.g.CreateDatabase(as(alice), guard.CreateDatabaseInput{Name: "d"})
+	wantCode(t, err, errcode.DatabaseLimit)
+	_ = res
+}

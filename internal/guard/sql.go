@@ -53,7 +53,7 @@ type RunSQLResult struct {
 	Command      string         `json:"command" jsonschema_description:"the last statement's command tag"`
 	DurationMS   int64          `json:"duration_ms"`
 	RestorePoint *RestorePoint  `json:"restore_point,omitempty" jsonschema_description:"for a write on main: undo_to_time with this time reverts it"`
-	Statements   []SQLStatement `json:"statements"`
+	Statements   []SQLStatement `json:"statements" jsonschema_description:"for a write: each statement as PostgreSQL's parser reads it"`
 	Notices      []string       `json:"notices,omitempty"`
 }
 
@@ -77,12 +77,17 @@ func (g *Guard) RunSQL(ctx context.Context, in RunSQLInput) (*RunSQLResult, erro
 		return nil, err
 	}
 	limits := c.tier.SQL.WithDefaults()
-	analysis, err := analyzeSQL(in.SQL)
-	if err != nil {
-		return nil, err
-	}
-	if len(in.Params) > 0 && len(analysis.Statements) > 1 {
-		return nil, invalid("params need exactly one statement", "run the statements one by one, or inline the values")
+	// A read of one statement needs no parse: it runs alone (extended protocol) inside a READ
+	// ONLY transaction, which PostgreSQL enforces. A write, and a read of several statements,
+	// are read by the parser first (it is loaded on first use and is large).
+	var analysis sqlguard.Analysis
+	if !in.ReadOnly {
+		if analysis, err = analyzeSQL(in.SQL); err != nil {
+			return nil, err
+		}
+		if len(in.Params) > 0 && len(analysis.Statements) > 1 {
+			return nil, invalid("params need exactly one statement", "run the statements one by one, or inline the values")
+		}
 	}
 	t, err := g.sqlTarget(ctx, c, in.DatabaseID, in.Branch)
 	if err != nil {
@@ -97,11 +102,20 @@ func (g *Guard) RunSQL(ctx context.Context, in RunSQLInput) (*RunSQLResult, erro
 			return nil, confirmationRequired(d)
 		}
 	}
-	res, err := runSQL(ctx, t.uri, in, limits, t.onMain && !in.ReadOnly)
+	res, err := runSQL(ctx, t.uri, in, limits, t.onMain && !in.ReadOnly, !in.ReadOnly)
+	if errors.Is(err, errSeveralStatements) {
+		// A read of several statements: the parser makes sure none of them ends the READ ONLY
+		// transaction (a COMMIT followed by more SQL would run outside it).
+		if analysis, err = analyzeSQL(in.SQL); err != nil {
+			return nil, err
+		}
+		res, err = runSQL(ctx, t.uri, in, limits, false, true)
+	}
 	if err != nil {
 		return nil, err
 	}
 	res.DatabaseID, res.Branch = t.db.ID, t.branch
+	res.Statements = []SQLStatement{}
 	for _, s := range analysis.Statements {
 		res.Statements = append(res.Statements, SQLStatement{Command: s.Command, ReadOnly: s.ReadOnly, Destructive: s.Destructive})
 	}
@@ -120,7 +134,10 @@ func confirmationRequired(d []sqlguard.Statement) error {
 }
 
 // runSQL connects to uri and runs in's SQL in one transaction.
-func runSQL(ctx context.Context, uri string, in RunSQLInput, limits policy.SQLLimits, restorePoint bool) (*RunSQLResult, error) {
+// errSeveralStatements is an unparsed read that PostgreSQL found to hold several statements.
+var errSeveralStatements = errors.New("guard: several statements")
+
+func runSQL(ctx context.Context, uri string, in RunSQLInput, limits policy.SQLLimits, restorePoint, parsed bool) (*RunSQLResult, error) {
 	var notices []string
 	conn, err := connectSQL(ctx, uri, limits, in.ReadOnly, &notices)
 	if err != nil {
@@ -143,13 +160,19 @@ func runSQL(ctx context.Context, uri string, in RunSQLInput, limits policy.SQLLi
 		return nil, sqlError(err, in.ReadOnly)
 	}
 	pg := conn.PgConn()
-	if len(in.Params) > 0 {
+	// The extended protocol runs exactly one statement: params, and an unparsed read (see
+	// RunSQL). Several statements go through the simple protocol once the parser has read them.
+	if len(in.Params) > 0 || !parsed {
 		values, err := paramTexts(in.Params)
 		if err != nil {
 			return nil, err
 		}
 		rr := pg.ExecParams(ctx, in.SQL, values, nil, nil, nil)
 		err = collect(rr, conn.TypeMap(), limits, out)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42601" && strings.Contains(pe.Message, "multiple commands") && len(in.Params) == 0 {
+			return nil, errSeveralStatements
+		}
 		if err != nil {
 			return nil, sqlError(err, in.ReadOnly)
 		}

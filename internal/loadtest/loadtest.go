@@ -788,11 +788,12 @@ func startLoadServer(ctx context.Context, o Options, log *slog.Logger) (*loadSer
 		if err != nil {
 			return s, err
 		}
-		lines := strings.Split(out, "\n")
-		if len(lines) < 2 || strings.TrimSpace(lines[1]) == "" {
-			return s, fmt.Errorf("tenant token create %s: no secret on the second line of its output:\n%s", name, out)
+		// It prints the secret alone on stdout.
+		secret := strings.TrimSpace(out)
+		if secret == "" || strings.ContainsAny(secret, " \n") {
+			return s, fmt.Errorf("tenant token create %s: stdout is not a secret alone:\n%s", name, out)
 		}
-		s.target.tokens = append(s.target.tokens, strings.TrimSpace(lines[1]))
+		s.target.tokens = append(s.target.tokens, secret)
 	}
 
 	logf, err := os.Create(s.logPath)

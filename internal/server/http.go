@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/neonguard/neonguard/internal/auth"
@@ -38,7 +37,24 @@ type HTTPOptions struct {
 	PublicURL      string
 	MaxBodyBytes   int64         // per request; default 4 MiB
 	SessionIdleTTL time.Duration // Streamable HTTP session state; default 15m
-	SSEKeepAlive   time.Duration // ping interval on SSE streams; default 25s
+	SSEKeepAlive   time.Duration // ping interval on SSE and GET /mcp streams; default 25s
+	// BodyReadTimeout bounds the time to receive a request body (408 and the connection closed
+	// beyond it); default 10s.
+	BodyReadTimeout time.Duration
+	// TenantMaxRequests caps one tenant's POSTs open at once (bodies being received, answers
+	// being sent), TenantMaxStreams its open GET streams (/mcp and /sse), TenantMaxSessions its
+	// live Streamable HTTP sessions on this replica; beyond each: 429. Defaults 32, 32, 128.
+	TenantMaxRequests int
+	TenantMaxStreams  int
+	TenantMaxSessions int
+	// StreamRecheck is how often an open stream's credential is checked again; a revoked or
+	// expired credential's streams close within it. Default 30s.
+	StreamRecheck time.Duration
+	// TierOf and RequestRateFactor limit every request of a tenant to RequestRateFactor times
+	// its tier's calls_per_minute and call_burst (429 beyond). Nil or 0: not limited (tool
+	// calls still are, by Options.TierOf).
+	TierOf            TierOf
+	RequestRateFactor int
 	// UnreadyDelay is how long, on shutdown, /readyz answers 503 while requests are still
 	// served, before the listener closes (a load balancer's probe interval); 0 = none.
 	UnreadyDelay time.Duration
@@ -51,11 +67,20 @@ type HTTPOptions struct {
 
 // HTTP serves one MCP server over Streamable HTTP (/mcp) and the legacy SSE transport (/sse and
 // /message), with /healthz, /readyz, /metrics and the protected-resource metadata beside them.
+//
+// Every request to the MCP endpoints passes, in order: authentication (401), the tenant's
+// request budget (429), then per endpoint the session's tenant binding (404), the tenant's cap
+// on open requests or streams (429), and the body read (408, 413); only then does mcp-go see
+// it, with the body already in memory.
 type HTTP struct {
 	o          HTTPOptions
 	streamable *mcpserver.StreamableHTTPServer
 	sse        *mcpserver.SSEServer
 	handler    http.Handler
+	sessions   *sessions
+	budget     *requestBudget
+	requests   tenantGauges // POSTs open, by tenant
+	streams    tenantGauges // GET streams open, by tenant
 	// sseOwners binds each SSE session to the tenant that opened it, so a POST /message with
 	// another tenant's credential cannot inject calls (and read answers) on someone's stream.
 	sseOwners sync.Map // session id → tenant id
@@ -73,10 +98,28 @@ func NewHTTP(s *mcpserver.MCPServer, o HTTPOptions) *HTTP {
 	if o.SSEKeepAlive <= 0 {
 		o.SSEKeepAlive = 25 * time.Second
 	}
+	if o.BodyReadTimeout <= 0 {
+		o.BodyReadTimeout = 10 * time.Second
+	}
+	if o.TenantMaxRequests <= 0 {
+		o.TenantMaxRequests = 32
+	}
+	if o.TenantMaxStreams <= 0 {
+		o.TenantMaxStreams = 32
+	}
+	if o.TenantMaxSessions <= 0 {
+		o.TenantMaxSessions = 128
+	}
+	if o.StreamRecheck <= 0 {
+		o.StreamRecheck = 30 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &HTTP{o: o}
+	h := &HTTP{o: o,
+		sessions: newSessions(o.SessionIdleTTL, o.TenantMaxSessions, nil),
+		budget:   newRequestBudget(o.TierOf, o.RequestRateFactor),
+	}
 	fromRequest := func(ctx context.Context, r *http.Request) context.Context {
 		if p, ok := identity.FromContext(r.Context()); ok {
 			return identity.NewContext(ctx, p)
@@ -86,7 +129,9 @@ func NewHTTP(s *mcpserver.MCPServer, o HTTPOptions) *HTTP {
 	h.streamable = mcpserver.NewStreamableHTTPServer(s,
 		mcpserver.WithHTTPContextFunc(fromRequest),
 		mcpserver.WithSessionIdleTTL(o.SessionIdleTTL),
-		mcpserver.WithSessionIdManagerResolver(tenantSessions{}),
+		mcpserver.WithSessionIdManagerResolver(tenantSessions{reg: h.sessions}),
+		// Pings keep proxies from closing an idle GET stream, like SSEKeepAlive on /sse.
+		mcpserver.WithHeartbeatInterval(o.SSEKeepAlive),
 		mcpserver.WithStreamableHTTPLogger(o.Logger.With("component", "streamable-http")),
 		// Hosted behind a reverse proxy on the same host, requests arrive over loopback with
 		// the public Host header; authentication, not the Host header, protects this server.
@@ -105,11 +150,10 @@ func NewHTTP(s *mcpserver.MCPServer, o HTTPOptions) *HTTP {
 	h.sse = mcpserver.NewSSEServer(s, sseOpts...)
 
 	mux := http.NewServeMux()
-	authed := func(next http.Handler) http.Handler { return h.authenticate(next) }
-	limited := func(next http.Handler) http.Handler { return http.MaxBytesHandler(next, o.MaxBodyBytes) }
-	mux.Handle("/mcp", authed(limited(h.streamable)))
-	mux.Handle("/sse", authed(h.sse))
-	mux.Handle("/message", authed(limited(http.HandlerFunc(h.message))))
+	guarded := func(next http.HandlerFunc) http.Handler { return h.authenticate(h.limitRequests(next)) }
+	mux.Handle("/mcp", guarded(h.serveMCP))
+	mux.Handle("/sse", guarded(h.serveSSE))
+	mux.Handle("/message", guarded(h.message))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
 	mux.HandleFunc("GET /readyz", h.ready)
 	mux.Handle("GET /metrics", o.Metrics.Handler())
@@ -121,6 +165,143 @@ func NewHTTP(s *mcpserver.MCPServer, o HTTPOptions) *HTTP {
 
 // ServeHTTP implements http.Handler.
 func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.handler.ServeHTTP(w, r) }
+
+// limitRequests takes a token from the tenant's request budget for every request.
+func (h *HTTP) limitRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := identity.FromContext(r.Context())
+		if ok, wait, t := h.budget.allow(r.Context(), p.TenantID); !ok {
+			h.o.Metrics.RateLimited("requests")
+			tooMany(w, r, wait, fmt.Sprintf("rate limited: the %s tier allows %d requests a minute (bursts of %d)",
+				t.Name, t.CallsPerMinute, t.CallBurst))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// serveMCP is /mcp: mcp-go's Streamable HTTP server behind the tenant binding of sessions on
+// every method, the caps, and the body read.
+func (h *HTTP) serveMCP(w http.ResponseWriter, r *http.Request) {
+	p, _ := identity.FromContext(r.Context())
+	sid := r.Header.Get(mcpserver.HeaderKeySessionID)
+	// 2026-07-28 has no sessions: mcp-go refuses its GET and DELETE (405) itself.
+	modern := mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion))
+	if sid != "" {
+		switch adm, wait := h.sessions.admit(p.TenantID, sid); adm {
+		case unknownSession:
+			// The answer mcp-go gives a POST on an unknown session (Streamable HTTP: 404, so
+			// the client starts a new session), for every method and whoever the id belongs to.
+			dontReadBody(w, r)
+			writeText(w, http.StatusNotFound, "Invalid session ID")
+			return
+		case tooManySessions:
+			h.o.Metrics.RateLimited("sessions")
+			tooMany(w, r, wait, fmt.Sprintf("too many sessions: at most %d per tenant", h.o.TenantMaxSessions))
+			return
+		}
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodDelete:
+		if sid == "" && !modern {
+			// Streamable HTTP: a server that issues session ids answers a request without one
+			// (other than initialize) with 400.
+			writeText(w, http.StatusBadRequest, "Mcp-Session-Id header required")
+			return
+		}
+		if r.Method == http.MethodGet && !modern {
+			h.serveStream(w, r, p, sid, h.streamable)
+			return
+		}
+		h.streamable.ServeHTTP(w, r)
+	case http.MethodPost:
+		release, ok := h.requests.acquire(p.TenantID, h.o.TenantMaxRequests)
+		if !ok {
+			h.o.Metrics.RateLimited("open_requests")
+			tooMany(w, r, time.Second, fmt.Sprintf("too many requests open at once: at most %d per tenant", h.o.TenantMaxRequests))
+			return
+		}
+		defer release()
+		body, ok := h.readBody(w, r)
+		if !ok {
+			return
+		}
+		if isBatch(body) {
+			refuseBatch(w)
+			return
+		}
+		if msg := parseHead(r.Header, body); msg.method == string(mcp.MethodInitialize) && !msg.modern {
+			// The session is made here, under the tenant's cap; mcp-go's Generate returns it.
+			id, wait, ok := h.sessions.create(p.TenantID)
+			if !ok {
+				h.o.Metrics.RateLimited("sessions")
+				tooMany(w, r, wait, fmt.Sprintf("too many sessions: at most %d per tenant (end unused ones with DELETE)", h.o.TenantMaxSessions))
+				return
+			}
+			h.streamable.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), newSessionKey{}, id)))
+			if w.Header().Get(mcpserver.HeaderKeySessionID) != id {
+				h.sessions.forget(id) // the initialize was refused before a session was made
+			}
+			return
+		}
+		// 2026-07-28's subscriptions/listen could hold its answer open like a stream, but this
+		// server offers no subscription and mcp-go answers it at once: an ordinary POST.
+		h.streamable.ServeHTTP(w, r)
+	default:
+		h.streamable.ServeHTTP(w, r)
+	}
+}
+
+// rpcHead is what the front handler needs of a JSON-RPC message: its method and whether it
+// belongs to protocol 2026-07-28 or later (which has no sessions), decided as mcp-go decides it
+// (the Mcp-Protocol-Version header or the message's _meta).
+type rpcHead struct {
+	method string
+	modern bool
+}
+
+func parseHead(header http.Header, body []byte) rpcHead {
+	var m struct {
+		Method string `json:"method"`
+		Params struct {
+			Meta *mcp.Meta `json:"_meta"`
+		} `json:"params"`
+	}
+	_ = json.Unmarshal(body, &m) // not JSON: mcp-go answers the parse error
+	return rpcHead{method: m.Method,
+		modern: mcp.IsModernProtocol(header.Get(mcp.HeaderProtocolVersion)) || mcp.IsModernProtocol(m.Params.Meta.ProtocolVersion())}
+}
+
+// serveSSE is GET /sse: a stream, under the tenant's stream cap and credential re-check.
+func (h *HTTP) serveSSE(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		h.sse.ServeHTTP(w, r)
+		return
+	}
+	p, _ := identity.FromContext(r.Context())
+	h.serveStream(w, r, p, "", h.sse)
+}
+
+// serveStream serves a long-lived GET stream: it takes one of the tenant's stream places, ties
+// the stream to its Streamable HTTP session (if any) so deleting the session closes it, and
+// closes it once its credential is no longer valid.
+func (h *HTTP) serveStream(w http.ResponseWriter, r *http.Request, p identity.Principal, sid string, next http.Handler) {
+	release, ok := h.streams.acquire(p.TenantID, h.o.TenantMaxStreams)
+	if !ok {
+		h.o.Metrics.RateLimited("streams")
+		// When a place frees is up to the tenant's own streams; a few seconds is a fair guess.
+		tooMany(w, r, 5*time.Second, fmt.Sprintf("too many open streams: at most %d per tenant", h.o.TenantMaxStreams))
+		return
+	}
+	defer release()
+	ctx, stop := context.WithCancelCause(r.Context())
+	defer stop(nil)
+	if sid != "" {
+		defer h.sessions.attach(sid, stop)()
+	}
+	go h.watchCredential(ctx, stop, r.Header.Get("Authorization"), p)
+	next.ServeHTTP(w, r.WithContext(ctx))
+}
 
 // newSSESession issues a random session id and records its owner (the request passed the auth
 // middleware, so it carries a principal).
@@ -137,69 +318,35 @@ func (h *HTTP) newSSESession(_ context.Context, r *http.Request) (string, error)
 	return id, nil
 }
 
-// tenantSessions binds Streamable HTTP session ids to the tenant that created them, without
-// shared state, so any replica can check them: an id is random || hash(tenant, random), and a
-// request may use it only if its own tenant produces the same hash. Another tenant that learns
-// an id can neither post to that session, listen on it, nor delete it. No secret is needed:
-// the tenant comes from the credential, which the requester cannot choose.
-type tenantSessions struct{}
-
-func (tenantSessions) ResolveSessionIdManager(r *http.Request) mcpserver.SessionIdManager {
-	if r == nil { // the server itself, closing sessions at shutdown
-		return tenantSessionIDs{server: true}
-	}
-	p, _ := identity.FromContext(r.Context())
-	return tenantSessionIDs{tenant: p.TenantID}
-}
-
-type tenantSessionIDs struct {
-	tenant string
-	server bool // no request: accept any well-formed id
-}
-
-const sessionPrefix = "ngs-"
-
-func (m tenantSessionIDs) mac(random string) string {
-	sum := sha256.Sum256([]byte(m.tenant + "\x00" + random))
-	return hex.EncodeToString(sum[:12])
-}
-
-func (m tenantSessionIDs) Generate() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b) // never fails (crypto/rand)
-	random := hex.EncodeToString(b)
-	return sessionPrefix + random + "-" + m.mac(random)
-}
-
-func (m tenantSessionIDs) Validate(id string) (isTerminated bool, err error) {
-	rest, ok := strings.CutPrefix(id, sessionPrefix)
-	random, mac, ok2 := strings.Cut(rest, "-")
-	if !ok || !ok2 || len(random) != 32 {
-		return false, errors.New("invalid session id")
-	}
-	if m.server {
-		return false, nil
-	}
-	if m.tenant == "" || subtle.ConstantTimeCompare([]byte(mac), []byte(m.mac(random))) != 1 {
-		return false, errors.New("invalid session id")
-	}
-	return false, nil
-}
-
-// Terminate checks the id like Validate; like mcp-go's default manager it keeps no list of
-// ended sessions (so any replica accepts a live one).
-func (m tenantSessionIDs) Terminate(id string) (isNotAllowed bool, err error) {
-	_, err = m.Validate(id)
-	return false, err
-}
-
 // message is POST /message: only the tenant that opened the stream may post to it. Another
 // tenant gets the same 404 as for an unknown session.
 func (h *HTTP) message(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("sessionId")
 	p, _ := identity.FromContext(r.Context())
 	if owner, ok := h.sseOwners.Load(id); !ok || owner != p.TenantID {
-		writeJSONRPCError(w, http.StatusNotFound, "Invalid session ID")
+		dontReadBody(w, r)
+		writeRPCError(w, http.StatusNotFound, mcp.INVALID_PARAMS, "Invalid session ID", nil)
+		return
+	}
+	if r.Method != http.MethodPost {
+		h.sse.MessageHandler().ServeHTTP(w, r)
+		return
+	}
+	release, ok := h.requests.acquire(p.TenantID, h.o.TenantMaxRequests)
+	if !ok {
+		h.o.Metrics.RateLimited("open_requests")
+		tooMany(w, r, time.Second, fmt.Sprintf("too many requests open at once: at most %d per tenant", h.o.TenantMaxRequests))
+		return
+	}
+	defer release()
+	body, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	if isBatch(body) {
+		// mcp-go would accept it (202) and then send a parse error with no id down the
+		// stream, which no client can match to anything.
+		refuseBatch(w)
 		return
 	}
 	h.sse.MessageHandler().ServeHTTP(w, r)
@@ -354,11 +501,4 @@ func writeText(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_, _ = fmt.Fprintln(w, msg)
-}
-
-func writeJSONRPCError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": nil,
-		"error": map[string]any{"code": -32602, "message": msg}})
 }

@@ -1,7 +1,8 @@
 // Package server builds neonguard's MCP server: the tools and prompts, and the middleware every
-// tool call passes through (recovery → principal → drain → audit → tenant rate limit → timeout →
-// concurrency cap), in that order, outermost first: a call refused by a limit or ended by the
-// timeout is audited and counted too. http.go serves it over Streamable HTTP and SSE.
+// tool call passes through (recovery → principal → drain → audit → tenant rate limit → timeout
+// → tenant concurrency cap → concurrency cap), in that order, outermost first: a call refused
+// by a limit or ended by the timeout is audited and counted too. http.go serves it over
+// Streamable HTTP and SSE.
 package server
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -41,6 +43,9 @@ type Options struct {
 	DefaultPrincipal *identity.Principal
 	CallTimeout      time.Duration // per tool call; default 60s
 	MaxConcurrent    int           // tool calls in flight; default 64
+	// MaxConcurrentPerTenant caps one tenant's calls in flight, so one tenant cannot take every
+	// place of MaxConcurrent; more wait (within CallTimeout), then get RATE_LIMITED. 0 = none.
+	MaxConcurrentPerTenant int
 	// TierOf enables per-tenant rate limits (the tier's calls_per_minute); nil = none.
 	TierOf  TierOf
 	Metrics *metrics.Metrics // nil = none
@@ -77,8 +82,11 @@ func New(o Options) *mcpserver.MCPServer {
 	if o.TierOf != nil {
 		opts = append(opts, mcpserver.WithToolHandlerMiddleware(rateLimit(newTenantLimiters(o.TierOf, nil), o.Metrics)))
 	}
+	opts = append(opts, mcpserver.WithToolHandlerMiddleware(timeout(o.CallTimeout)))
+	if o.MaxConcurrentPerTenant > 0 {
+		opts = append(opts, mcpserver.WithToolHandlerMiddleware(limitPerTenant(o.MaxConcurrentPerTenant, o.Metrics)))
+	}
 	opts = append(opts,
-		mcpserver.WithToolHandlerMiddleware(timeout(o.CallTimeout)),
 		mcpserver.WithToolHandlerMiddleware(limit(o.MaxConcurrent, o.Metrics)),
 		// The filter hides the admin tools from other principals and, in mcp-go, also refuses
 		// their calls (as an unknown tool).
@@ -136,6 +144,64 @@ func timeout(d time.Duration) mcpserver.ToolHandlerMiddleware {
 			defer cancel()
 			return next(ctx, req)
 		}
+	}
+}
+
+// limitPerTenant lets at most n calls of one tenant run at once, so one tenant cannot take
+// every place of the global cap (limit, after it) from the others. A call beyond it waits for
+// one of its tenant's calls to end, within the call timeout (before it), then is refused.
+func limitPerTenant(n int, m *metrics.Metrics) mcpserver.ToolHandlerMiddleware {
+	slots := &tenantSlots{n: n, m: map[string]*tenantSem{}}
+	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			p, _ := identity.FromContext(ctx)
+			release, err := slots.acquire(ctx, p.TenantID)
+			if err != nil {
+				m.RateLimited("tenant_busy")
+				return errorResult(errcode.RateLimited, fmt.Sprintf("%d of your calls are already running", n),
+					"retry once one of them has finished"), nil
+			}
+			defer release()
+			return next(ctx, req)
+		}
+	}
+}
+
+// tenantSlots is a semaphore of n places per tenant; a tenant's entry lives while some call of
+// it holds or waits for a place.
+type tenantSlots struct {
+	n  int
+	mu sync.Mutex
+	m  map[string]*tenantSem
+}
+
+type tenantSem struct {
+	places chan struct{}
+	users  int // calls holding or waiting for a place
+}
+
+func (s *tenantSlots) acquire(ctx context.Context, tenant string) (release func(), err error) {
+	s.mu.Lock()
+	ts := s.m[tenant]
+	if ts == nil {
+		ts = &tenantSem{places: make(chan struct{}, s.n)}
+		s.m[tenant] = ts
+	}
+	ts.users++
+	s.mu.Unlock()
+	leave := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if ts.users--; ts.users == 0 {
+			delete(s.m, tenant)
+		}
+	}
+	select {
+	case ts.places <- struct{}{}:
+		return func() { <-ts.places; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, context.Cause(ctx)
 	}
 }
 
@@ -252,8 +318,17 @@ func redactArgs(args map[string]any) string {
 	clean := make(map[string]any, len(args))
 	for k, v := range args {
 		lk := strings.ToLower(k)
-		if strings.Contains(lk, "password") || strings.Contains(lk, "token") || strings.Contains(lk, "secret") {
+		switch {
+		case strings.Contains(lk, "password") || strings.Contains(lk, "token") || strings.Contains(lk, "secret"):
 			v = "[redacted]"
+		case lk == "params":
+			// run_sql's parameter values are data (often personal): the audit keeps the
+			// statement, never the values.
+			v = "[not logged]"
+		case lk == "sql":
+			if sqlText, ok := v.(string); ok {
+				v = truncate.UTF8(sqlText, 500)
+			}
 		}
 		clean[k] = v
 	}
