@@ -9,19 +9,18 @@ import (
 	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/identity"
-	"github.com/neonguard/neonguard/internal/lifecycle"
-	"github.com/neonguard/neonguard/internal/tenants"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
-// AdminUseCases are the operator operations behind the admin tool set (internal/tenants).
+// AdminUseCases are the operator operations behind the admin tool set (internal/operator).
 type AdminUseCases interface {
-	CreateTenant(ctx context.Context, id, tier string) (*tenants.CreateTenantResult, error)
-	ListTenants(ctx context.Context) (*tenants.TenantList, error)
-	CreateToken(ctx context.Context, tenant string, scopes []string) (*tenants.NewToken, error)
-	RevokeToken(ctx context.Context, tenant, id string) (*tenants.RevokeResult, error)
-	ListTokens(ctx context.Context, tenant string) (*tenants.TokenList, error)
+	CreateTenant(ctx context.Context, id, tier string) (*operator.CreateTenantResult, error)
+	ListTenants(ctx context.Context) (*operator.TenantList, error)
+	CreateToken(ctx context.Context, tenant string, scopes []string) (*operator.NewToken, error)
+	RevokeToken(ctx context.Context, tenant, id string) (*operator.RevokeResult, error)
+	ListTokens(ctx context.Context, tenant string) (*operator.TokenList, error)
 	DeleteDatabase(ctx context.Context, tenant, databaseID, confirmName string) (*guard.DeleteDatabaseResult, error)
-	SetTier(ctx context.Context, tenant, tier string, force bool) (*lifecycle.Job, error)
+	SetTier(ctx context.Context, tenant, tier string, force bool) (*operator.Job, error)
 }
 
 // adminPrefix starts every admin tool's name, so the set is recognisable to agents and to the

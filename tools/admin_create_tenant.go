@@ -5,7 +5,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/neonguard/neonguard/internal/tenants"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 type adminCreateTenantArgs struct {
@@ -20,7 +20,7 @@ func AdminCreateTenant(d Deps) server.ServerTool {
 		title:       "Create tenant (admin)",
 		description: "Create a tenant on a tier. An existing tenant keeps its tier (created=false).",
 		hints:       hints{readOnly: false, destructive: false, idempotent: true},
-	}, adminCall(func(ctx context.Context, a *adminCreateTenantArgs) (*tenants.CreateTenantResult, error) {
+	}, adminCall(func(ctx context.Context, a *adminCreateTenantArgs) (*operator.CreateTenantResult, error) {
 		return d.Admin.CreateTenant(ctx, a.Tenant, a.Tier)
 	}))
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/neonguard/neonguard/internal/tenants"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 type adminCreateTokenArgs struct {
@@ -20,7 +20,7 @@ func AdminCreateToken(d Deps) server.ServerTool {
 		title:       "Create token (admin)",
 		description: "Create a bearer token for a tenant. The secret is returned only now; neonguard keeps only its hash.",
 		hints:       hints{readOnly: false, destructive: false, idempotent: false},
-	}, adminCall(func(ctx context.Context, a *adminCreateTokenArgs) (*tenants.NewToken, error) {
+	}, adminCall(func(ctx context.Context, a *adminCreateTokenArgs) (*operator.NewToken, error) {
 		return d.Admin.CreateToken(ctx, a.Tenant, a.Scopes)
 	}))
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/neonguard/neonguard/internal/tenants"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 type adminListTenantsArgs struct{}
@@ -17,7 +17,7 @@ func AdminListTenants(d Deps) server.ServerTool {
 		title:       "List tenants (admin)",
 		description: "Every tenant with its tier.",
 		hints:       readOnly(),
-	}, adminCall(func(ctx context.Context, _ *adminListTenantsArgs) (*tenants.TenantList, error) {
+	}, adminCall(func(ctx context.Context, _ *adminListTenantsArgs) (*operator.TenantList, error) {
 		return d.Admin.ListTenants(ctx)
 	}))
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/neonguard/neonguard/internal/tenants"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 type adminListTokensArgs struct {
@@ -19,7 +19,7 @@ func AdminListTokens(d Deps) server.ServerTool {
 		title:       "List tokens (admin)",
 		description: "A tenant's tokens (ids, scopes, last use, revocation), never their secrets.",
 		hints:       readOnly(),
-	}, adminCall(func(ctx context.Context, a *adminListTokensArgs) (*tenants.TokenList, error) {
+	}, adminCall(func(ctx context.Context, a *adminListTokensArgs) (*operator.TokenList, error) {
 		return d.Admin.ListTokens(ctx, a.Tenant)
 	}))
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/neonguard/neonguard/internal/tenants"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 type adminRevokeTokenArgs struct {
@@ -20,7 +20,7 @@ func AdminRevokeToken(d Deps) server.ServerTool {
 		title:       "Revoke token (admin)",
 		description: "Revoke a tenant's token; requests with it get 401 from now on. Revoking twice keeps the first time.",
 		hints:       hints{readOnly: false, destructive: true, idempotent: true},
-	}, adminCall(func(ctx context.Context, a *adminRevokeTokenArgs) (*tenants.RevokeResult, error) {
+	}, adminCall(func(ctx context.Context, a *adminRevokeTokenArgs) (*operator.RevokeResult, error) {
 		return d.Admin.RevokeToken(ctx, a.Tenant, a.TokenID)
 	}))
 }

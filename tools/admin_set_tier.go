@@ -5,7 +5,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/neonguard/neonguard/internal/lifecycle"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 type adminSetTierArgs struct {
@@ -24,7 +24,7 @@ func AdminSetTier(d Deps) server.ServerTool {
 			"A downgrade whose databases exceed the target tier (branches, checkpoints, this period's usage) is refused with INVALID_ARGUMENT naming each database, " +
 			"what exceeds and by how much, unless force=true. A failed job is kept: calling again with the same tier resumes it.",
 		hints: hints{readOnly: false, destructive: true, idempotent: true},
-	}, adminCall(func(ctx context.Context, a *adminSetTierArgs) (*lifecycle.Job, error) {
+	}, adminCall(func(ctx context.Context, a *adminSetTierArgs) (*operator.Job, error) {
 		return d.Admin.SetTier(ctx, a.Tenant, a.Tier, a.Force)
 	}))
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neonguard/neonguard/internal/app"
-	"github.com/neonguard/neonguard/internal/lifecycle"
+	"github.com/neonguard/neonguard/internal/operator"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -71,7 +71,7 @@ func crashHook() func(jobID, step string) {
 
 // withLifecycle wires the whole app (the Neon backend is needed to run jobs) and runs fn on
 // its lifecycle service.
-func (g *globals) withLifecycle(ctx context.Context, fn func(*lifecycle.Service) error) error {
+func (g *globals) withLifecycle(ctx context.Context, fn func(*operator.TierChanges) error) error {
 	cfg, err := g.load()
 	if err != nil {
 		return err
@@ -86,7 +86,7 @@ func (g *globals) withLifecycle(ctx context.Context, fn func(*lifecycle.Service)
 
 // withJobs opens only the store: listing and cancelling jobs need no Neon (and work while
 // `serve` holds the local emulator's data dir).
-func (g *globals) withJobs(ctx context.Context, fn func(*lifecycle.Service) error) error {
+func (g *globals) withJobs(ctx context.Context, fn func(*operator.TierChanges) error) error {
 	cfg, err := g.load()
 	if err != nil {
 		return err
@@ -95,7 +95,7 @@ func (g *globals) withJobs(ctx context.Context, fn func(*lifecycle.Service) erro
 	if err != nil {
 		return err
 	}
-	svc, err := lifecycle.New(lifecycle.Deps{Store: st, Locker: locker, Policy: cfg.Policy})
+	svc, err := operator.NewTierChanges(operator.TierChangeDeps{Store: st, Locker: locker, Policy: cfg.Policy})
 	if err == nil {
 		err = fn(svc)
 	}
@@ -120,7 +120,7 @@ func newJobsListCmd(g *globals) *cobra.Command {
 		Short: "List jobs, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withJobs(cmd.Context(), func(svc *lifecycle.Service) error {
+			return g.withJobs(cmd.Context(), func(svc *operator.TierChanges) error {
 				jobs, err := svc.List(cmd.Context(), tenant, unfinished, limit)
 				if err != nil {
 					return err
@@ -150,7 +150,7 @@ func newJobsResumeCmd(g *globals) *cobra.Command {
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			return g.withLifecycle(ctx, func(svc *lifecycle.Service) error {
+			return g.withLifecycle(ctx, func(svc *operator.TierChanges) error {
 				if len(args) == 1 {
 					j, err := svc.Run(ctx, args[0])
 					if j != nil {
@@ -177,7 +177,7 @@ func newJobsCancelCmd(g *globals) *cobra.Command {
 		Short: "Abandon an unfinished job nobody runs (its finished steps stay done; the tenant's tier is unchanged)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withJobs(cmd.Context(), func(svc *lifecycle.Service) error {
+			return g.withJobs(cmd.Context(), func(svc *operator.TierChanges) error {
 				j, err := svc.Cancel(cmd.Context(), args[0])
 				if err != nil {
 					return err
@@ -190,7 +190,7 @@ func newJobsCancelCmd(g *globals) *cobra.Command {
 }
 
 // printJob prints a job with its steps and, when there is one to tell, its report.
-func printJob(out io.Writer, j *lifecycle.Job) {
+func printJob(out io.Writer, j *operator.Job) {
 	fmt.Fprintf(out, "job %s: tenant %s, tier %s -> %s", j.ID, j.Tenant, j.FromTier, j.ToTier)
 	if j.Force {
 		fmt.Fprint(out, " (forced)")

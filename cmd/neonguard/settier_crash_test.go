@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/neonguard/neonguard/internal/lifecycle"
+	"github.com/neonguard/neonguard/internal/operator"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
 )
@@ -27,7 +27,7 @@ func TestSetTierCrashAfterEachStep(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	bin := buildBinary(t)
-	for _, step := range []string{lifecycle.StepPlan, lifecycle.StepTransfer, lifecycle.StepSettings, lifecycle.StepRecord} {
+	for _, step := range []string{operator.StepPlan, operator.StepTransfer, operator.StepSettings, operator.StepRecord} {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
 			run := func(env []string, args ...string) (string, error) {
@@ -80,13 +80,13 @@ func checkCrashResult(t *testing.T, dir string) {
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("jobs: %d (%v), want 1", len(jobs), err)
 	}
-	var p struct{ Steps []lifecycle.Step }
+	var p struct{ Steps []operator.Step }
 	_ = json.Unmarshal([]byte(jobs[0].Payload), &p)
 	if jobs[0].State != store.JobDone || len(p.Steps) != 4 {
 		t.Fatalf("job %s: %+v", jobs[0].State, p.Steps)
 	}
 	for _, s := range p.Steps {
-		if s.State != lifecycle.StepDone || s.Runs != 1 {
+		if s.State != operator.StepDone || s.Runs != 1 {
 			t.Errorf("step %s: %s, ran %d times, want done once", s.Name, s.State, s.Runs)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/neonguard/neonguard/internal/config"
 	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/identity"
-	"github.com/neonguard/neonguard/internal/tenants"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 func newTenantCmd(g *globals) *cobra.Command {
@@ -34,7 +34,7 @@ func newTenantCmd(g *globals) *cobra.Command {
 }
 
 // withTenants loads the configuration and runs fn on the tenant service over the metadata store.
-func (g *globals) withTenants(ctx context.Context, fn func(config.Config, *tenants.Service) error) error {
+func (g *globals) withTenants(ctx context.Context, fn func(config.Config, *operator.Service) error) error {
 	cfg, err := g.load()
 	if err != nil {
 		return err
@@ -43,7 +43,7 @@ func (g *globals) withTenants(ctx context.Context, fn func(config.Config, *tenan
 	if err != nil {
 		return err
 	}
-	err = fn(cfg, &tenants.Service{Store: st, Policy: cfg.Policy})
+	err = fn(cfg, &operator.Service{Store: st, Policy: cfg.Policy})
 	return errors.Join(cliError(err), st.Close())
 }
 
@@ -66,7 +66,7 @@ func newTenantCreateCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, id := cmd.Context(), args[0]
-			return g.withTenants(ctx, func(cfg config.Config, svc *tenants.Service) error {
+			return g.withTenants(ctx, func(cfg config.Config, svc *operator.Service) error {
 				if tier == "" {
 					tier = cfg.Tier
 				}
@@ -94,7 +94,7 @@ func newTenantListCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			return g.withTenants(ctx, func(_ config.Config, svc *tenants.Service) error {
+			return g.withTenants(ctx, func(_ config.Config, svc *operator.Service) error {
 				ts, err := svc.ListTenants(ctx)
 				if err != nil {
 					return err
@@ -127,7 +127,7 @@ it; the token's id and scopes go to stderr. --output json prints {"id", "tenant"
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output %q: want text or json", output)
 			}
-			return g.withTenants(ctx, func(_ config.Config, svc *tenants.Service) error {
+			return g.withTenants(ctx, func(_ config.Config, svc *operator.Service) error {
 				tok, err := svc.CreateToken(ctx, tenant, scopes)
 				if err != nil {
 					return err
@@ -160,7 +160,7 @@ func newTenantTokenRevokeCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, tenant, id := cmd.Context(), args[0], args[1]
-			return g.withTenants(ctx, func(_ config.Config, svc *tenants.Service) error {
+			return g.withTenants(ctx, func(_ config.Config, svc *operator.Service) error {
 				if _, err := svc.RevokeToken(ctx, tenant, id); err != nil {
 					return err
 				}
@@ -178,7 +178,7 @@ func newTenantTokenListCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, tenant := cmd.Context(), args[0]
-			return g.withTenants(ctx, func(_ config.Config, svc *tenants.Service) error {
+			return g.withTenants(ctx, func(_ config.Config, svc *operator.Service) error {
 				list, err := svc.ListTokens(ctx, tenant)
 				if err != nil {
 					return err

@@ -9,13 +9,13 @@ import (
 
 	"github.com/neonguard/neonguard/internal/app"
 	"github.com/neonguard/neonguard/internal/config"
-	"github.com/neonguard/neonguard/internal/tenants"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 // withDatabases is withTenants with the Neon backend wired too (the guard), for the commands
 // that act on tenants' databases. On the local backend it starts the emulator, so it cannot
 // run beside a serve on the same data dir.
-func (g *globals) withDatabases(ctx context.Context, fn func(config.Config, *tenants.Service) error) error {
+func (g *globals) withDatabases(ctx context.Context, fn func(config.Config, *operator.Service) error) error {
 	cfg, err := g.load()
 	if err != nil {
 		return err
@@ -24,7 +24,7 @@ func (g *globals) withDatabases(ctx context.Context, fn func(config.Config, *ten
 	if err != nil {
 		return err
 	}
-	err = fn(cfg, &tenants.Service{Store: a.Store, Policy: cfg.Policy, Databases: a.Guard})
+	err = fn(cfg, &operator.Service{Store: a.Store, Policy: cfg.Policy, Databases: a.Guard})
 	return errors.Join(cliError(err), a.Close())
 }
 
@@ -41,7 +41,7 @@ func newTenantDeleteDatabaseCmd(g *globals) *cobra.Command {
 			if confirm == "" {
 				return errors.New("--confirm NAME is required: repeat the database's name to confirm its deletion")
 			}
-			return g.withDatabases(ctx, func(_ config.Config, svc *tenants.Service) error {
+			return g.withDatabases(ctx, func(_ config.Config, svc *operator.Service) error {
 				res, err := svc.DeleteDatabase(ctx, tenant, id, confirm)
 				if err != nil {
 					return err

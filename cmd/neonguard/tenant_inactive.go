@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neonguard/neonguard/internal/config"
-	"github.com/neonguard/neonguard/internal/tenants"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 func newTenantInactiveCmd(g *globals) *cobra.Command {
@@ -23,7 +23,7 @@ func newTenantInactiveCmd(g *globals) *cobra.Command {
 			if !cmd.Flags().Changed("days") {
 				return fmt.Errorf("--days N is required")
 			}
-			return g.withDatabases(ctx, func(_ config.Config, svc *tenants.Service) error {
+			return g.withDatabases(ctx, func(_ config.Config, svc *operator.Service) error {
 				list, err := svc.InactiveDatabases(ctx, tenant, days, time.Now())
 				if err != nil {
 					return err

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/neonguard/neonguard/internal/lifecycle"
+	"github.com/neonguard/neonguard/internal/operator"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -22,7 +22,7 @@ func newTenantSetTierCmd(g *globals) *cobra.Command {
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, tenant, tier := cmd.Context(), args[0], args[1]
-			return g.withLifecycle(ctx, func(svc *lifecycle.Service) error {
+			return g.withLifecycle(ctx, func(svc *operator.TierChanges) error {
 				j, err := svc.Start(ctx, tenant, tier, force)
 				if err != nil {
 					return err

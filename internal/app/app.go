@@ -18,12 +18,12 @@ import (
 	"github.com/neonguard/neonguard/internal/config"
 	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/identity"
-	"github.com/neonguard/neonguard/internal/lifecycle"
 	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/neonlocal"
 	"github.com/neonguard/neonguard/internal/neonlocal/dataplane"
 	"github.com/neonguard/neonguard/internal/neonlocal/pgctl"
+	"github.com/neonguard/neonguard/internal/operator"
 	"github.com/neonguard/neonguard/internal/server"
 	"github.com/neonguard/neonguard/internal/store"
 )
@@ -60,7 +60,7 @@ type App struct {
 	Emulator *neonlocal.Server // nil on the neon backend
 	// EmulatorURL is the emulator's base URL (…/api/v2); empty on the neon backend.
 	EmulatorURL string
-	Lifecycle   *lifecycle.Service // tier changes (set_tier) and their jobs
+	Lifecycle   *operator.TierChanges // tier changes (set_tier) and their jobs
 
 	opts       Options
 	closers    []func() error

@@ -9,7 +9,7 @@ import (
 
 	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/neon"
-	"github.com/neonguard/neonguard/internal/tenants"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 // admin_delete_database over the hosted endpoint: the name must be given again; then the
@@ -73,7 +73,7 @@ func TestInactiveDatabases(t *testing.T) {
 	a := newApp(t)
 	c := connect(t, a)
 	id := createDB(t, c, "quiet")
-	svc := &tenants.Service{Store: a.Store, Policy: a.Config.Policy, Databases: a.Guard}
+	svc := &operator.Service{Store: a.Store, Policy: a.Config.Policy, Databases: a.Guard}
 	ctx := context.Background()
 	p, err := emulatorAPI(t, a).GetProject(ctx, id)
 	if err != nil {

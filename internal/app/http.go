@@ -6,9 +6,9 @@ import (
 	"log/slog"
 
 	"github.com/neonguard/neonguard/internal/auth"
+	"github.com/neonguard/neonguard/internal/operator"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/server"
-	"github.com/neonguard/neonguard/internal/tenants"
 )
 
 // NewHTTP builds the hosted, multi-tenant endpoint: a second MCP server over the same guard
@@ -40,7 +40,7 @@ func (a *App) NewHTTP(log *slog.Logger) (*server.HTTP, error) {
 		TierOf:                 a.tierOf,
 		Metrics:                a.Metrics,
 		Calls:                  calls,
-		Admin:                  &tenants.Service{Store: a.Store, Policy: cfg.Policy, Databases: a.Guard, Lifecycle: a.Lifecycle},
+		Admin:                  &operator.Service{Store: a.Store, Policy: cfg.Policy, Databases: a.Guard, Lifecycle: a.Lifecycle},
 	})
 	return server.NewHTTP(mcp, server.HTTPOptions{
 		Auth:           authn,

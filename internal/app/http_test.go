@@ -18,7 +18,7 @@ import (
 
 	"github.com/neonguard/neonguard/internal/app"
 	"github.com/neonguard/neonguard/internal/config"
-	"github.com/neonguard/neonguard/internal/tenants"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 // serveHTTP serves a's hosted endpoint on a test server and returns its base URL.
@@ -36,7 +36,7 @@ func serveHTTP(t testing.TB, a *app.App) string {
 // newTenantToken creates tenant (if needed) on tier and returns a fresh bearer secret for it.
 func newTenantToken(t testing.TB, a *app.App, tenant, tier string, scopes ...string) string {
 	t.Helper()
-	svc := &tenants.Service{Store: a.Store, Policy: a.Config.Policy}
+	svc := &operator.Service{Store: a.Store, Policy: a.Config.Policy}
 	if _, err := svc.CreateTenant(context.Background(), tenant, tier); err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/neonguard/neonguard/internal/lifecycle"
 	"github.com/neonguard/neonguard/internal/neon"
+	"github.com/neonguard/neonguard/internal/operator"
 )
 
 // jobSweepInterval is how often serve looks for jobs a crashed replica left behind (after
@@ -35,7 +35,7 @@ func (a *App) setupLifecycle(_ context.Context, log *slog.Logger) error {
 			personal = c
 		}
 	}
-	svc, err := lifecycle.New(lifecycle.Deps{
+	svc, err := operator.NewTierChanges(operator.TierChangeDeps{
 		Store: a.Store, Locker: a.Locker, Policy: cfg.Policy, Orgs: a.orgs, Personal: personal,
 		Logger: log, AfterStep: a.opts.AfterJobStep,
 	})

@@ -15,10 +15,9 @@ import (
 	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/identity"
-	"github.com/neonguard/neonguard/internal/lifecycle"
 	"github.com/neonguard/neonguard/internal/neon"
+	"github.com/neonguard/neonguard/internal/operator"
 	"github.com/neonguard/neonguard/internal/store"
-	"github.com/neonguard/neonguard/internal/tenants"
 )
 
 const transferRoute = "POST /organizations/{source_org_id}/projects/transfer"
@@ -78,7 +77,7 @@ func checkOnTier(t *testing.T, a *app.App, tenant string, ids []string, tierName
 	}
 }
 
-func stepNames(j *lifecycle.Job) string {
+func stepNames(j *operator.Job) string {
 	var out []string
 	for _, s := range j.Steps {
 		out = append(out, fmt.Sprintf("%s:%s:%d", s.Name, s.State, s.Runs))
@@ -140,7 +139,7 @@ func TestSetTier(t *testing.T) {
 
 	// Refused with the report: which database, what, by how much. Nothing moves.
 	before = a.Emulator.Requests()[transferRoute]
-	svc := &tenants.Service{Store: a.Store, Policy: a.Config.Policy, Lifecycle: a.Lifecycle}
+	svc := &operator.Service{Store: a.Store, Policy: a.Config.Policy, Lifecycle: a.Lifecycle}
 	_, err = svc.SetTier(ctx, "acme", "free", false)
 	ge := errcode.As(err)
 	if ge == nil || ge.Code != errcode.InvalidArgument {
@@ -175,7 +174,7 @@ func TestSetTier(t *testing.T) {
 	if !errors.As(err, &tl) || !strings.Contains(ge.Message, "snapshots_count 3 (allowed 1)") || !strings.Contains(ge.Hint, "jobs resume "+j.ID) {
 		t.Errorf("406 error: %v (hint %q)", ge.Message, ge.Hint)
 	}
-	if stepNames(j) != "plan:done:1 settings:done:1 transfer:failed:1 record:pending:0" || j.NextStep != lifecycle.StepTransfer {
+	if stepNames(j) != "plan:done:1 settings:done:1 transfer:failed:1 record:pending:0" || j.NextStep != operator.StepTransfer {
 		t.Errorf("failed job steps: %s, next %s", stepNames(j), j.NextStep)
 	}
 	if got, _ := a.Store.GetTenant(ctx, "acme"); got.Tier != "pro" {
@@ -250,7 +249,7 @@ func TestJobRunsOnceInAProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	type outcome struct {
-		job *lifecycle.Job
+		job *operator.Job
 		err error
 	}
 	done := make(chan outcome, 1)

@@ -23,10 +23,10 @@ import (
 	"github.com/neonguard/neonguard/internal/guard"
 	"github.com/neonguard/neonguard/internal/identity"
 	"github.com/neonguard/neonguard/internal/metrics"
+	"github.com/neonguard/neonguard/internal/operator"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/server"
 	"github.com/neonguard/neonguard/internal/store"
-	"github.com/neonguard/neonguard/internal/tenants"
 )
 
 var errRefused = fmt.Errorf("test token: %w", auth.ErrUnauthenticated)
@@ -80,7 +80,7 @@ func newHarness(t *testing.T, mod func(*server.Options, *server.HTTPOptions)) *h
 	h := &harness{guard: &echoGuard{}, metrics: metrics.New()}
 	calls := server.NewCalls()
 	so := server.Options{Guard: h.guard, Audit: openStore(t), Metrics: h.metrics, Calls: calls,
-		Admin: &tenants.Service{Store: openStore(t), Policy: policy.Default()}}
+		Admin: &operator.Service{Store: openStore(t), Policy: policy.Default()}}
 	ho := server.HTTPOptions{Auth: testTokens,
 		Calls: calls, Metrics: h.metrics}
 	if mod != nil {

@@ -71,7 +71,7 @@ func (e *JobLeasedError) Error() string {
 
 func (e *JobLeasedError) Is(target error) bool { return target == ErrJobLeased }
 
-// Job is one durable job. Payload is the job kind's own JSON (internal/lifecycle).
+// Job is one durable job. Payload is the job kind's own JSON (internal/operator).
 type Job struct {
 	ID         string
 	Kind       string

@@ -1,4 +1,4 @@
-package lifecycle
+package operator
 
 import (
 	"context"
@@ -17,7 +17,7 @@ var errRefused = errors.New("refused")
 // Run claims job id and runs it from its first unfinished step to its end. It returns the job
 // as it ended: done, refused (a downgrade over the target's limits; Report says why), or failed
 // with the step's error (then err is set too). A finished job is returned as it is.
-func (s *Service) Run(ctx context.Context, id string) (*Job, error) {
+func (s *TierChanges) Run(ctx context.Context, id string) (*Job, error) {
 	if !s.enter(id) {
 		j, err := s.d.Store.GetJob(ctx, id)
 		if err != nil {
@@ -122,7 +122,7 @@ func (s *Service) Run(ctx context.Context, id string) (*Job, error) {
 }
 
 // enter marks job id as run by this process; false if it already is.
-func (s *Service) enter(id string) bool {
+func (s *TierChanges) enter(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running == nil {
@@ -135,13 +135,13 @@ func (s *Service) enter(id string) bool {
 	return true
 }
 
-func (s *Service) leave(id string) {
+func (s *TierChanges) leave(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.running, id)
 }
 
-func (s *Service) reload(ctx context.Context, j store.Job) (*Job, error) {
+func (s *TierChanges) reload(ctx context.Context, j store.Job) (*Job, error) {
 	got, err := s.d.Store.GetJob(ctx, j.ID)
 	if err != nil {
 		return view(j), err
@@ -150,7 +150,7 @@ func (s *Service) reload(ctx context.Context, j store.Job) (*Job, error) {
 }
 
 // claim leases the job, taking it at once from a runner on this host that has died.
-func (s *Service) claim(ctx context.Context, id string) (store.Job, error) {
+func (s *TierChanges) claim(ctx context.Context, id string) (store.Job, error) {
 	now := s.d.Now()
 	j, err := s.d.Store.ClaimJob(ctx, id, s.owner, "", now, now.Add(s.d.LeaseTTL))
 	var le *store.JobLeasedError
@@ -161,7 +161,7 @@ func (s *Service) claim(ctx context.Context, id string) (store.Job, error) {
 	return j, err
 }
 
-func (s *Service) renew(ctx context.Context, cancel context.CancelCauseFunc, id string) {
+func (s *TierChanges) renew(ctx context.Context, cancel context.CancelCauseFunc, id string) {
 	t := time.NewTicker(s.d.LeaseTTL / 3)
 	defer t.Stop()
 	renewed := s.d.Now() // the claim set the lease

@@ -1,4 +1,4 @@
-package lifecycle
+package operator
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 )
 
 // runStep runs one step; each is idempotent, so a resume after a crash may run it again.
-func (s *Service) runStep(ctx context.Context, j store.Job, p *payload, step string) (string, error) {
+func (s *TierChanges) runStep(ctx context.Context, j store.Job, p *payload, step string) (string, error) {
 	target, err := s.d.Policy.Tier(p.ToTier)
 	if err != nil {
 		return "", fmt.Errorf("lifecycle: target tier: %w", err)
@@ -43,7 +43,7 @@ func (s *Service) runStep(ctx context.Context, j store.Job, p *payload, step str
 }
 
 // databases are the tenant's live databases (reservations of creates in flight excluded).
-func (s *Service) databases(ctx context.Context, tenant string) ([]store.Database, error) {
+func (s *TierChanges) databases(ctx context.Context, tenant string) ([]store.Database, error) {
 	all, err := s.d.Store.ListDatabases(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func (s *Service) databases(ctx context.Context, tenant string) ([]store.Databas
 }
 
 // plan snapshots every database and compares it with the target tier.
-func (s *Service) plan(ctx context.Context, j store.Job, p *payload, target policy.Tier) (string, error) {
+func (s *TierChanges) plan(ctx context.Context, j store.Job, p *payload, target policy.Tier) (string, error) {
 	dbs, err := s.databases(ctx, j.TenantID)
 	if err != nil {
 		return "", err
@@ -86,7 +86,7 @@ func (s *Service) plan(ctx context.Context, j store.Job, p *payload, target poli
 	return fmt.Sprintf("%d database(s); %d limit(s) of tier %s exceeded", len(p.Databases), n, target.Name), errRefused
 }
 
-func (s *Service) snapshot(ctx context.Context, db store.Database) (DatabaseSnapshot, error) {
+func (s *TierChanges) snapshot(ctx context.Context, db store.Database) (DatabaseSnapshot, error) {
 	api := s.d.Personal
 	pr, err := api.GetProject(ctx, db.ID)
 	if err != nil {
@@ -119,7 +119,7 @@ func settingsMatch(pr *neon.Project, want neon.ProjectUpdate) bool {
 }
 
 // settings PATCHes every project whose settings differ from the tier's.
-func (s *Service) settings(ctx context.Context, dbs []store.Database, target policy.Tier) (string, error) {
+func (s *TierChanges) settings(ctx context.Context, dbs []store.Database, target policy.Tier) (string, error) {
 	want := guard.TierProjectSettings(target)
 	updated, unchanged, gone := 0, 0, 0
 	for _, db := range dbs {
@@ -149,7 +149,7 @@ func (s *Service) settings(ctx context.Context, dbs []store.Database, target pol
 
 // transfer moves the projects that are not in the target org there, reading first where each
 // one is, so a run after a crash moves only what is left.
-func (s *Service) transfer(ctx context.Context, dbs []store.Database, target policy.Tier) (string, error) {
+func (s *TierChanges) transfer(ctx context.Context, dbs []store.Database, target policy.Tier) (string, error) {
 	dst, err := s.orgID(target.Org)
 	if err != nil {
 		return "", err
@@ -199,7 +199,7 @@ func (s *Service) transfer(ctx context.Context, dbs []store.Database, target pol
 	return fmt.Sprintf("%d project(s) moved to org %s (%s), %d already there", moved, target.Org, dst, there), nil
 }
 
-func (s *Service) orgID(plan string) (string, error) {
+func (s *TierChanges) orgID(plan string) (string, error) {
 	for _, o := range s.d.Orgs {
 		if o.Plan == plan {
 			return o.ID, nil
@@ -211,7 +211,7 @@ func (s *Service) orgID(plan string) (string, error) {
 // record sets the tenant's tier. It holds the tenant lock create_database takes, so no
 // database is created in the old tier's org meanwhile; databases created since the plan step
 // are brought to the target first, and every row's org is checked against Neon.
-func (s *Service) record(ctx context.Context, j store.Job, p *payload, target policy.Tier) (string, error) {
+func (s *TierChanges) record(ctx context.Context, j store.Job, p *payload, target policy.Tier) (string, error) {
 	unlock, err := s.d.Locker.Lock(ctx, "tenant:"+j.TenantID)
 	if err != nil {
 		return "", fmt.Errorf("lifecycle: lock tenant %s: %w", j.TenantID, err)

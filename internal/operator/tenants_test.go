@@ -1,4 +1,4 @@
-package tenants_test
+package operator_test
 
 import (
 	"context"
@@ -9,19 +9,19 @@ import (
 	"github.com/neonguard/neonguard/internal/auth"
 	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/identity"
+	"github.com/neonguard/neonguard/internal/operator"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
-	"github.com/neonguard/neonguard/internal/tenants"
 )
 
-func newService(t *testing.T) *tenants.Service {
+func newService(t *testing.T) *operator.Service {
 	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return &tenants.Service{Store: st, Policy: policy.Default()}
+	return &operator.Service{Store: st, Policy: policy.Default()}
 }
 
 func code(err error) string {

@@ -1,4 +1,4 @@
-package tenants
+package operator
 
 import (
 	"context"
@@ -6,21 +6,20 @@ import (
 	"fmt"
 
 	"github.com/neonguard/neonguard/internal/errcode"
-	"github.com/neonguard/neonguard/internal/lifecycle"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
-// TierChanger runs a tenant's tier change to its end (*lifecycle.Service).
+// TierChanger runs a tenant's tier change to its end (*Service).
 type TierChanger interface {
-	SetTier(ctx context.Context, tenant, tier string, force bool) (*lifecycle.Job, error)
+	SetTier(ctx context.Context, tenant, tier string, force bool) (*Job, error)
 }
 
 var errNoLifecycle = errors.New("tenants: tier changes are not wired (no Neon client)")
 
-// SetTier moves the tenant to tier (a durable job; see internal/lifecycle) and returns the
+// SetTier moves the tenant to tier (a durable job; see TierChanges) and returns the
 // finished job. A downgrade over the target tier's limits is refused with INVALID_ARGUMENT
 // whose message is the report (which database, what, by how much), unless force.
-func (s *Service) SetTier(ctx context.Context, tenant, tier string, force bool) (*lifecycle.Job, error) {
+func (s *Service) SetTier(ctx context.Context, tenant, tier string, force bool) (*Job, error) {
 	if s.Lifecycle == nil {
 		return nil, errNoLifecycle
 	}

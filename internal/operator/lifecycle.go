@@ -1,25 +1,4 @@
-// Package lifecycle runs the operator's multi-step operations on a tenant as durable jobs. A
-// tier change (set_tier) moves every project of the tenant to the target tier's Neon org and
-// applies the tier's settings; it is a list of named, idempotent steps recorded in the store
-// (store.JobStore), so a crash at any point is finished exactly once by the next
-// `neonguard jobs resume` or `serve` start:
-//
-//	plan      snapshot the databases (branches, checkpoints, usage) and compare them with the
-//	          target tier; over a limit the job is refused with a Report unless forced
-//	settings  PATCH each project to the tier's quotas, compute range, suspend timeout and
-//	          restore window (skipped where they already match)
-//	transfer  move the projects not yet in the target org (re-read where each one is; batches
-//	          of at most 400; the personal API key)
-//	record    record each project's org in the store and set the tenant's tier
-//
-// settings runs before transfer when the target tier fits the source org's plan (a downgrade:
-// the free org refuses a project with a paid restore window), after it otherwise (an upgrade:
-// the free org's plan cannot hold the paid settings).
-//
-// Each step's completion is written (compare-and-set on the step name, under the job's lease)
-// before the next step starts; a runner that lost its lease stops. A failing step leaves the
-// job failed and resumable with its error; nothing is marked done that did not happen.
-package lifecycle
+package operator
 
 import (
 	"context"
@@ -38,6 +17,26 @@ import (
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
 )
+
+// Tier changes run as durable jobs: a list of named, idempotent steps recorded in the store
+// (store.JobStore), so a crash at any point is finished exactly once by the next
+// `neonguard jobs resume` or `serve` start:
+//
+//	plan      snapshot the databases (branches, checkpoints, usage) and compare them with the
+//	          target tier; over a limit the job is refused with a Report unless forced
+//	settings  PATCH each project to the tier's quotas, compute range, suspend timeout and
+//	          restore window (skipped where they already match)
+//	transfer  move the projects not yet in the target org (re-read where each one is; batches
+//	          of at most 400; the personal API key)
+//	record    record each project's org in the store and set the tenant's tier
+//
+// settings runs before transfer when the target tier fits the source org's plan (a downgrade:
+// the free org refuses a project with a paid restore window), after it otherwise (an upgrade:
+// the free org's plan cannot hold the paid settings).
+//
+// Each step's completion is written (compare-and-set on the step name, under the job's lease)
+// before the next step starts; a runner that lost its lease stops. A failing step leaves the
+// job failed and resumable with its error; nothing is marked done that did not happen.
 
 // KindTierChange is the store's job kind of a tier change.
 const KindTierChange = "tier_change"
@@ -60,8 +59,8 @@ const (
 // ErrNoPersonalKey: a tier change needs Neon's personal API key (it alone may move projects).
 var ErrNoPersonalKey = errors.New("set_tier needs Neon's personal API key: set neon.personal_api_key (NEON_PERSONAL_API_KEY), a key of a member of both orgs")
 
-// Deps are the Service's collaborators.
-type Deps struct {
+// TierChangeDeps are the Service's collaborators.
+type TierChangeDeps struct {
 	Store  store.Store
 	Locker store.Locker
 	Policy policy.Config
@@ -80,8 +79,8 @@ type Deps struct {
 }
 
 // Service runs tier-change jobs.
-type Service struct {
-	d     Deps
+type TierChanges struct {
+	d     TierChangeDeps
 	owner string
 	log   *slog.Logger
 
@@ -93,7 +92,7 @@ type Service struct {
 }
 
 // New checks d and returns a Service.
-func New(d Deps) (*Service, error) {
+func NewTierChanges(d TierChangeDeps) (*TierChanges, error) {
 	if d.Store == nil || d.Locker == nil {
 		return nil, errors.New("lifecycle: store and locker are required")
 	}
@@ -107,7 +106,7 @@ func New(d Deps) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{d: d, owner: newOwner(), log: log.With("component", "lifecycle")}, nil
+	return &TierChanges{d: d, owner: newOwner(), log: log.With("component", "lifecycle")}, nil
 }
 
 // Job is a tier-change job as the operator sees it (CLI, admin tool).
@@ -195,7 +194,7 @@ func view(j store.Job) *Job {
 // Start records a tier change of tenant to tier and returns it without running it. If the
 // tenant has an unfinished tier change to the same tier, that job is returned (so a repeated
 // set_tier resumes it); to another tier, the answer is an INVALID_ARGUMENT naming it.
-func (s *Service) Start(ctx context.Context, tenant, tier string, force bool) (*Job, error) {
+func (s *TierChanges) Start(ctx context.Context, tenant, tier string, force bool) (*Job, error) {
 	target, err := s.d.Policy.Tier(tier)
 	if err != nil {
 		return nil, &errcode.Error{Code: errcode.InvalidArgument, Message: fmt.Sprintf("unknown tier %q", tier),
@@ -237,7 +236,7 @@ func (s *Service) Start(ctx context.Context, tenant, tier string, force bool) (*
 }
 
 // existing answers a set_tier while the tenant has an unfinished tier change.
-func (s *Service) existing(ctx context.Context, tenant, tier string) (*Job, error) {
+func (s *TierChanges) existing(ctx context.Context, tenant, tier string) (*Job, error) {
 	open, err := s.d.Store.ListJobs(ctx, store.JobFilter{TenantID: tenant, Kind: KindTierChange, Unfinished: true, Limit: 1})
 	if err != nil {
 		return nil, err
@@ -257,7 +256,7 @@ func (s *Service) existing(ctx context.Context, tenant, tier string) (*Job, erro
 // order is the step list: settings first when the target tier's settings fit the source org's
 // plan (so the destination's transfer check sees settings it accepts), after the transfer
 // otherwise.
-func (s *Service) order(source, target policy.Tier) []string {
+func (s *TierChanges) order(source, target policy.Tier) []string {
 	if source.Org == target.Org {
 		return []string{StepPlan, StepSettings, StepTransfer, StepRecord}
 	}
@@ -270,7 +269,7 @@ func (s *Service) order(source, target policy.Tier) []string {
 }
 
 // SetTier starts (or picks up) a tier change and runs it to its end.
-func (s *Service) SetTier(ctx context.Context, tenant, tier string, force bool) (*Job, error) {
+func (s *TierChanges) SetTier(ctx context.Context, tenant, tier string, force bool) (*Job, error) {
 	j, err := s.Start(ctx, tenant, tier, force)
 	if err != nil {
 		return nil, err
@@ -279,7 +278,7 @@ func (s *Service) SetTier(ctx context.Context, tenant, tier string, force bool) 
 }
 
 // Get returns one job.
-func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
+func (s *TierChanges) Get(ctx context.Context, id string) (*Job, error) {
 	j, err := s.d.Store.GetJob(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, &errcode.Error{Code: errcode.NotFound, Message: "no job " + id, Hint: "`neonguard jobs list` shows the jobs"}
@@ -291,7 +290,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
 }
 
 // List returns the tier-change jobs, newest first ("" tenant: all).
-func (s *Service) List(ctx context.Context, tenant string, unfinished bool, limit int) ([]*Job, error) {
+func (s *TierChanges) List(ctx context.Context, tenant string, unfinished bool, limit int) ([]*Job, error) {
 	js, err := s.d.Store.ListJobs(ctx, store.JobFilter{TenantID: tenant, Kind: KindTierChange, Unfinished: unfinished, Limit: limit})
 	if err != nil {
 		return nil, err
@@ -305,7 +304,7 @@ func (s *Service) List(ctx context.Context, tenant string, unfinished bool, limi
 
 // Cancel ends an unfinished job that nobody runs. What its finished steps did stays done (the
 // tenant's tier is unchanged; setting it again converges the projects).
-func (s *Service) Cancel(ctx context.Context, id string) (*Job, error) {
+func (s *TierChanges) Cancel(ctx context.Context, id string) (*Job, error) {
 	if err := s.d.Store.CancelJob(ctx, id, s.d.Now()); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, &errcode.Error{Code: errcode.NotFound, Message: "no job " + id, Hint: "`neonguard jobs list` shows the jobs"}
@@ -320,7 +319,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Job, error) {
 // another live runner holds are skipped (it finishes them). With failedToo false, jobs whose
 // last attempt failed are left for an explicit resume (a periodic sweep must not hammer Neon
 // with a request it keeps refusing).
-func (s *Service) ResumeAll(ctx context.Context, failedToo bool) ([]*Job, error) {
+func (s *TierChanges) ResumeAll(ctx context.Context, failedToo bool) ([]*Job, error) {
 	open, err := s.d.Store.ListJobs(ctx, store.JobFilter{Kind: KindTierChange, Unfinished: true, Limit: store.MaxAuditLimit})
 	if err != nil {
 		return nil, err
@@ -354,7 +353,7 @@ func (s *Service) ResumeAll(ctx context.Context, failedToo bool) ([]*Job, error)
 
 // Loop resumes unfinished jobs at start (failed ones too: a restart is the operator's retry)
 // and then, every interval, jobs a crashed runner left behind; it returns when ctx ends.
-func (s *Service) Loop(ctx context.Context, interval time.Duration) {
+func (s *TierChanges) Loop(ctx context.Context, interval time.Duration) {
 	failedToo := true
 	t := time.NewTicker(interval)
 	defer t.Stop()

@@ -1,7 +1,4 @@
-// Package tenants is the operator's side of neonguard: tenants and their bearer tokens. The
-// `neonguard tenant` commands and the admin tool set both call it, so the rules (tier names,
-// tenant ids, scopes, secrets shown once) live in one place.
-package tenants
+package operator
 
 import (
 	"context"
@@ -27,7 +24,7 @@ type Service struct {
 	// Databases runs the operations on tenants' databases (the guard: they need Neon); nil
 	// where only the store is open, and those operations then fail (databases.go).
 	Databases DatabaseAdmin
-	// Lifecycle runs tier changes (internal/lifecycle); nil where it is not wired, and
+	// Lifecycle runs tier changes (TierChanges); nil where it is not wired, and
 	// SetTier then fails (settier.go).
 	Lifecycle TierChanger
 }
