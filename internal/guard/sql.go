@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -297,7 +298,8 @@ func jsonValue(oid uint32, v []byte) any {
 			return n
 		}
 	case pgtype.Float4OID, pgtype.Float8OID:
-		if f, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "aA") { // not NaN/Infinity
+		// NaN and ±Infinity have no JSON number: they stay text.
+		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
 			return f
 		}
 	case pgtype.JSONOID, pgtype.JSONBOID:
