@@ -53,6 +53,8 @@ func TestRunSQL(t *testing.T) {
 	if escape.Code != "INVALID_ARGUMENT" || slices.Contains(rows(t, uri), 99) {
 		t.Fatalf("a read that commits and writes: %s, rows %v", escape, rows(t, uri))
 	}
+	// A read that turns the session's read-only default off must not open writes to a later
+	// call (it would, were connections ever reused without a READ ONLY transaction).
 	single := sql(map[string]any{"sql": "SELECT set_config('default_transaction_read_only', 'off', false)"})
 	if single.Code != "" {
 		t.Fatalf("a single read that changes a setting: %s", single)

@@ -599,8 +599,9 @@ func (g *Guard) DeleteDevBranch(ctx context.Context, in DeleteBranchInput) (*Del
 	// Whether a branch with children may go is Neon's call (an undo backup is the restored
 	// branch's parent on Neon); its 422 comes back as INVALID_ARGUMENT with Neon's reason.
 	if err := g.deleteBranch(ctx, org, db.ID, b); err != nil {
+		children := hasChildren(err)
 		err = upstream("delete_dev_branch", err)
-		if ge := errcode.As(err); ge != nil && strings.Contains(ge.Message, "children") {
+		if ge := errcode.As(err); ge != nil && children {
 			ge.Hint = "Neon keeps a branch that has children: delete the branches whose parent_id is this branch first (list_branches shows them)"
 		}
 		return nil, err

@@ -103,14 +103,8 @@ func (g *Guard) ApplyMigration(ctx context.Context, in ApplyMigrationInput) (*Ap
 	for _, s := range analysis.Destructive() {
 		destructive = append(destructive, truncate.UTF8(s.Text, 200))
 	}
-	if t.onMain {
-		if limits.ReadOnlyMain {
-			return nil, invalid(fmt.Sprintf("the %s tier does not allow writes on main", c.tier.Name),
-				"apply it on a dev branch (create_dev_branch)")
-		}
-		if len(destructive) > 0 && !in.Confirm {
-			return nil, confirmationRequired(analysis.Destructive())
-		}
+	if err := checkWrite(c, t, analysis, in.Confirm); err != nil {
+		return nil, err
 	}
 	conn, err := connectSQL(ctx, t.uri, limits, false, nil)
 	if err != nil {
@@ -173,15 +167,7 @@ func (g *Guard) ApplyMigration(ctx context.Context, in ApplyMigrationInput) (*Ap
 
 // ListMigrations lists a branch's migration ledger, oldest first.
 func (g *Guard) ListMigrations(ctx context.Context, in DatabaseBranchInput) (*ListMigrationsResult, error) {
-	c, err := g.caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	t, err := g.sqlTarget(ctx, c, in.DatabaseID, in.Branch)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := connectSQL(ctx, t.uri, c.tier.SQL.WithDefaults(), true, nil)
+	t, conn, err := g.readBranch(ctx, in.DatabaseID, in.Branch)
 	if err != nil {
 		return nil, err
 	}
@@ -275,6 +261,24 @@ func (g *Guard) sqlTarget(ctx context.Context, c caller, databaseID, branch stri
 		return sqlTarget{}, err
 	}
 	return sqlTarget{db: db, branch: b.Name, onMain: b.ID == st.main.ID, uri: uri}, nil
+}
+
+// readBranch resolves the caller's branch and opens a read-only connection to it, within the
+// tier's statement timeout. The caller closes the connection.
+func (g *Guard) readBranch(ctx context.Context, databaseID, branch string) (sqlTarget, *pgx.Conn, error) {
+	c, err := g.caller(ctx)
+	if err != nil {
+		return sqlTarget{}, nil, err
+	}
+	t, err := g.sqlTarget(ctx, c, databaseID, branch)
+	if err != nil {
+		return sqlTarget{}, nil, err
+	}
+	conn, err := connectSQL(ctx, t.uri, c.tier.SQL.WithDefaults(), true, nil)
+	if err != nil {
+		return sqlTarget{}, nil, err
+	}
+	return t, conn, nil
 }
 
 // schemaOf is the user schema as "kind name → description" (tables, views, columns with their

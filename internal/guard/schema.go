@@ -1,8 +1,8 @@
 package guard
 
 import (
+	"cmp"
 	"context"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -82,19 +82,8 @@ SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder)
 // DescribeSchema describes one schema of a branch compactly: tables and views with their
 // columns, keys and indexes, and enums.
 func (g *Guard) DescribeSchema(ctx context.Context, in DescribeSchemaInput) (*DescribeSchemaResult, error) {
-	c, err := g.caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	schema := in.Schema
-	if schema == "" {
-		schema = "public"
-	}
-	t, err := g.sqlTarget(ctx, c, in.DatabaseID, in.Branch)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := connectSQL(ctx, t.uri, c.tier.SQL.WithDefaults(), true, nil)
+	schema := cmp.Or(in.Schema, "public")
+	t, conn, err := g.readBranch(ctx, in.DatabaseID, in.Branch)
 	if err != nil {
 		return nil, err
 	}
@@ -202,16 +191,5 @@ func describeSchema(ctx context.Context, conn *pgx.Conn, schema string) (*Descri
 		}
 		out.Enums = append(out.Enums, e)
 	}
-	slices.SortFunc(out.Tables, func(a, b SchemaTable) int { return compareStrings(a.Name, b.Name) })
 	return out, rows.Err()
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -94,13 +94,9 @@ func (g *Guard) RunSQL(ctx context.Context, in RunSQLInput) (*RunSQLResult, erro
 	if err != nil {
 		return nil, err
 	}
-	if !in.ReadOnly && t.onMain {
-		if limits.ReadOnlyMain {
-			return nil, invalid(fmt.Sprintf("the %s tier does not allow writes on main", c.tier.Name),
-				"write on a dev branch (create_dev_branch), or run read-only")
-		}
-		if d := analysis.Destructive(); len(d) > 0 && !in.Confirm {
-			return nil, confirmationRequired(d)
+	if !in.ReadOnly {
+		if err := checkWrite(c, t, analysis, in.Confirm); err != nil {
+			return nil, err
 		}
 	}
 	res, err := runSQL(ctx, t.uri, in, limits, t.onMain && !in.ReadOnly, !in.ReadOnly)
@@ -121,6 +117,22 @@ func (g *Guard) RunSQL(ctx context.Context, in RunSQLInput) (*RunSQLResult, erro
 		res.Statements = append(res.Statements, SQLStatement{Command: s.Command, ReadOnly: s.ReadOnly, Destructive: s.Destructive})
 	}
 	return res, nil
+}
+
+// checkWrite is the guard in front of a write on a branch: on main, the tier must allow writes,
+// and destructive statements need confirm. run_sql and apply_migration both pass it.
+func checkWrite(c caller, t sqlTarget, analysis sqlguard.Analysis, confirm bool) error {
+	if !t.onMain {
+		return nil
+	}
+	if c.tier.SQL.ReadOnlyMain {
+		return invalid(fmt.Sprintf("the %s tier does not allow writes on main", c.tier.Name),
+			"write on a dev branch (create_dev_branch)")
+	}
+	if d := analysis.Destructive(); len(d) > 0 && !confirm {
+		return confirmationRequired(d)
+	}
+	return nil
 }
 
 func confirmationRequired(d []sqlguard.Statement) error {

@@ -215,21 +215,11 @@ func (h *HTTP) serveMCP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.streamable.ServeHTTP(w, r)
 	case http.MethodPost:
-		release, ok := h.requests.acquire(p.TenantID, h.o.TenantMaxRequests)
+		body, release, ok := h.admitPost(w, r, p)
 		if !ok {
-			h.o.Metrics.RateLimited("open_requests")
-			tooMany(w, r, time.Second, fmt.Sprintf("too many requests open at once: at most %d per tenant", h.o.TenantMaxRequests))
 			return
 		}
 		defer release()
-		body, ok := h.readBody(w, r)
-		if !ok {
-			return
-		}
-		if isBatch(body) {
-			refuseBatch(w)
-			return
-		}
 		if msg := parseHead(r.Header, body); msg.method == string(mcp.MethodInitialize) && !msg.modern {
 			// The session is made here, under the tenant's cap; mcp-go's Generate returns it.
 			id, wait, ok := h.sessions.create(p.TenantID)
@@ -332,23 +322,11 @@ func (h *HTTP) message(w http.ResponseWriter, r *http.Request) {
 		h.sse.MessageHandler().ServeHTTP(w, r)
 		return
 	}
-	release, ok := h.requests.acquire(p.TenantID, h.o.TenantMaxRequests)
+	_, release, ok := h.admitPost(w, r, p)
 	if !ok {
-		h.o.Metrics.RateLimited("open_requests")
-		tooMany(w, r, time.Second, fmt.Sprintf("too many requests open at once: at most %d per tenant", h.o.TenantMaxRequests))
 		return
 	}
 	defer release()
-	body, ok := h.readBody(w, r)
-	if !ok {
-		return
-	}
-	if isBatch(body) {
-		// mcp-go would accept it (202) and then send a parse error with no id down the
-		// stream, which no client can match to anything.
-		refuseBatch(w)
-		return
-	}
 	h.sse.MessageHandler().ServeHTTP(w, r)
 }
 
@@ -501,4 +479,27 @@ func writeText(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_, _ = fmt.Fprintln(w, msg)
+}
+
+// admitPost is the front of every POST on both transports: a place among the tenant's open
+// requests (429 beyond the cap), the body read within the time limit (408, 413), and a JSON-RPC
+// batch refused (mcp-go would answer /mcp with a misleading text, and on /message accept it and
+// then send a parse error with no id down the stream). The caller defers release when ok.
+func (h *HTTP) admitPost(w http.ResponseWriter, r *http.Request, p identity.Principal) (body []byte, release func(), ok bool) {
+	release, ok = h.requests.acquire(p.TenantID, h.o.TenantMaxRequests)
+	if !ok {
+		h.o.Metrics.RateLimited("open_requests")
+		tooMany(w, r, time.Second, fmt.Sprintf("too many requests open at once: at most %d per tenant", h.o.TenantMaxRequests))
+		return nil, nil, false
+	}
+	body, ok = h.readBody(w, r)
+	if ok && isBatch(body) {
+		refuseBatch(w)
+		ok = false
+	}
+	if !ok {
+		release()
+		return nil, nil, false
+	}
+	return body, release, true
 }
