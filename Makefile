@@ -16,6 +16,7 @@ bench: ## the benchmarks whose figures docs/benchmarks.md reports
 	$(GO) test -run '^$$' -bench GuardAndMCP -benchtime 2000x ./internal/server
 	$(GO) test -run '^$$' -bench Startup -benchtime 20x ./cmd/neonguard
 	$(GO) test -run '^$$' -bench DataPlane -benchtime 5x ./internal/app
+	$(GO) test -run '^$$' -bench 'RunSQLSelect1|DirectPgxSelect1|DescribeSchema50' -benchtime 200x ./internal/app
 
 fuzz: ## a short fuzzing session of argument decoding
 	$(GO) test -run '^$$' -fuzz FuzzDecodeArgs -fuzztime 60s ./tools

@@ -75,8 +75,8 @@ func TestSafeMigration(t *testing.T) {
 	// The workflow, in order.
 	last := -1
 	for _, step := range []string{"wispy-sun-1", "ALTER TABLE users ADD COLUMN email text", "describe_limits", "list_migrations", "`checkpoint`",
-		"replace: true", "create_dev_branch", "apply_migration", "ONE transaction", "CONFIRMATION_REQUIRED", "restore_point", "Verify",
-		"undo_to_time", "restore_checkpoint", "Confirm"} {
+		"replace: true", "apply_migration", "dry_run: true", "ONE transaction", "CONFIRMATION_REQUIRED", "restore_point", "Verify",
+		"undo_migration", "undo_to_time", "restore_checkpoint", "Confirm"} {
 		i := strings.Index(got, step)
 		if i < 0 || i < last {
 			t.Fatalf("%q missing or out of order in:\n%s", step, got)
@@ -92,7 +92,7 @@ func TestFeatureBranch(t *testing.T) {
 	}
 	last := -1
 	for _, step := range []string{"describe_limits", "every branch counts", "create_dev_branch", `name: "add-user-auth-oauth"`, `ttl: "48h"`,
-		"connection_string", "disappears by itself", "safe_migration", "**Clean up.** Call `delete_dev_branch`", `branch: "add-user-auth-oauth"`} {
+		"connection_string", "disappears by itself", "compare_schema", "safe_migration", "**Clean up.** Call `delete_dev_branch`", `branch: "add-user-auth-oauth"`} {
 		i := strings.Index(got, step)
 		if i < 0 || i < last {
 			t.Fatalf("%q missing or out of order in:\n%s", step, got)

@@ -10,7 +10,7 @@ import (
 
 type adminCreateTokenArgs struct {
 	Tenant string   `json:"tenant" jsonschema:"minLength=1,maxLength=63" validate:"required,max=63"`
-	Scopes []string `json:"scopes,omitempty" jsonschema:"maxItems=4" jsonschema_description:"Extra scopes, e.g. [\"admin\"]; none for an agent token." validate:"max=4,dive,max=32"`
+	Scopes []string `json:"scopes,omitempty" jsonschema:"maxItems=4" jsonschema_description:"Scopes: read (read-only tools only; run_sql only reads), write (every agent tool: the default without scopes), admin (the admin tools too)." validate:"max=4,dive,max=32"`
 }
 
 // AdminCreateToken is admin_create_token (admin scope). The secret is in the result once.

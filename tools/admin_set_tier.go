@@ -23,7 +23,8 @@ func AdminSetTier(d Deps) server.ServerTool {
 			"suspend timeout and restore window, then the tenant's tier is set. Runs as a durable job and returns it with its steps. " +
 			"A downgrade whose databases exceed the target tier (branches, checkpoints, this period's usage) is refused with INVALID_ARGUMENT naming each database, " +
 			"what exceeds and by how much, unless force=true. A failed job is kept: calling again with the same tier resumes it.",
-		hints: hints{readOnly: false, destructive: true, idempotent: true},
+		hints:    hints{readOnly: false, destructive: true, idempotent: true},
+		progress: true,
 	}, adminCall(func(ctx context.Context, a *adminSetTierArgs) (*operator.Job, error) {
 		return d.Admin.SetTier(ctx, a.Tenant, a.Tier, a.Force)
 	}))

@@ -22,6 +22,7 @@ func Checkpoint(d Deps) server.ServerTool {
 		title:       "Checkpoint database",
 		description: "Save a named snapshot of the database's main branch to restore later. At the tier's checkpoint limit it fails with SNAPSHOT_LIMIT unless replace=true, which deletes the oldest first.",
 		hints:       hints{readOnly: false, destructive: true, idempotent: false},
+		progress:    true,
 	}, func(ctx context.Context, a *checkpointArgs) (*guard.CheckpointResult, error) {
 		return d.Guard.Checkpoint(ctx, guard.CheckpointInput{DatabaseID: a.DatabaseID, Name: a.Name, Replace: a.Replace})
 	})

@@ -22,6 +22,7 @@ func CreateDatabase(d Deps) server.ServerTool {
 		title:       "Create database",
 		description: "Create a Postgres database (a Neon project) with the tier's limits; returns its database_id and connection string. Idempotent per name: an existing one is returned with created=false. Fails with DATABASE_LIMIT at the tier's limit.",
 		hints:       hints{readOnly: false, destructive: false, idempotent: true},
+		progress:    true,
 	}, func(ctx context.Context, a *createDatabaseArgs) (*guard.CreateDatabaseResult, error) {
 		return d.Guard.CreateDatabase(ctx, guard.CreateDatabaseInput{Name: a.Name, Region: a.Region, PGVersion: a.PGVersion})
 	})

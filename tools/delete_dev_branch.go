@@ -10,7 +10,7 @@ import (
 
 type deleteDevBranchArgs struct {
 	DatabaseID string `json:"database_id" jsonschema:"minLength=1,maxLength=64" validate:"required,max=64,ident"`
-	Branch     string `json:"branch" jsonschema:"minLength=1,maxLength=256" jsonschema_description:"Dev or backup branch name or id." validate:"required,max=256,ref"`
+	Branch     string `json:"branch" jsonschema:"minLength=1,maxLength=256" jsonschema_description:"Dev or backup branch name or id (list_branches)." validate:"required,max=256,ref"`
 }
 
 // DeleteDevBranch is delete_dev_branch: destructive, and idempotent (deleting a branch that is

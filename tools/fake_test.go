@@ -13,6 +13,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 	sjs "github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/guard"
 )
 
@@ -25,6 +26,8 @@ type fakeGuard struct {
 	nilResult bool
 	// nilSlices makes the fixtures carry nil slices, which the guard promises never to do.
 	nilSlices bool
+	// confirmGate makes RunSQL answer CONFIRMATION_REQUIRED unless confirm is set.
+	confirmGate bool
 }
 
 type fakeCall struct {
@@ -293,6 +296,9 @@ func mustJSON(t testing.TB, s string) any {
 
 func (f *fakeGuard) RunSQL(_ context.Context, in guard.RunSQLInput) (*guard.RunSQLResult, error) {
 	f.record("RunSQL", in)
+	if f.confirmGate && !in.Confirm {
+		return nil, errcode.New(errcode.ConfirmationRequired, `destructive statements on main: "drop table t" (drops a table)`, "confirm=true")
+	}
 	r := &guard.RunSQLResult{DatabaseID: in.DatabaseID, Branch: "main", Columns: []guard.SQLColumn{{Name: "n", Type: "int4"}},
 		Rows: [][]any{{1}}, RowCount: 1, Command: "SELECT 1", Statements: []guard.SQLStatement{{Command: "SELECT", ReadOnly: true}}}
 	if f.nilSlices {
@@ -340,6 +346,17 @@ func (f *fakeGuard) DescribeSchema(_ context.Context, in guard.DescribeSchemaInp
 		Views:  []guard.SchemaTable{}, Enums: []guard.SchemaEnum{{Name: "mood", Values: []string{"ok"}}}}
 	if f.nilSlices {
 		r.Tables, r.Views, r.Enums = nil, nil, nil
+	}
+	return answer(f, r)
+}
+
+func (f *fakeGuard) CompareSchema(_ context.Context, in guard.CompareSchemaInput) (*guard.CompareSchemaResult, error) {
+	f.record("CompareSchema", in)
+	r := &guard.CompareSchemaResult{DatabaseID: in.DatabaseID, Base: "main", Branch: in.Branch, Schema: "public",
+		Differences: []guard.SchemaDifference{{Kind: "column", Name: "t.note", Change: "added", Branch: "text"}},
+		SQL:         []string{"ALTER TABLE t ADD COLUMN note text"}, Unsafe: []string{}}
+	if f.nilSlices {
+		r.Differences, r.SQL, r.Unsafe = nil, nil, nil
 	}
 	return answer(f, r)
 }

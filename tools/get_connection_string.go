@@ -10,7 +10,7 @@ import (
 
 type getConnectionStringArgs struct {
 	DatabaseID string `json:"database_id" jsonschema:"minLength=1,maxLength=64" validate:"required,max=64,ident"`
-	Branch     string `json:"branch,omitempty" jsonschema:"maxLength=256,default=main" jsonschema_description:"Branch name or id." validate:"omitempty,max=256,ref"`
+	Branch     string `json:"branch,omitempty" jsonschema:"maxLength=256,default=main" jsonschema_description:"Branch name or id (list_branches)." validate:"omitempty,max=256,ref"`
 	// Pooled is a pointer so that an absent argument can default to true.
 	Pooled *bool `json:"pooled,omitempty" jsonschema:"default=true" jsonschema_description:"Pooled (PgBouncer) URI; false for migrations needing session features." validate:"-"`
 }

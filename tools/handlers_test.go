@@ -38,6 +38,7 @@ var validArgs = map[string]string{
 	"list_migrations":       `{"database_id":"wispy-sun-12345678"}`,
 	"undo_migration":        `{"database_id":"wispy-sun-12345678","version":2}`,
 	"describe_schema":       `{"database_id":"wispy-sun-12345678"}`,
+	"compare_schema":        `{"database_id":"wispy-sun-12345678","branch":"feat-auth"}`,
 }
 
 func TestArgumentMapping(t *testing.T) {
@@ -82,6 +83,11 @@ func TestArgumentMapping(t *testing.T) {
 		{"list_migrations", `{"database_id":"d1","branch":"main"}`, guard.DatabaseBranchInput{DatabaseID: "d1"}},
 		{"undo_migration", `{"database_id":"d1","version":3,"confirm":true}`, guard.UndoMigrationInput{DatabaseID: "d1", Version: 3, Confirm: true}},
 		{"describe_schema", `{"database_id":"d1","schema":"app"}`, guard.DescribeSchemaInput{DatabaseID: "d1", Schema: "app"}},
+		{"apply_migration", `{"database_id":"d1","name":"0002_x","sql":"drop table t","dry_run":true}`,
+			guard.ApplyMigrationInput{DatabaseID: "d1", Name: "0002_x", SQL: "drop table t", DryRun: true}},
+		{"compare_schema", `{"database_id":"d1","branch":"feat"}`, guard.CompareSchemaInput{DatabaseID: "d1", Branch: "feat"}},
+		{"compare_schema", `{"database_id":"d1","branch":"feat","base":"main","schema":"app"}`,
+			guard.CompareSchemaInput{DatabaseID: "d1", Branch: "feat", Schema: "app"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.tool+tt.args, func(t *testing.T) {

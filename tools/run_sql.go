@@ -31,3 +31,5 @@ func RunSQL(d Deps) server.ServerTool {
 			Branch: mainAsDefault(a.Branch), ReadOnly: a.ReadOnly == nil || *a.ReadOnly, Confirm: a.Confirm})
 	})
 }
+
+func (a *runSQLArgs) confirmByUser() { a.Confirm = true }

@@ -27,6 +27,9 @@ type Deps struct {
 	// validate is built once by All and shared by its tools; a factory called on its own
 	// builds its own (a *validator.Validate is safe for concurrent use once configured).
 	validate *validator.Validate
+	// confirm seals the questions put to the user through elicitation; nil (a factory called
+	// on its own) means tools never ask and answer CONFIRMATION_REQUIRED instead.
+	confirm *confirmations
 }
 
 func (d Deps) logger() *slog.Logger {
@@ -64,6 +67,7 @@ func factories() []func(Deps) server.ServerTool {
 		ListMigrations,
 		UndoMigration,
 		DescribeSchema,
+		CompareSchema,
 	}
 }
 
@@ -71,6 +75,9 @@ func factories() []func(Deps) server.ServerTool {
 func All(d Deps) []server.ServerTool {
 	if d.validate == nil {
 		d.validate = newValidator()
+	}
+	if d.confirm == nil {
+		d.confirm = newConfirmations()
 	}
 	fs := factories()
 	out := make([]server.ServerTool, 0, len(fs))
@@ -111,6 +118,9 @@ func readOnly() hints { return hints{readOnly: true, destructive: false, idempot
 type def struct {
 	name, title, description string
 	hints                    hints
+	// progress: the call can take more than about a second, so a client that sends a
+	// progressToken is told of each step (progress.go).
+	progress bool
 }
 
 // newTool builds a ServerTool from a def, an args type A (input schema, decoding, validation)
@@ -148,7 +158,25 @@ func newTool[A, R any](d Deps, df def, call func(ctx context.Context, a *A) (*R,
 			if ae := dec.decode(req.GetRawArguments(), a); ae != nil {
 				return ae.result(), nil
 			}
+			ca, canConfirm := any(a).(confirmable)
+			canConfirm = canConfirm && d.confirm != nil
+			if canConfirm {
+				switch d.confirm.answer(ctx, df.name, req, a) {
+				case accepted:
+					ca.confirmByUser()
+				case declined:
+					return shape[R](ctx, sh, nil, errDeclined), nil
+				}
+			}
+			if df.progress {
+				var stop func()
+				ctx, stop = withProgress(ctx, req)
+				defer stop()
+			}
 			r, cerr := call(ctx, a)
+			if why := needsConfirmation(cerr); why != nil && canConfirm && clientCanElicit(ctx) {
+				return d.confirm.ask(ctx, df.name, a, why), nil
+			}
 			return shape(ctx, sh, r, cerr), nil
 		},
 	}

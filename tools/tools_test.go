@@ -17,6 +17,7 @@ var wantNames = []string{
 	"create_database", "checkpoint", "undo_to_time", "create_dev_branch", "get_usage",
 	"list_databases", "list_checkpoints", "restore_checkpoint", "list_branches",
 	"delete_dev_branch", "get_connection_string", "describe_limits", "run_sql", "apply_migration", "list_migrations", "undo_migration", "describe_schema",
+	"compare_schema",
 }
 
 var wantAdminNames = []string{
@@ -82,6 +83,7 @@ func TestAnnotations(t *testing.T) {
 		"list_migrations":       ro,
 		"undo_migration":        {false, true, false},
 		"describe_schema":       ro,
+		"compare_schema":        ro,
 	}
 	for _, st := range All(Deps{}) {
 		a := st.Tool.Annotations

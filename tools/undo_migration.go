@@ -28,3 +28,5 @@ func UndoMigration(d Deps) server.ServerTool {
 			Branch: mainAsDefault(a.Branch), Confirm: a.Confirm})
 	})
 }
+
+func (a *undoMigrationArgs) confirmByUser() { a.Confirm = true }

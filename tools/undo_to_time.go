@@ -13,7 +13,7 @@ type undoToTimeArgs struct {
 	DatabaseID string `json:"database_id" jsonschema:"minLength=1,maxLength=64" validate:"required,max=64,ident"`
 	Timestamp  string `json:"timestamp,omitempty" jsonschema:"format=date-time,maxLength=64" jsonschema_description:"RFC 3339 time to restore to. Give this or ago." validate:"omitempty,max=64,rfc3339"`
 	Ago        string `json:"ago,omitempty" jsonschema:"maxLength=32" jsonschema_description:"How far back, e.g. 15m, 2h, 1h30m, 1d. Give this or timestamp." validate:"omitempty,max=32,duration"`
-	Branch     string `json:"branch,omitempty" jsonschema:"maxLength=256,default=main" jsonschema_description:"Branch name or id." validate:"omitempty,max=256,ref"`
+	Branch     string `json:"branch,omitempty" jsonschema:"maxLength=256,default=main" jsonschema_description:"Branch name or id (list_branches)." validate:"omitempty,max=256,ref"`
 }
 
 // UndoToTime is undo_to_time: it rewrites the branch in place (the previous state survives only
@@ -24,6 +24,7 @@ func UndoToTime(d Deps) server.ServerTool {
 		title:       "Undo to time",
 		description: "Restore a branch in place to an earlier time; the connection string is unchanged and the prior state is kept as an expiring backup branch. Fails with RESTORE_WINDOW outside the tier's restore window.",
 		hints:       hints{readOnly: false, destructive: true, idempotent: false},
+		progress:    true,
 	}, func(ctx context.Context, a *undoToTimeArgs) (*guard.UndoResult, error) {
 		in := guard.UndoInput{DatabaseID: a.DatabaseID, Branch: mainAsDefault(a.Branch)}
 		const hint = `pass exactly one, e.g. {"ago":"15m"} or {"timestamp":"2025-01-02T15:04:05Z"}`

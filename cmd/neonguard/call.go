@@ -30,7 +30,13 @@ func newCallCmd(g *globals) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			a, err := app.New(ctx, cfg, app.Options{Logger: g.logger(cfg)})
+			log := g.logger(cfg)
+			stopTracing, err := startTracing(ctx, log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			a, err := app.New(ctx, cfg, app.Options{Logger: log})
 			if err != nil {
 				return err
 			}

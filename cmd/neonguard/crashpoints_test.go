@@ -85,6 +85,21 @@ func TestCrashPointExplorer(t *testing.T) {
 			}
 		}
 	})
+	// A dry run makes a temporary branch and deletes it: at every crash point, what it made is
+	// deleted by the retry's settling (checkAll fails on a "dry-run-" branch left on Neon), and
+	// main is never changed.
+	x.explore("apply_migration (dry_run)", func(int) (map[string]any, func(map[string]any)) {
+		before := mustRows(t, uri)
+		return map[string]any{"database_id": id, "name": "0001_dry", "sql": "CREATE TABLE dry (n int); DROP TABLE t", "dry_run": true},
+			func(res map[string]any) {
+				if res["dry_run"] != true || res["applied"] != true {
+					t.Fatalf("apply_migration dry_run: %v", res)
+				}
+				if got := mustRows(t, uri); !slices.Equal(got, before) {
+					t.Fatalf("apply_migration dry_run: main holds %v, want %v", got, before)
+				}
+			}
+	})
 	x.explore("restore_checkpoint", func(int) (map[string]any, func(map[string]any)) {
 		insertRows(t, uri, 5000, 5000)
 		return map[string]any{"database_id": id, "checkpoint": "cp"}, func(map[string]any) {
@@ -285,6 +300,8 @@ func (x *explorer) checkAll(when string) {
 				if b.ID != root {
 					t.Errorf("%s: project %s: the default branch %s is not the recorded main %s", when, p.ID, b.ID, root)
 				}
+			case strings.HasPrefix(b.Name, "dry-run-"):
+				t.Errorf("%s: project %s: a dry run's temporary branch %s (%s) is left", when, p.ID, b.ID, b.Name)
 			case kinds[b.ID] == "":
 				t.Errorf("%s: project %s: branch %s (%s) is unknown to the store", when, p.ID, b.ID, b.Name)
 			case strings.HasPrefix(b.Name, "dev-") != (kinds[b.ID] == "dev"):

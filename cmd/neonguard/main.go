@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/lmittmann/tint"
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/neonguard/neonguard/internal/config"
 )
@@ -41,13 +43,14 @@ func (exitError) Error() string { return "failed" }
 type globals struct {
 	configPath string
 	flags      map[string]*string // YAML key → flag value, applied over file and env
+	flagNames  map[string]string  // YAML key → the flag that sets it ("--log-level"), named in errors
 	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
 }
 
 func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{flags: map[string]*string{}, stdin: stdin, stdout: stdout, stderr: stderr}
+	g := &globals{flags: map[string]*string{}, flagNames: map[string]string{}, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "neonguard",
 		Short:         "Guarded Neon Postgres tools for AI agents, over MCP",
@@ -59,16 +62,23 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configPath, "config", os.Getenv("NEONGUARD_CONFIG"), "YAML config file (env NEONGUARD_CONFIG)")
-	g.flags["data_dir"] = pf.String("data-dir", "", "where state and local databases live (env NEONGUARD_DATA_DIR)")
-	g.flags["log.level"] = pf.String("log-level", "", "debug, info, warn or error (env NEONGUARD_LOG_LEVEL)")
-	g.flags["log.format"] = pf.String("log-format", "", "auto, text or json (env NEONGUARD_LOG_FORMAT)")
-	g.flags["store"] = pf.String("store", "", "metadata store: sqlite:PATH or postgres://… (env NEONGUARD_STORE; default DATA_DIR/neonguard.db)")
+	g.stringFlag(pf, "data_dir", "data-dir", "where state and local databases live (env NEONGUARD_DATA_DIR)")
+	g.stringFlag(pf, "log.level", "log-level", "debug, info, warn or error (env NEONGUARD_LOG_LEVEL)")
+	g.stringFlag(pf, "log.format", "log-format", "auto (text on a terminal, JSON otherwise), text (coloured only on a terminal) or json (env NEONGUARD_LOG_FORMAT)")
+	g.stringFlag(pf, "store", "store", "metadata store: sqlite:PATH or postgres://… (env NEONGUARD_STORE; default DATA_DIR/neonguard.db)")
 	root.AddCommand(newServeCmd(g), newLocalCmd(g), newCallCmd(g), newVersionCmd(g), newTenantCmd(g))
-	root.AddCommand(newLoadCmd(g), newJobsCmd(g))
+	root.AddCommand(newLoadCmd(g), newJobsCmd(g), newHealthCmd(g))
 	return root
 }
 
-// load reads the configuration: defaults ← file ← environment ← flags.
+// stringFlag adds the string flag --name for the setting key, applied over file and env.
+func (g *globals) stringFlag(fs *pflag.FlagSet, key, name, usage string) {
+	g.flags[key] = fs.String(name, "", usage)
+	g.flagNames[key] = "--" + name
+}
+
+// load reads the configuration: defaults ← file ← environment ← flags. Errors name where the
+// faulty value came from (the flag, the environment variable, or the file and line).
 func (g *globals) load() (config.Config, error) {
 	cfg, err := config.Load(g.configPath, os.Getenv)
 	if err != nil {
@@ -76,7 +86,7 @@ func (g *globals) load() (config.Config, error) {
 	}
 	for key, v := range g.flags {
 		if v != nil && *v != "" {
-			if err := cfg.Set(key, *v); err != nil {
+			if err := cfg.SetFrom(key, *v, strings.TrimSpace(config.SourceFlag+" "+g.flagNames[key])); err != nil {
 				return cfg, err
 			}
 		}
@@ -85,18 +95,33 @@ func (g *globals) load() (config.Config, error) {
 }
 
 // logger writes to stderr (never stdout: in stdio mode stdout is the MCP stream): tint for a
-// person at a terminal, JSON for machines.
+// person at a terminal, JSON for machines. Text has colours only on a terminal (a pipe or a
+// file gets plain text); JSON writes durations as Go duration strings ("1.5s"), not
+// nanoseconds.
 func (g *globals) logger(cfg config.Config) *slog.Logger {
 	level := cfg.Log.SlogLevel()
+	terminal := false
+	if f, ok := g.stderr.(*os.File); ok {
+		terminal = isatty.IsTerminal(f.Fd())
+	}
 	format := cfg.Log.Format
 	if format == "" || format == "auto" {
 		format = "json"
-		if f, ok := g.stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		if terminal {
 			format = "text"
 		}
 	}
 	if format == "text" {
-		return slog.New(tint.NewTextHandler(g.stderr, &tint.Options{Level: level}))
+		return slog.New(tint.NewTextHandler(g.stderr, &tint.Options{Level: level, NoColor: !terminal}))
 	}
-	return slog.New(slog.NewJSONHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewJSONHandler(g.stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: durationString}))
+}
+
+// durationString writes a time.Duration attribute as its Go string ("250ms", "1m30s"):
+// slog's JSON handler would write an integer of nanoseconds.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }

@@ -120,7 +120,10 @@ func newTenantTokenCreateCmd(g *globals) *cobra.Command {
 
 Only the secret goes to stdout, so TOKEN=$(neonguard tenant token create acme) captures exactly
 it; the token's id and scopes go to stderr. --output json prints {"id", "tenant", "scopes",
-"secret"} on stdout instead.`,
+"secret"} on stdout instead.
+
+--scope read makes a read-only token: it lists and calls only the tools annotated read-only,
+and run_sql only reads. Without a scope a token may call every agent tool (write).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, tenant := cmd.Context(), args[0]
@@ -148,7 +151,8 @@ it; the token's id and scopes go to stderr. --output json prints {"id", "tenant"
 			})
 		},
 	}
-	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "grant a scope (repeatable; known: "+strings.Join(identity.Scopes, ", ")+")")
+	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "grant a scope (repeatable; known: "+strings.Join(identity.Scopes, ", ")+
+		"): read calls only read-only tools, write (the default without a scope) every agent tool, admin the admin tools too; the highest one counts")
 	cmd.Flags().StringVar(&output, "output", "text", "text (the secret alone on stdout, the rest on stderr) or json")
 	return cmd
 }

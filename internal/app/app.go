@@ -21,6 +21,7 @@ import (
 	"github.com/neonguard/neonguard/internal/metrics"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/neonlocal"
+	"github.com/neonguard/neonguard/internal/neonlocal/controlplane"
 	"github.com/neonguard/neonguard/internal/neonlocal/dataplane"
 	"github.com/neonguard/neonguard/internal/neonlocal/pgctl"
 	"github.com/neonguard/neonguard/internal/operator"
@@ -47,6 +48,9 @@ type Options struct {
 	// AfterNeonResponse is called when a Neon request's response arrived, before the client
 	// reads it. Test-only: the crash-point explorer kills the process there.
 	AfterNeonResponse func(*http.Request)
+	// SQLIdleTimeout is how long the guard keeps a SQL connection open after its last call
+	// (0: guard.DefaultSQLIdleTimeout). Test-only: tests shorten it.
+	SQLIdleTimeout time.Duration
 }
 
 // App is a wired neonguard.
@@ -56,8 +60,8 @@ type App struct {
 	Locker   store.Locker
 	Guard    *guard.Guard
 	Metrics  *metrics.Metrics
-	Local    *server.Local     // single-tenant (stdio, call): every call is the configured tenant
-	Emulator *neonlocal.Server // nil on the neon backend
+	Local    *server.Local        // single-tenant (stdio, call): every call is the configured tenant
+	Emulator *controlplane.Server // nil on the neon backend
 	// EmulatorURL is the emulator's base URL (…/api/v2); empty on the neon backend.
 	EmulatorURL string
 	Lifecycle   *operator.TierChanges // tier changes (set_tier) and their jobs
@@ -125,11 +129,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	g, err := guard.New(guard.Deps{
 		Store: a.Store, Locker: locker, Policy: cfg.Policy, Orgs: orgs,
 		DefaultRegion: cfg.Defaults.Region, DefaultPGVersion: cfg.Defaults.PGVersion, Logger: log,
+		SQLIdleTimeout: opts.SQLIdleTimeout,
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.Guard = g
+	a.closers = append(a.closers, g.Close) // the SQL connections it keeps, before the emulator stops
 	for _, setup := range []func(context.Context, *slog.Logger) error{a.setupLifecycle, a.setupMonitor, a.setupJanitor} {
 		if err := setup(ctx, log); err != nil {
 			return nil, err
@@ -139,6 +145,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		Guard: g, Audit: a.Store, Logger: log, Version: Version,
 		DefaultPrincipal: &identity.Principal{TenantID: cfg.Tenant},
 		CallTimeout:      cfg.CallTimeout,
+		ReadOnly:         cfg.ReadOnly(),
+		ToolGroups:       cfg.Tools,
 	})
 	if err != nil {
 		return nil, err
@@ -167,7 +175,7 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, store.Locke
 // NewEmulator builds the local Neon API emulator with its data plane: real PostgreSQL
 // clusters when PostgreSQL is installed (local.postgres auto or on), the API alone otherwise.
 // The returned close function stops both.
-func NewEmulator(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *neonlocal.Server, _ func() error, err error) {
+func NewEmulator(ctx context.Context, cfg config.Config, log *slog.Logger, eopts ...EmulatorOption) (_ *controlplane.Server, _ func() error, err error) {
 	// The lock comes first: the data plane stops the postgres processes it finds running on
 	// the data dir as orphans of a crash, and they are a live owner's while it holds the lock.
 	lock, err := neonlocal.LockDataDir(cfg.DataDir)
@@ -196,7 +204,7 @@ func NewEmulator(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *n
 			return nil, nil, fmt.Errorf("local databases: %w", err)
 		}
 	}
-	opts := neonlocal.Options{
+	opts := controlplane.Options{
 		DataDir:        cfg.DataDir,
 		PersonalAPIKey: cfg.Local.PersonalAPIKey,
 		FreeOrgAPIKey:  cfg.Local.FreeOrgAPIKey,
@@ -210,7 +218,10 @@ func NewEmulator(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *n
 		// Only real databases take disk: without PostgreSQL there is nothing to budget.
 		opts.DiskBudget, opts.DiskMinFree = int64(cfg.Local.DiskBudget), int64(cfg.Local.DiskMinFree)
 	}
-	emu, err := neonlocal.New(ctx, opts)
+	for _, o := range eopts {
+		o(&opts)
+	}
+	emu, err := controlplane.New(ctx, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("local emulator: %w", err)
 	}
@@ -278,7 +289,21 @@ func emulatorClients(opts Options) Options {
 	adjust := opts.NeonClient
 	opts.NeonClient = func(c *neon.Config) {
 		c.OperationPollMax = 50 * time.Millisecond
-		c.RequestsPerSecond = 5000
+		c.RequestsPerSecond, c.Burst = 5000, 5000
+		if adjust != nil {
+			adjust(c)
+		}
+	}
+	return opts
+}
+
+// neonClients sets the Neon clients' limiter from neon.requests_per_minute and
+// neon.request_burst: each client (one API key) of this replica has its own bucket, so
+// replicas sharing the keys are configured with their share of Neon's budget.
+func neonClients(cfg config.Config, opts Options) Options {
+	adjust := opts.NeonClient
+	opts.NeonClient = func(c *neon.Config) {
+		c.RequestsPerSecond, c.Burst = cfg.Neon.NeonRate()
 		if adjust != nil {
 			adjust(c)
 		}
@@ -287,6 +312,7 @@ func emulatorClients(opts Options) Options {
 }
 
 func (a *App) neonOrgs(cfg config.Config, opts Options, log *slog.Logger) ([]guard.Org, error) {
+	opts = neonClients(cfg, opts)
 	free, err := a.newClient(cfg.Neon.APIHost, cfg.Neon.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err

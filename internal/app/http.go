@@ -41,6 +41,9 @@ func (a *App) NewHTTP(log *slog.Logger) (*server.HTTP, error) {
 		Metrics:                a.Metrics,
 		Calls:                  calls,
 		Admin:                  &operator.Service{Store: a.Store, Policy: cfg.Policy, Databases: a.Guard, Lifecycle: a.Lifecycle},
+		// access: read-only is a ceiling over every token; tools limits the agent tool groups.
+		ReadOnly:   cfg.ReadOnly(),
+		ToolGroups: cfg.Tools,
 	})
 	return server.NewHTTP(mcp, server.HTTPOptions{
 		Auth:           authn,

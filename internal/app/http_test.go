@@ -76,7 +76,12 @@ func dialHTTP(t testing.TB, url, transportName, secret string) *client.Client {
 // database_id, over both transports, answers NOT_FOUND without echoing any of B's names or
 // ids, and B's database is unchanged afterwards.
 func TestTenantsCannotReachEachOthersDatabases(t *testing.T) {
-	a := newApp(t)
+	// Tenant A calls every tool over both transports: more than the free tier's burst.
+	a := newApp(t, func(c *config.Config) {
+		tier := c.Policy.Tiers["free"]
+		tier.CallBurst = 100
+		c.Policy.Tiers["free"] = tier
+	})
 	url := serveHTTP(t, a)
 	secretA := newTenantToken(t, a, "tenant-a", "free")
 	secretB := newTenantToken(t, a, "tenant-b", "free")
@@ -121,7 +126,7 @@ func TestTenantsCannotReachEachOthersDatabases(t *testing.T) {
 					}
 				}
 			}
-			want := []string{"apply_migration", "checkpoint", "create_dev_branch", "delete_dev_branch", "describe_schema", "get_connection_string", "get_usage",
+			want := []string{"apply_migration", "checkpoint", "compare_schema", "create_dev_branch", "delete_dev_branch", "describe_schema", "get_connection_string", "get_usage",
 				"list_branches", "list_checkpoints", "list_migrations", "restore_checkpoint", "run_sql", "undo_migration", "undo_to_time"}
 			slices.Sort(tried)
 			if !slices.Equal(tried, want) {
@@ -135,6 +140,7 @@ func TestTenantsCannotReachEachOthersDatabases(t *testing.T) {
 					}
 				}
 			}
+			checkResourcesIsolated(t, ca, bID, secrets)
 		})
 	}
 	if after := call(t, b, "list_branches", map[string]any{"database_id": bID}).Text; after != before {
@@ -264,6 +270,64 @@ func TestMetricsCountToolCallsAndNeonRequests(t *testing.T) {
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// checkResourcesIsolated: the resources and completions (issue 14) are tenant-scoped exactly
+// like the tools. c's tenant does not own bID: its databases resource and its completions do
+// not show it, and reading bID's resource fails with the very text of an id that does not
+// exist.
+func checkResourcesIsolated(t *testing.T, c *client.Client, bID string, secrets []string) {
+	t.Helper()
+	ctx := context.Background()
+	read := func(uri string) (string, error) {
+		var req mcp.ReadResourceRequest
+		req.Params.URI = uri
+		res, err := c.ReadResource(ctx, req)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, rc := range res.Contents {
+			if tc, ok := rc.(mcp.TextResourceContents); ok {
+				b.WriteString(tc.Text)
+			}
+		}
+		return b.String(), nil
+	}
+	list, err := read("neonguard://databases")
+	if err != nil {
+		t.Fatalf("read neonguard://databases: %v", err)
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(list, s) {
+			t.Errorf("neonguard://databases shows B's %q: %s", s, list)
+		}
+	}
+	_, other := read("neonguard://databases/" + bID)
+	_, missing := read("neonguard://databases/no-such-database")
+	if other == nil || missing == nil {
+		t.Fatalf("reading another tenant's database: %v; a missing one: %v; want both refused", other, missing)
+	}
+	if other.Error() != missing.Error() || !strings.Contains(other.Error(), "NOT_FOUND") {
+		t.Errorf("another tenant's database reads %q, a missing one %q: want the same NOT_FOUND", other, missing)
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(other.Error(), s) {
+			t.Errorf("reading B's database reveals %q: %v", s, other)
+		}
+	}
+	for _, prefix := range []string{"", bID[:3], "bravo"} {
+		var req mcp.CompleteRequest
+		req.Params.Ref = mcp.PromptReference{Type: "ref/prompt", Name: "safe_migration"}
+		req.Params.Argument.Name, req.Params.Argument.Value = "database_id", prefix
+		res, err := c.Complete(ctx, req)
+		if err != nil {
+			t.Fatalf("complete %q: %v", prefix, err)
+		}
+		if slices.Contains(res.Completion.Values, bID) {
+			t.Errorf("completing database_id %q offers B's %s: %v", prefix, bID, res.Completion.Values)
 		}
 	}
 }

@@ -28,7 +28,7 @@ func (a *App) setupLifecycle(_ context.Context, log *slog.Logger) error {
 	} else {
 		// Without a personal key the service still lists jobs; set_tier says what is missing.
 		if cfg.Neon.PersonalAPIKey != "" {
-			c, err := a.newClient(cfg.Neon.APIHost, cfg.Neon.PersonalAPIKey, cfg.CallTimeout, a.opts, log)
+			c, err := a.newClient(cfg.Neon.APIHost, cfg.Neon.PersonalAPIKey, cfg.CallTimeout, neonClients(cfg, a.opts), log)
 			if err != nil {
 				return err
 			}

@@ -77,6 +77,7 @@ func TestAuthenticate(t *testing.T) {
 	ctx := t.Context()
 	good, goodTok := issue(t, s, "acme", identity.ScopeAdmin)
 	plain, _ := issue(t, s, "other")
+	readOnly, _ := issue(t, s, "acme", identity.ScopeRead)
 	revoked, revokedTok := issue(t, s, "acme")
 	if err := s.RevokeToken(ctx, "acme", revokedTok.ID); err != nil {
 		t.Fatal(err)
@@ -94,6 +95,7 @@ func TestAuthenticate(t *testing.T) {
 		{"scheme case-insensitive", "bearer " + good, "acme", []string{identity.ScopeAdmin}},
 		{"surrounding space", "  Bearer   " + good + " ", "acme", []string{identity.ScopeAdmin}},
 		{"valid no scopes", "Bearer " + plain, "other", nil},
+		{"valid read", "Bearer " + readOnly, "acme", []string{identity.ScopeRead}},
 		{"empty", "", "", nil},
 		{"scheme only", "Bearer", "", nil},
 		{"scheme and space", "Bearer ", "", nil},

@@ -209,6 +209,23 @@ func TestJWTHS256(t *testing.T) {
 		tok := sign(t, jwt.SigningMethodHS256, key, "", with(good, "scope", "read:db admin  superuser admin"))
 		wantPrincipal(t, a, tok, "acme", identity.ScopeAdmin)
 	})
+	t.Run("read scope", func(t *testing.T) {
+		for _, claim := range []any{"read", []any{"read"}, "openid read profile"} {
+			p, err := a.Authenticate(t.Context(), "Bearer "+sign(t, jwt.SigningMethodHS256, key, "", with(good, "scope", claim)))
+			if err != nil || p.TenantID != "acme" || !slices.Equal(p.Scopes, []string{identity.ScopeRead}) || p.CanWrite() {
+				t.Fatalf("scope %v: principal %+v, %v; want a read-only acme", claim, p, err)
+			}
+		}
+		p, err := a.Authenticate(t.Context(), "Bearer "+sign(t, jwt.SigningMethodHS256, key, "", with(good, "scope", "read write")))
+		if err != nil || !slices.Equal(p.Scopes, []string{identity.ScopeRead, identity.ScopeWrite}) || !p.CanWrite() {
+			t.Fatalf("read write: principal %+v, %v", p, err)
+		}
+		// Scopes are exact: an identity provider's "read:db" or "READ" grants nothing here.
+		p, err = a.Authenticate(t.Context(), "Bearer "+sign(t, jwt.SigningMethodHS256, key, "", with(good, "scope", "read:db READ")))
+		if err != nil || len(p.Scopes) != 0 || !p.CanWrite() {
+			t.Fatalf("unknown scopes: principal %+v, %v", p, err)
+		}
+	})
 	t.Run("array audience", func(t *testing.T) {
 		tok := sign(t, jwt.SigningMethodHS256, key, "", with(good, "aud", []string{"other", "neonguard"}))
 		wantPrincipal(t, a, tok, "acme", identity.ScopeAdmin)

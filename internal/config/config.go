@@ -59,6 +59,16 @@ const NeonDefaultPGVersion = 17
 // Redaction replaces secrets in Config.Redacted.
 const Redaction = "[redacted]"
 
+// Access modes (access).
+const (
+	AccessReadWrite = "read-write"
+	AccessReadOnly  = "read-only"
+)
+
+// KnownToolGroups are the tool groups the tools setting may name: tools.Groups, which this
+// package cannot import (a test in cmd/neonguard keeps the two equal).
+var KnownToolGroups = []string{"databases", "versioning", "branches", "sql", "usage"}
+
 // ErrUnknownSetting is wrapped by Set for a key that names no setting.
 var ErrUnknownSetting = errors.New("unknown setting")
 
@@ -69,6 +79,9 @@ type Config struct {
 	Log     Log    `yaml:"log"`
 	Tenant  string `yaml:"tenant" env:"NEONGUARD_TENANT" default:"local" usage:"tenant id of the stdio client"`
 	Tier    string `yaml:"tier" env:"NEONGUARD_TIER" default:"free" usage:"tier of the stdio tenant (a key of policy.tiers)"`
+	// Access and Tools shape what the server offers, on either transport.
+	Access string     `yaml:"access" env:"NEONGUARD_ACCESS" default:"read-write" usage:"read-write, or read-only: every caller (the stdio tenant, every token, admin included) may only read, as with a token of the read scope (serve --read-only)"`
+	Tools  ToolGroups `yaml:"tools" env:"NEONGUARD_TOOLS" default:"all" usage:"tool groups served, a list (comma-separated in the environment and --tools) of databases, versioning, branches, sql, usage; all (or empty) serves every group"`
 	// BackendMode is the configured backend; Backend() resolves "auto".
 	BackendMode string        `yaml:"backend" env:"NEONGUARD_BACKEND" default:"auto" usage:"auto (neon when Neon credentials are set, local otherwise), local or neon"`
 	Neon        Neon          `yaml:"neon"`
@@ -83,6 +96,12 @@ type Config struct {
 	// Policy is YAML only: plans and tiers are maps, merged over policy.Default() by key and,
 	// within a plan or tier of a known name, field by field (a new name starts from zero).
 	Policy policy.Config `yaml:"policy" env:"-"`
+
+	// sources says where each setting that is not a default came from, by key ("flag
+	// --log-level", "environment NEONGUARD_LOG_LEVEL", "config file x.yaml, line 3"), so
+	// Validate names it; nil while every value is a default. Copied on write (Config is passed
+	// by value).
+	sources map[string]string
 }
 
 // Log configures logging.
@@ -100,6 +119,10 @@ type Neon struct {
 	PaidOrgID      string `yaml:"paid_org_id" env:"NEON_PAID_ORG_ID" usage:"id of the Neon org holding paid-tier projects"`
 	PaidOrgAPIKey  string `yaml:"paid_org_api_key" env:"NEON_PAID_ORG_API_KEY" secret:"true" usage:"org API key of the paid org"`
 	PersonalAPIKey string `yaml:"personal_api_key" env:"NEON_PERSONAL_API_KEY" secret:"true" usage:"personal API key of a member of both orgs (moves projects on tier changes)"`
+	// The client's limiter, per API key and per replica: Neon's documented limits are 700
+	// requests a minute per account and bursts up to 40 a second per route.
+	RequestsPerMinute int `yaml:"requests_per_minute" env:"NEON_REQUESTS_PER_MINUTE" default:"700" usage:"most Neon API requests one replica sends per minute with each API key (Neon allows 700 per account: with N replicas, give each 700/N)"`
+	RequestBurst      int `yaml:"request_burst" env:"NEON_REQUEST_BURST" default:"40" usage:"Neon API requests one replica may send at once with each API key before the per-minute rate paces them (Neon allows bursts of 40 per second; with N replicas, give each 40/N); below requests_per_minute"`
 }
 
 // Local configures the in-process Neon emulator of the local backend.
@@ -183,6 +206,55 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 	}
 	*b = n
 	return nil
+}
+
+// ToolGroups is a list of tool group names: a YAML list, or a comma-separated string (the
+// environment, flags, and YAML too). Empty (nil) means every group; so does the name "all".
+type ToolGroups []string
+
+// AllToolGroups is the name of every tool group together.
+const AllToolGroups = "all"
+
+// UnmarshalText reads a comma-separated list; spaces around names and empty items are dropped.
+func (g *ToolGroups) UnmarshalText(text []byte) error {
+	*g = toolGroups(strings.Split(string(text), ","))
+	return nil
+}
+
+// MarshalText writes the comma-separated form UnmarshalText reads.
+func (g ToolGroups) MarshalText() ([]byte, error) {
+	if len(g) == 0 {
+		return []byte(AllToolGroups), nil
+	}
+	return []byte(strings.Join(g, ",")), nil
+}
+
+// UnmarshalYAML accepts a list of names or one comma-separated string.
+func (g *ToolGroups) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return g.UnmarshalText([]byte(n.Value))
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil {
+		return fmt.Errorf("want a list of tool groups: %w", err)
+	}
+	*g = toolGroups(list)
+	return nil
+}
+
+// toolGroups trims the names and drops empty ones; "all" anywhere means every group (nil).
+func toolGroups(items []string) ToolGroups {
+	var out ToolGroups
+	for _, item := range items {
+		switch item = strings.TrimSpace(item); item {
+		case "":
+		case AllToolGroups:
+			return nil
+		default:
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // HTTP configures the hosted endpoint (serve --transport http).
@@ -309,6 +381,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		if err := c.decodeYAML(data); err != nil {
 			return Config{}, fmt.Errorf("config file %s: %w", path, err)
 		}
+		c.noteFileSources(data, path)
 	}
 	for _, f := range walk(&c) {
 		s := getenv(f.env)
@@ -318,8 +391,60 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		if err := setValue(f.val, s); err != nil {
 			return Config{}, fmt.Errorf("%s (%s): %w", f.env, f.key, err)
 		}
+		c.setSource(f.key, SourceEnv+" "+f.env)
 	}
 	return c, nil
+}
+
+// Where a setting's value came from, as Validate's messages name it.
+const (
+	SourceFlag = "flag"
+	SourceEnv  = "environment"
+	SourceFile = "config file"
+)
+
+func (c *Config) setSource(key, source string) {
+	m := maps.Clone(c.sources)
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[key] = source
+	c.sources = m
+}
+
+// Source says where key's value came from: "flag --log-level", "environment
+// NEONGUARD_LOG_LEVEL", "config file neonguard.yaml, line 3", or "" for a default.
+func (c Config) Source(key string) string { return c.sources[key] }
+
+// noteFileSources records the settings the YAML file at path sets, with their lines.
+func (c *Config) noteFileSources(data []byte, path string) {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return
+	}
+	keys := map[string]bool{}
+	for _, f := range walk(c) {
+		keys[f.key] = true
+	}
+	var rec func(n *yaml.Node, prefix string)
+	rec = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, d := range n.Content {
+				rec(d, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := prefix + n.Content[i].Value
+				if keys[key] {
+					c.setSource(key, fmt.Sprintf("%s %s, line %d", SourceFile, path, n.Content[i].Line))
+					continue
+				}
+				rec(n.Content[i+1], key+".")
+			}
+		}
+	}
+	rec(&root, "")
 }
 
 // decodeYAML overlays data on c. Plans and tiers are merged by key over the
@@ -552,13 +677,23 @@ func setValue(v reflect.Value, s string) error {
 }
 
 // Set parses value into the setting named by its YAML key path, e.g.
-// "data_dir" or "neon.api_host". Flags use it, so they take precedence over
+// "data_dir" or "neon.api_host". Flags use it (through SetFrom), so they take precedence over
 // the file and the environment.
-func (c *Config) Set(key, value string) error {
+func (c *Config) Set(key, value string) error { return c.SetFrom(key, value, "") }
+
+// SetFrom is Set for a value from source (e.g. "flag --log-level"), which its errors and
+// Validate's then name.
+func (c *Config) SetFrom(key, value, source string) error {
 	for _, f := range walk(c) {
 		if f.key == key {
 			if err := setValue(f.val, value); err != nil {
+				if source != "" {
+					return fmt.Errorf("%s (%s): %w", key, source, err)
+				}
 				return fmt.Errorf("%s: %w", key, err)
+			}
+			if source != "" {
+				c.setSource(key, source)
 			}
 			return nil
 		}
@@ -650,12 +785,16 @@ func (l Log) SlogLevel() slog.Level {
 }
 
 // Validate checks every setting and returns all problems at once
-// (errors.Join). Each message starts with the YAML key and its environment
-// variable, e.g. `log.level (NEONGUARD_LOG_LEVEL): "loud" is not one of
-// debug, info, warn, error`; policy problems start with "policy.".
+// (errors.Join). Each message starts with the YAML key and where its value came from: the
+// flag, the environment variable or the config file and line, e.g. `log.level (flag
+// --log-level): "loud" is not one of debug, info, warn, error`; a default names the
+// environment variable that would change it (`log.level (NEONGUARD_LOG_LEVEL): …`). Policy
+// problems start with "policy.".
 func (c Config) Validate() error {
 	v := newProblems()
+	v.sources = c.sources
 	c.validateIdentity(v)
+	c.validateAccess(v)
 	c.validateBackend(v)
 	c.validateLocal(v)
 	c.validateStore(v)
@@ -679,8 +818,9 @@ func (c Config) Validate() error {
 
 // problems collects what Validate finds, each named by its key and environment variable.
 type problems struct {
-	envs map[string]string
-	errs []error
+	envs    map[string]string
+	sources map[string]string // Config.sources
+	errs    []error
 }
 
 func newProblems() *problems {
@@ -692,7 +832,15 @@ func newProblems() *problems {
 }
 
 func (v *problems) bad(key, format string, args ...any) {
-	v.errs = append(v.errs, fmt.Errorf("%s (%s): %s", key, v.envs[key], fmt.Sprintf(format, args...)))
+	v.errs = append(v.errs, fmt.Errorf("%s (%s): %s", key, v.origin(key), fmt.Sprintf(format, args...)))
+}
+
+// origin names where key's value came from, or its environment variable for a default.
+func (v *problems) origin(key string) string {
+	if s := v.sources[key]; s != "" {
+		return s
+	}
+	return v.envs[key]
 }
 
 func (v *problems) oneOf(key, val string, allowed ...string) {
@@ -704,7 +852,7 @@ func (v *problems) oneOf(key, val string, allowed ...string) {
 func (v *problems) withEnv(keys []string) string {
 	var parts []string
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s (%s)", k, v.envs[k]))
+		parts = append(parts, fmt.Sprintf("%s (%s)", k, v.origin(k)))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -732,6 +880,18 @@ func (c Config) validateIdentity(v *problems) {
 	}
 }
 
+func (c Config) validateAccess(v *problems) {
+	v.oneOf("access", c.Access, AccessReadWrite, AccessReadOnly)
+	for _, g := range c.Tools {
+		if !slices.Contains(KnownToolGroups, g) {
+			v.bad("tools", "unknown tool group %q (the groups: %s)", g, strings.Join(KnownToolGroups, ", "))
+		}
+	}
+}
+
+// ReadOnly reports whether access is read-only: every caller may only read.
+func (c Config) ReadOnly() bool { return c.Access == AccessReadOnly }
+
 func (c Config) validateBackend(v *problems) {
 	v.oneOf("backend", c.BackendMode, BackendAuto, BackendLocal, BackendNeon)
 	if missing := c.neonCredentials(false); len(missing) > 0 {
@@ -744,6 +904,20 @@ func (c Config) validateBackend(v *problems) {
 		}
 	}
 	v.httpURL("neon.api_host", c.Neon.APIHost)
+	if c.Neon.RequestBurst < 1 {
+		v.bad("neon.request_burst", "%d must be at least 1", c.Neon.RequestBurst)
+	}
+	if c.Neon.RequestsPerMinute <= c.Neon.RequestBurst {
+		v.bad("neon.requests_per_minute", "%d must be more than neon.request_burst (%d): the burst is part of the minute's budget",
+			c.Neon.RequestsPerMinute, c.Neon.RequestBurst)
+	}
+}
+
+// NeonRate is the Neon client's token bucket for these settings: it holds RequestBurst and
+// refills at (RequestsPerMinute-RequestBurst) a minute, so no minute sees more than
+// RequestsPerMinute requests.
+func (n Neon) NeonRate() (perSecond float64, burst int) {
+	return float64(n.RequestsPerMinute-n.RequestBurst) / 60, n.RequestBurst
 }
 
 func (c Config) validateLocal(v *problems) {

@@ -63,8 +63,9 @@ func TestDefaults(t *testing.T) {
 		Log:         Log{Level: "info", Format: "auto"},
 		Tenant:      "local",
 		Tier:        "free",
+		Access:      "read-write",
 		BackendMode: "auto",
-		Neon:        Neon{APIHost: "https://console.neon.tech/api/v2"},
+		Neon:        Neon{APIHost: "https://console.neon.tech/api/v2", RequestsPerMinute: 700, RequestBurst: 40},
 		Local: Local{Listen: "127.0.0.1:0", OperationDelay: 50 * time.Millisecond, Postgres: "auto", PGUser: "postgres",
 			DiskBudget: 10 << 30, DiskMinFree: 1 << 30},
 		Defaults:    Defaults{Region: "aws-us-east-2"}, // pg_version: the backend decides (app)
@@ -340,6 +341,8 @@ func TestSet(t *testing.T) {
 		{"data_dir", "/srv/ng", func(c Config) any { return c.DataDir }, "/srv/ng", ""},
 		{"neon.api_host", "http://127.0.0.1:9/api/v2", func(c Config) any { return c.Neon.APIHost }, "http://127.0.0.1:9/api/v2", ""},
 		{"local.operation_delay", "0s", func(c Config) any { return c.Local.OperationDelay }, time.Duration(0), ""},
+		{"neon.requests_per_minute", "350", func(c Config) any { return c.Neon.RequestsPerMinute }, 350, ""},
+		{"neon.request_burst", "20", func(c Config) any { return c.Neon.RequestBurst }, 20, ""},
 		{"defaults.pg_version", "16", func(c Config) any { return c.Defaults.PGVersion }, 16, ""},
 		{"call_timeout", "90s", func(c Config) any { return c.CallTimeout }, 90 * time.Second, ""},
 		{"call_timeout", "ninety", nil, nil, `call_timeout: "ninety" is not a duration`},
@@ -467,8 +470,14 @@ func TestValidate(t *testing.T) {
 		}, []string{"missing: neon.paid_org_api_key (NEON_PAID_ORG_API_KEY)"}},
 		{"backend neon complete", func(c *Config) {
 			c.BackendMode = "neon"
-			c.Neon = Neon{APIHost: c.Neon.APIHost, FreeOrgID: "a", FreeOrgAPIKey: "b", PaidOrgID: "c", PaidOrgAPIKey: "d", PersonalAPIKey: "e"}
+			c.Neon = Neon{APIHost: c.Neon.APIHost, FreeOrgID: "a", FreeOrgAPIKey: "b", PaidOrgID: "c", PaidOrgAPIKey: "d", PersonalAPIKey: "e",
+				RequestsPerMinute: c.Neon.RequestsPerMinute, RequestBurst: c.Neon.RequestBurst}
 		}, nil},
+		{"neon request burst", func(c *Config) { c.Neon.RequestBurst = 0 }, []string{
+			"neon.request_burst (NEON_REQUEST_BURST): 0 must be at least 1"}},
+		{"neon request rate", func(c *Config) { c.Neon.RequestsPerMinute, c.Neon.RequestBurst = 40, 40 }, []string{
+			"neon.requests_per_minute (NEON_REQUESTS_PER_MINUTE): 40 must be more than neon.request_burst (40)"}},
+		{"neon request limits per replica", func(c *Config) { c.Neon.RequestsPerMinute, c.Neon.RequestBurst = 350, 20 }, nil},
 		{"auto with partial credentials", func(c *Config) { c.Neon.PersonalAPIKey = "k" },
 			[]string{"backend (NEONGUARD_BACKEND): auto chose neon because neon.personal_api_key (NEON_PERSONAL_API_KEY) is set",
 				"missing: neon.free_org_id (NEON_FREE_ORG_ID)", "set backend to local"}},
@@ -689,6 +698,9 @@ func TestSettings(t *testing.T) {
 	rec = func(typ reflect.Type, prefix string) {
 		for i := range typ.NumField() {
 			sf := typ.Field(i)
+			if !sf.IsExported() {
+				continue // bookkeeping (Config.sources), not a setting
+			}
 			name := yamlName(sf)
 			if name == "" || name == "-" {
 				t.Errorf("field %s has no yaml key", sf.Name)
@@ -740,7 +752,7 @@ func TestSettings(t *testing.T) {
 			}
 		}
 		got, want := settingValue(t, c, s.Key), settingValue(t, def, s.Key)
-		if got != want {
+		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: documented default %q gives %v, Default() has %v", s.Key, s.Default, got, want)
 		}
 		if s.Secret && s.Default != "" {
@@ -793,5 +805,129 @@ func TestPolicyPartialTierKeepsTheRest(t *testing.T) {
 	want.Quota.ActiveTimeSeconds = 1000
 	if got != want {
 		t.Fatalf("free tier = %+v\nwant %+v", got, want)
+	}
+}
+
+// access and tools: a key, a variable and a flag (Set) each, a list in YAML, comma-separated
+// elsewhere, "all" or nothing for every group; unknown values fail validation naming the
+// valid ones.
+func TestAccessAndToolGroups(t *testing.T) {
+	home := env("HOME", "/home/u")
+	c := load(t, "", home)
+	if c.ReadOnly() || c.Tools != nil {
+		t.Fatalf("defaults: access %q, tools %v", c.Access, c.Tools)
+	}
+
+	c = load(t, "access: read-only\ntools: [databases, sql]\n", home)
+	if !c.ReadOnly() || !reflect.DeepEqual(c.Tools, ToolGroups{"databases", "sql"}) {
+		t.Fatalf("from YAML: access %q, tools %v", c.Access, c.Tools)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid access and tools: %v", err)
+	}
+	if c = load(t, "tools: usage, versioning\n", home); !reflect.DeepEqual(c.Tools, ToolGroups{"usage", "versioning"}) {
+		t.Fatalf("a comma-separated string in YAML: %v", c.Tools)
+	}
+	if c = load(t, "tools: [all]\n", home); c.Tools != nil {
+		t.Fatalf("all: %v", c.Tools)
+	}
+	c = load(t, "tools: [sql]\n", env("HOME", "/home/u", "NEONGUARD_TOOLS", " branches , usage,", "NEONGUARD_ACCESS", "read-only"))
+	if !c.ReadOnly() || !reflect.DeepEqual(c.Tools, ToolGroups{"branches", "usage"}) {
+		t.Fatalf("the environment over YAML: access %q, tools %v", c.Access, c.Tools)
+	}
+	if err := c.Set("tools", "versioning"); err != nil || !reflect.DeepEqual(c.Tools, ToolGroups{"versioning"}) {
+		t.Fatalf("Set tools: %v, %v", err, c.Tools)
+	}
+	if err := c.Set("access", "read-write"); err != nil || c.ReadOnly() {
+		t.Fatalf("Set access: %v, %q", err, c.Access)
+	}
+	if _, err := Load(writeFile(t, "tools: {sql: true}\n"), home); err == nil {
+		t.Fatal("a mapping as tools was accepted")
+	}
+
+	bad := valid(t)
+	bad.Access = "readonly"
+	bad.Tools = ToolGroups{"sql", "schemas", "admin"}
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("unknown access and tool groups validated")
+	}
+	for _, want := range []string{
+		`access (NEONGUARD_ACCESS): "readonly" is not one of read-write, read-only`,
+		`tools (NEONGUARD_TOOLS): unknown tool group "schemas" (the groups: databases, versioning, branches, sql, usage)`,
+		`tools (NEONGUARD_TOOLS): unknown tool group "admin"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v\nwant it to contain %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), `"sql"`) {
+		t.Errorf("a known group was reported: %v", err)
+	}
+	if b, err := (ToolGroups{"sql", "usage"}).MarshalText(); err != nil || string(b) != "sql,usage" {
+		t.Errorf("MarshalText = %q, %v", b, err)
+	}
+}
+
+// TestNeonRate: the client's bucket holds the burst and refills with the rest of the minute's
+// budget, so no minute passes requests_per_minute.
+func TestNeonRate(t *testing.T) {
+	for _, n := range []Neon{{RequestsPerMinute: 700, RequestBurst: 40}, {RequestsPerMinute: 350, RequestBurst: 20}} {
+		rps, burst := n.NeonRate()
+		if burst != n.RequestBurst || float64(burst)+60*rps != float64(n.RequestsPerMinute) {
+			t.Errorf("%+v: %v/s, burst %d: a minute may see %v", n, rps, burst, float64(burst)+60*rps)
+		}
+	}
+	if rps, burst := Default().Neon.NeonRate(); rps != 11 || burst != 40 {
+		t.Errorf("default = %v/s, burst %d; want 11/s and 40 (Neon: 700/min, bursts of 40)", rps, burst)
+	}
+}
+
+// TestErrorsNameTheSourceOfTheValue: a bad value is reported with where it came from — the
+// flag, the environment variable, or the config file and line — not always the variable.
+func TestErrorsNameTheSourceOfTheValue(t *testing.T) {
+	check := func(name string, c Config, want string) {
+		t.Helper()
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want it to contain %q", name, err, want)
+		}
+	}
+	home := env("HOME", "/home/u")
+	if err := load(t, "", home).Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	c := load(t, "", env("HOME", "/home/u", "NEONGUARD_LOG_LEVEL", "loud"))
+	check("environment", c, `log.level (environment NEONGUARD_LOG_LEVEL): "loud" is not one of`)
+
+	c = load(t, "tenant: local\nlog:\n  level: loud\n", home)
+	check("file", c, `log.level (config file `)
+	check("file line", c, `, line 3): "loud" is not one of`)
+
+	// The environment overrides the file, and then it is the environment that is named.
+	c = load(t, "log:\n  level: info\n", env("HOME", "/home/u", "NEONGUARD_LOG_LEVEL", "loud"))
+	check("env over file", c, `log.level (environment NEONGUARD_LOG_LEVEL)`)
+
+	c = load(t, "log:\n  level: info\n", home)
+	if err := c.SetFrom("log.level", "loud", "flag --log-level"); err != nil {
+		t.Fatal(err)
+	}
+	check("flag", c, `log.level (flag --log-level): "loud" is not one of`)
+	if err := c.SetFrom("call_timeout", "soon", "flag --call-timeout"); err == nil ||
+		!strings.Contains(err.Error(), "call_timeout (flag --call-timeout): ") {
+		t.Errorf("SetFrom parse error = %v, want it to name the flag", err)
+	}
+
+	// A value left at its default names the variable that would change it, as before.
+	c = load(t, "", home)
+	c.Tenant = ""
+	check("unset", c, "tenant (NEONGUARD_TENANT)")
+
+	// Sources are copied on write: a copy's flag does not show in the original.
+	orig := load(t, "", env("HOME", "/home/u", "NEONGUARD_TENANT", "a"))
+	cp := orig
+	_ = cp.SetFrom("tenant", "b", "flag --tenant")
+	if orig.Source("tenant") != "environment NEONGUARD_TENANT" || cp.Source("tenant") != "flag --tenant" {
+		t.Errorf("sources: original %q, copy %q", orig.Source("tenant"), cp.Source("tenant"))
 	}
 }

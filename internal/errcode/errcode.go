@@ -28,6 +28,9 @@ const (
 	Upstream        Code = "UPSTREAM" // Neon failed after retries
 	// ConfirmationRequired: a destructive statement on main needs confirm:true.
 	ConfirmationRequired Code = "CONFIRMATION_REQUIRED"
+	// Forbidden: the caller may only read (a token with the read scope, or a read-only
+	// server) and the call would write; the hint says which scope it needs.
+	Forbidden Code = "FORBIDDEN"
 )
 
 // Codes of the transports and of failures that are not the agent's to act on.
@@ -40,7 +43,7 @@ const (
 // Codes lists the codes an agent acts on, for documentation and exhaustive tests.
 func Codes() []Code {
 	return []Code{BranchLimit, SnapshotLimit, RestoreWindow, ComputeRange, QuotaExceeded,
-		DatabaseLimit, NotFound, InvalidArgument, RateLimited, Upstream, ConfirmationRequired}
+		DatabaseLimit, NotFound, InvalidArgument, RateLimited, Upstream, ConfirmationRequired, Forbidden}
 }
 
 // Denial reports whether c refuses a call for a reason the caller can act on (a policy decision,

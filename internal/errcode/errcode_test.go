@@ -24,7 +24,7 @@ func TestAs(t *testing.T) {
 // The values are the contract: spelled out here, not taken from the constants.
 func TestDenial(t *testing.T) {
 	for _, c := range []Code{"BRANCH_LIMIT", "SNAPSHOT_LIMIT", "RESTORE_WINDOW", "COMPUTE_RANGE",
-		"QUOTA_EXCEEDED", "DATABASE_LIMIT", "NOT_FOUND", "INVALID_ARGUMENT", "RATE_LIMITED", "CONFIRMATION_REQUIRED"} {
+		"QUOTA_EXCEEDED", "DATABASE_LIMIT", "NOT_FOUND", "INVALID_ARGUMENT", "RATE_LIMITED", "CONFIRMATION_REQUIRED", "FORBIDDEN"} {
 		if !c.Denial() {
 			t.Errorf("%s is a denial", c)
 		}

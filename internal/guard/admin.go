@@ -114,7 +114,9 @@ func (g *Guard) deleteProject(ctx context.Context, recorded Org, projectID strin
 			g.log.WarnContext(ctx, "database found in another org than recorded", "database_id", projectID,
 				"recorded_org", recorded.ID, "org", o.ID)
 		}
-		if err := o.API.DeleteProject(ctx, projectID); err != nil {
+		err := o.API.DeleteProject(ctx, projectID)
+		g.sql.evict(projectID, "")
+		if err != nil {
 			return upstream("delete database", err, "call it again: deleting is idempotent")
 		}
 		return nil

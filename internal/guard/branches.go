@@ -11,6 +11,7 @@ import (
 	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
+	"github.com/neonguard/neonguard/internal/progress"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -89,6 +90,8 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 		return p.result(db.ID), nil
 	}
 
+	progress.Plan(ctx, 3)
+	progress.Step(ctx, "reading the branches")
 	st, err := g.state(ctx, org, db)
 	if err != nil {
 		return nil, err
@@ -114,9 +117,11 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 	}
 	work, cancel := detach(ctx)
 	defer cancel()
+	progress.Step(ctx, fmt.Sprintf("restoring branch %q to %s", b.Name, target.Format(time.RFC3339)))
 	restored, err := org.API.RestoreBranch(work, db.ID, b.ID, neon.BranchRestore{
 		SourceBranchID: b.ID, SourceTimestamp: &target, PreserveUnderName: p.BackupName,
 	})
+	g.sql.evict(db.ID, b.ID) // its compute restarts: kept connections to it are dead
 	if err != nil {
 		err = upstream("undo_to_time", err)
 		if ge := errcode.As(err); ge != nil && ge.Code != errcode.Upstream {
@@ -137,6 +142,7 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 	if err := run.save(work, p); err != nil {
 		return nil, err
 	}
+	progress.Step(ctx, fmt.Sprintf("recording backup branch %q", p.BackupName))
 	res, err := g.finishUndo(work, org, db, run, &p)
 	if err != nil {
 		return nil, happened(err, fmt.Sprintf("the undo happened (branch %q is restored to %s), but recording its backup %q did not finish",
@@ -305,6 +311,11 @@ func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBra
 		return nil, err
 	}
 	defer unlock()
+	progress.Plan(ctx, 3)
+	progress.Step(ctx, "checking the branch limit and quota")
+	if res, done, err := g.createDevBranchFast(ctx, c, org, db, in, from, at, ttl, now); done {
+		return res, err
+	}
 
 	st, err := g.state(ctx, org, db)
 	if err != nil {
@@ -354,15 +365,18 @@ func (g *Guard) CreateDevBranch(ctx context.Context, in DevBranchInput) (*DevBra
 	}
 	work, cancel := detach(ctx)
 	defer cancel()
-	if err := g.makeDevBranch(work, org, db, run, &di); err != nil {
+	created, err := g.makeDevBranch(work, org, db, run, &di)
+	if err != nil {
 		return nil, err
 	}
 	if err := g.finishDevBranch(work, org, db, run, &di); err != nil {
 		return nil, err
 	}
-	uri, err := g.connectionURI(work, org, db, di.BranchID, true)
-	if err != nil {
-		return nil, err
+	uri := pooledURI(created, db) // the create's answer carries it, when made from main or a time
+	if uri == "" {
+		if uri, err = g.connectionURI(work, org, db, di.BranchID, true); err != nil {
+			return nil, err
+		}
 	}
 	return &DevBranchResult{DatabaseID: db.ID, BranchID: di.BranchID, Name: in.Name, From: from, ExpiresAt: di.ExpiresAt, ConnectionString: uri}, nil
 }
@@ -400,10 +414,11 @@ func (g *Guard) checkpointNamed(ctx context.Context, org Org, databaseID, ref st
 // makeDevBranch creates the intent's branch: from main or a time, a branch with its compute and
 // expiry in one request; from a checkpoint, a snapshot restore that is not finalized (a new
 // branch of its own, leaving main alone), whose expiry and compute follow.
-func (g *Guard) makeDevBranch(ctx context.Context, org Org, db store.Database, run *intentRun, di *devIntent) error {
+func (g *Guard) makeDevBranch(ctx context.Context, org Org, db store.Database, run *intentRun, di *devIntent) (*neon.CreatedBranch, error) {
 	var err error
+	var created *neon.CreatedBranch
 	if di.SnapshotID == "" {
-		var created *neon.CreatedBranch
+		progress.Step(ctx, fmt.Sprintf("creating branch %q with its compute", di.Name))
 		created, err = org.API.CreateBranch(ctx, db.ID, neon.BranchCreate{
 			ParentID: di.ParentID, Name: di.Name, ParentTimestamp: di.At, ExpiresAt: &di.ExpiresAt,
 		}, []neon.EndpointCreate{di.Endpoint})
@@ -414,6 +429,7 @@ func (g *Guard) makeDevBranch(ctx context.Context, org Org, db store.Database, r
 		// The target must be today's main: after a checkpoint restore the snapshot's source is
 		// the replaced branch, which may be gone.
 		var restored *neon.RestoredSnapshot
+		progress.Step(ctx, fmt.Sprintf("restoring checkpoint %q into branch %q", di.From, di.Name))
 		restored, err = org.API.RestoreSnapshot(ctx, db.ID, di.SnapshotID, neon.SnapshotRestore{Name: di.Name, TargetBranchID: di.ParentID})
 		if err == nil {
 			di.BranchID, di.HasEndpoint = restored.Branch.ID, len(restored.Endpoints) > 0
@@ -423,25 +439,27 @@ func (g *Guard) makeDevBranch(ctx context.Context, org Org, db store.Database, r
 		err = upstream("create_dev_branch", err)
 		if ge := errcode.As(err); ge != nil && ge.Code != errcode.Upstream {
 			if rerr := run.rollBack(ctx); rerr != nil {
-				return errors.Join(err, rerr)
+				return nil, errors.Join(err, rerr)
 			}
 			ge.Message += "; no branch was created"
 		} else if ge != nil {
 			ge.Message += fmt.Sprintf("; whether %q was created is found out on the next call for this database", di.Name)
 			ge.Hint = "call create_dev_branch again with the same name in a moment: it returns the branch if it was created"
 		}
-		return err
+		return nil, err
 	}
-	return run.save(ctx, di)
+	return created, run.save(ctx, di)
 }
 
 // finishDevBranch records a dev branch that exists and gives it what it lacks: its expiry and
 // its compute (both part of the create request from main or a time).
 func (g *Guard) finishDevBranch(ctx context.Context, org Org, db store.Database, run *intentRun, di *devIntent) error {
+	progress.Step(ctx, fmt.Sprintf("recording branch %q", di.Name))
 	if err := g.recordDev(ctx, db.ID, di.BranchID, di.Name, di.ExpiresAt); err != nil {
 		return err
 	}
 	if !di.HasExpiry {
+		progress.Step(ctx, "setting the branch's expiry")
 		b, err := org.API.GetBranch(ctx, db.ID, di.BranchID)
 		if err != nil {
 			return upstream("create_dev_branch: read the new branch", err)
@@ -462,6 +480,7 @@ func (g *Guard) finishDevBranch(ctx context.Context, org Org, db store.Database,
 			return upstream("create_dev_branch: list computes", err)
 		}
 		if len(eps) == 0 {
+			progress.Step(ctx, "starting the branch's compute")
 			if _, err := org.API.CreateEndpoint(ctx, db.ID, di.BranchID, di.Endpoint); err != nil {
 				return g.devPartial(ctx, di, "start its compute", err)
 			}
@@ -615,7 +634,9 @@ func (g *Guard) DeleteDevBranch(ctx context.Context, in DeleteBranchInput) (*Del
 // deleteBranch deletes a branch; already gone is fine. Neon refuses (422) a branch that has
 // children; that refusal is final until the children are gone, so it is not retried.
 func (g *Guard) deleteBranch(ctx context.Context, org Org, databaseID string, b neon.Branch) error {
-	if err := org.API.DeleteBranch(ctx, databaseID, b.ID); err != nil && !errors.Is(err, neon.ErrNotFound) {
+	err := org.API.DeleteBranch(ctx, databaseID, b.ID)
+	g.sql.evict(databaseID, b.ID)
+	if err != nil && !errors.Is(err, neon.ErrNotFound) {
 		return err
 	}
 	return nil

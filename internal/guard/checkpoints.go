@@ -11,6 +11,7 @@ import (
 	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
+	"github.com/neonguard/neonguard/internal/progress"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -82,6 +83,7 @@ func (g *Guard) Checkpoint(ctx context.Context, in CheckpointInput) (*Checkpoint
 		return p.result(db.ID), nil
 	}
 
+	progress.Step(ctx, "reading the checkpoints")
 	snaps, err := snapshots(ctx, org, db.ID)
 	if err != nil {
 		return nil, err
@@ -128,6 +130,7 @@ func (g *Guard) Checkpoint(ctx context.Context, in CheckpointInput) (*Checkpoint
 	// new one even if this call is interrupted.
 	plan, _ := g.policy.Plan(c.tier.Org)
 	p.CreateFirst = len(snaps) < plan.SnapshotsPerProject
+	progress.Plan(ctx, 2+len(p.Delete))
 	run, err := g.beginIntent(ctx, db, intentCheckpoint, p)
 	if err != nil {
 		return nil, err
@@ -180,6 +183,7 @@ func (g *Guard) makeCheckpoint(ctx context.Context, org Org, db store.Database, 
 		}
 	}
 	if p.CreatedID == "" {
+		progress.Step(ctx, fmt.Sprintf("taking snapshot %q of main", p.Name))
 		snap, err := org.API.CreateSnapshot(ctx, db.ID, p.BranchID, neon.SnapshotCreate{Name: p.Name})
 		if err != nil {
 			return g.checkpointFailed(ctx, run, p, err)
@@ -229,6 +233,7 @@ func (g *Guard) deleteReplaced(ctx context.Context, org Org, db store.Database, 
 		if slices.Contains(p.Deleted, s.Name) {
 			continue
 		}
+		progress.Step(ctx, fmt.Sprintf("deleting replaced checkpoint %q", s.Name))
 		if err := org.API.DeleteSnapshot(ctx, db.ID, s.ID); err != nil && !errors.Is(err, neon.ErrNotFound) {
 			ge := errcode.As(upstream("replace checkpoint "+s.Name, err))
 			if ge != nil {
@@ -334,6 +339,8 @@ func (g *Guard) RestoreCheckpoint(ctx context.Context, in RestoreCheckpointInput
 		return p.result(db.ID), nil
 	}
 
+	progress.Plan(ctx, 3)
+	progress.Step(ctx, "reading the checkpoints and branches")
 	snaps, err := snapshots(ctx, org, db.ID)
 	if err != nil {
 		return nil, err
@@ -365,7 +372,9 @@ func (g *Guard) RestoreCheckpoint(ctx context.Context, in RestoreCheckpointInput
 	}
 	work, cancel := detach(ctx)
 	defer cancel()
+	progress.Step(ctx, fmt.Sprintf("restoring main to checkpoint %q", snap.Name))
 	restored, err := org.API.RestoreSnapshot(work, db.ID, snap.ID, neon.SnapshotRestore{TargetBranchID: p.OldMainID, FinalizeRestore: true})
+	g.sql.evict(db.ID, "") // main's compute moves to the restored branch: kept connections to it are dead
 	if err != nil {
 		err = upstream("restore_checkpoint", err)
 		if ge := errcode.As(err); ge != nil && ge.Code != errcode.Upstream {
@@ -383,6 +392,7 @@ func (g *Guard) RestoreCheckpoint(ctx context.Context, in RestoreCheckpointInput
 	if err := run.save(work, p); err != nil {
 		return nil, err
 	}
+	progress.Step(ctx, "recording the replaced branch as a backup")
 	res, err := g.finishRestoreCheckpoint(work, org, db, run, &p)
 	if err != nil {
 		return nil, happened(err, fmt.Sprintf("main was restored to checkpoint %q (its branch id is now %s), but recording the replaced branch did not finish",

@@ -272,4 +272,5 @@ type UseCases interface {
 	ListMigrations(ctx context.Context, in DatabaseBranchInput) (*ListMigrationsResult, error)
 	UndoMigration(ctx context.Context, in UndoMigrationInput) (*UndoMigrationResult, error)
 	DescribeSchema(ctx context.Context, in DescribeSchemaInput) (*DescribeSchemaResult, error)
+	CompareSchema(ctx context.Context, in CompareSchemaInput) (*CompareSchemaResult, error)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/policy"
+	"github.com/neonguard/neonguard/internal/progress"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -62,6 +63,8 @@ func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*Cr
 		return nil, err
 	}
 	defer unlock()
+	progress.Plan(ctx, 4)
+	progress.Step(ctx, "checking the database limit")
 
 	existing, err := g.store.GetDatabaseByName(ctx, c.tenant.ID, in.Name)
 	switch {
@@ -99,7 +102,13 @@ func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*Cr
 		return nil, upstream("create_database", err)
 	}
 	if created == nil {
-		created, err = c.org.API.CreateProject(ctx, g.projectSpec(c, pname, region, pg))
+		progress.Step(ctx, fmt.Sprintf("creating the Neon project for %q", in.Name))
+		// Once asked, Neon's create runs to its end even if the caller goes away (a
+		// cancellation, a closed connection): stopping while its operations run would leave a
+		// project that the reservation may no longer account for.
+		work, cancel := detach(ctx)
+		created, err = c.org.API.CreateProject(work, g.projectSpec(c, pname, region, pg))
+		cancel()
 		if err != nil {
 			if !errors.Is(err, neon.ErrOutcomeUnknown) {
 				// Neon refused or never got it: nothing exists, so drop the reservation.
@@ -110,10 +119,12 @@ func (g *Guard) CreateDatabase(ctx context.Context, in CreateDatabaseInput) (*Cr
 	}
 
 	// Neon made it: record it even if the caller has gone.
+	progress.Step(ctx, "recording the database")
 	db, err := g.completeReservation(context.WithoutCancel(ctx), c.tenant.ID, in.Name, c.org, created)
 	if err != nil {
 		return nil, err
 	}
+	progress.Step(ctx, "reading the connection string")
 	uri, err := g.connectionURI(ctx, c.org, db, db.RootBranchID, true)
 	if err != nil {
 		return nil, err

@@ -35,6 +35,9 @@ type Deps struct {
 	DefaultPGVersion int
 	Now              func() time.Time // default time.Now
 	Logger           *slog.Logger
+	// SQLIdleTimeout is how long a SQL connection to a branch stays open after its last call
+	// (default DefaultSQLIdleTimeout).
+	SQLIdleTimeout time.Duration
 }
 
 // Guard implements UseCases.
@@ -47,6 +50,8 @@ type Guard struct {
 	pg     int
 	now    func() time.Time
 	log    *slog.Logger
+	sql    *sqlPool  // SQL connections kept for a short idle time (sqlpool.go)
+	sizes  sizeCache // each database's largest logical size as Neon last listed it (devfast.go)
 }
 
 var _ UseCases = (*Guard)(nil)
@@ -73,7 +78,7 @@ func New(d Deps) (*Guard, error) {
 		}
 	}
 	g := &Guard{store: d.Store, locker: d.Locker, policy: d.Policy, orgs: d.Orgs,
-		region: d.DefaultRegion, pg: d.DefaultPGVersion, now: d.Now, log: d.Logger}
+		region: d.DefaultRegion, pg: d.DefaultPGVersion, now: d.Now, log: d.Logger, sql: newSQLPool(d.SQLIdleTimeout)}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -160,13 +165,13 @@ func notFound(string) *errcode.Error {
 		Hint: "call list_databases to see your databases and their ids"}
 }
 
-// lock takes the per-database lock. Every use case that counts or changes a database's branches
-// or checkpoints holds it from the count until the change is recorded.
-// lock takes key's lock and returns the context to work in while holding it: with a locker that
+// acquire takes the per-database lock (lock, in trace.go, wraps it in a span). Every use case
+// that counts or changes a database's branches or checkpoints holds it from the count until the
+// change is recorded. It returns the context to work in while holding it: with a locker that
 // can lose a lock (PostgreSQL advisory locks end with their session), that context ends when
 // the lock is lost, so a use case stops rather than act on a count made under a lock another
 // replica may now hold.
-func (g *Guard) lock(ctx context.Context, key string) (context.Context, func(), error) {
+func (g *Guard) acquire(ctx context.Context, key string) (context.Context, func(), error) {
 	if cl, ok := g.locker.(store.ContextLocker); ok {
 		held, unlock, err := cl.LockContext(ctx, key)
 		if err != nil {

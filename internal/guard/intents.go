@@ -27,6 +27,7 @@ const (
 	intentUndo              = "undo_to_time"
 	intentDevBranch         = "create_dev_branch"
 	intentRestoreCheckpoint = "restore_checkpoint"
+	intentDryRun            = "dry_run" // apply_migration dry_run: its temporary branch, always deleted
 )
 
 // Intent outcomes.
@@ -126,6 +127,8 @@ func (g *Guard) settle(ctx context.Context, org Org, db store.Database) error {
 			err = g.resumeDevBranch(ctx, org, db, run)
 		case intentRestoreCheckpoint:
 			err = g.resumeRestoreCheckpoint(ctx, org, db, run)
+		case intentDryRun:
+			err = g.resumeDryRun(ctx, org, db, run)
 		default:
 			err = &errcode.Error{Code: errcode.InvalidArgument, Message: fmt.Sprintf("intent %s has an unknown kind %q", rec.ID, rec.Kind)}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/neonguard/neonguard/internal/errcode"
+	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/sqlguard"
 	"github.com/neonguard/neonguard/internal/store"
 	"github.com/neonguard/neonguard/internal/truncate"
@@ -48,6 +49,7 @@ type ApplyMigrationInput struct {
 	SQL        string
 	Branch     string // name or id; empty = main
 	Confirm    bool   // runs destructive statements on main
+	DryRun     bool   // rehearses it on a temporary branch of Branch, deleted afterwards
 }
 
 // Migration is one entry of a branch's migration ledger.
@@ -67,6 +69,7 @@ type ApplyMigrationResult struct {
 	Applied       bool     `json:"applied" jsonschema_description:"false when a migration of this name and SQL was applied before (nothing ran)"`
 	Destructive   []string `json:"destructive" jsonschema_description:"the destructive statements it ran"`
 	SchemaChanges []string `json:"schema_changes"`
+	DryRun        bool     `json:"dry_run,omitempty" jsonschema_description:"ran on a temporary copy, since deleted: nothing was changed or recorded"`
 	Migration
 }
 
@@ -94,108 +97,131 @@ func (g *Guard) ApplyMigration(ctx context.Context, in ApplyMigrationInput) (*Ap
 	}
 	sum := sha256.Sum256([]byte(in.SQL))
 	checksum := hex.EncodeToString(sum[:])
+	if in.DryRun {
+		return g.dryRunMigration(ctx, c, in, analysis, checksum)
+	}
 	t, err := g.sqlTarget(ctx, c, in.DatabaseID, in.Branch)
 	if err != nil {
 		return nil, err
 	}
-	limits := c.tier.SQL.WithDefaults()
-	var destructive []string
-	for _, s := range analysis.Destructive() {
-		destructive = append(destructive, truncate.UTF8(s.Text, 200))
-	}
 	if err := checkWrite(c, t, analysis, in.Confirm); err != nil {
 		return nil, err
 	}
-	conn, err := connectSQL(ctx, t.uri, limits, false, nil)
-	if err != nil {
+	out := newMigrationResult(t.db.ID, t.branch, analysis)
+	if err := g.migrate(ctx, t, c.tier.SQL.WithDefaults(), in, analysis, checksum, true, out); err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	return out, nil
+}
 
-	out := &ApplyMigrationResult{DatabaseID: t.db.ID, Branch: t.branch, Destructive: destructive, SchemaChanges: []string{}}
-	if out.Destructive == nil {
-		out.Destructive = []string{}
+func newMigrationResult(databaseID, branch string, analysis sqlguard.Analysis) *ApplyMigrationResult {
+	out := &ApplyMigrationResult{DatabaseID: databaseID, Branch: branch, Destructive: []string{}, SchemaChanges: []string{}}
+	for _, s := range analysis.Destructive() {
+		out.Destructive = append(out.Destructive, truncate.UTF8(s.Text, 200))
 	}
-	rp, err := takeRestorePoint(ctx, conn)
-	if err != nil {
-		return nil, sqlError(err, false)
+	return out
+}
+
+// migrate takes a restore point on t's branch and runs the migration there in one transaction
+// with its ledger entry, filling out. Without commit (a dry run) the transaction is rolled
+// back: out says what it did and would record.
+func (g *Guard) migrate(ctx context.Context, t sqlTarget, limits policy.SQLLimits, in ApplyMigrationInput, analysis sqlguard.Analysis,
+	checksum string, commit bool, out *ApplyMigrationResult) error {
+	var rp *RestorePoint
+	first := func(conn *pgx.Conn) (err error) {
+		if rp, err = takeRestorePoint(ctx, conn); err != nil {
+			return sqlError(err, false)
+		}
+		return nil
 	}
+	return g.withSQL(ctx, t, limits, false, nil, first, func(conn *pgx.Conn) error {
+		return migrateTx(ctx, conn, rp, in, analysis, checksum, commit, out)
+	})
+}
+
+// migrateTx is migrate's transaction, after the restore point rp.
+func migrateTx(ctx context.Context, conn *pgx.Conn, rp *RestorePoint, in ApplyMigrationInput, analysis sqlguard.Analysis,
+	checksum string, commit bool, out *ApplyMigrationResult) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return nil, sqlError(err, false)
+		return sqlError(err, false)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	for _, q := range []string{ledgerLock, ledgerSchema} {
 		if _, err := tx.Exec(ctx, q); err != nil {
-			return nil, sqlError(err, false)
+			return sqlError(err, false)
 		}
 	}
 	prev, err := scanMigration(tx.QueryRow(ctx, ledgerByKey, in.Name))
 	switch {
 	case err == nil && prev.Checksum == checksum:
 		out.Migration, out.Applied = prev, false
-		return out, nil
+		return nil
 	case err == nil:
-		return nil, invalid(fmt.Sprintf("migration %q was applied as version %d with other SQL", in.Name, prev.Version),
+		return invalid(fmt.Sprintf("migration %q was applied as version %d with other SQL", in.Name, prev.Version),
 			"give a changed migration a new name; list_migrations shows the ledger")
 	case !errors.Is(err, pgx.ErrNoRows):
-		return nil, sqlError(err, false)
+		return sqlError(err, false)
 	}
 	before, err := schemaOf(ctx, tx)
 	if err != nil {
-		return nil, sqlError(err, false)
+		return sqlError(err, false)
 	}
 	if _, err := tx.Exec(ctx, in.SQL, pgx.QueryExecModeSimpleProtocol); err != nil {
-		return nil, sqlError(err, false)
+		return sqlError(err, false)
 	}
 	after, err := schemaOf(ctx, tx)
 	if err != nil {
-		return nil, sqlError(err, false)
+		return sqlError(err, false)
 	}
 	out.SchemaChanges = diffSchema(before, after)
 	m := Migration{Name: in.Name, Checksum: checksum, Statements: len(analysis.Statements), RestorePoint: *rp}
 	if err := tx.QueryRow(ctx, ledgerAdd, m.Name, m.Checksum, m.Statements, rp.Time, rp.LSN).Scan(&m.Version, &m.AppliedAt); err != nil {
-		return nil, sqlError(err, false)
+		return sqlError(err, false)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, sqlError(err, false)
+	if commit {
+		if err := tx.Commit(ctx); err != nil {
+			return sqlError(err, false)
+		}
 	}
 	m.AppliedAt = m.AppliedAt.UTC()
 	out.Migration, out.Applied = m, true
-	return out, nil
+	return nil
 }
 
 // ListMigrations lists a branch's migration ledger, oldest first.
 func (g *Guard) ListMigrations(ctx context.Context, in DatabaseBranchInput) (*ListMigrationsResult, error) {
-	t, conn, err := g.readBranch(ctx, in.DatabaseID, in.Branch)
+	var list []Migration
+	t, err := g.readBranch(ctx, in.DatabaseID, in.Branch, func(conn *pgx.Conn) error {
+		list = []Migration{}
+		var exists bool
+		if err := conn.QueryRow(ctx, ledgerExists).Scan(&exists); err != nil {
+			return sqlError(err, true)
+		}
+		if !exists {
+			return nil
+		}
+		rows, err := conn.Query(ctx, ledgerList)
+		if err != nil {
+			return sqlError(err, true)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanMigration(rows)
+			if err != nil {
+				return sqlError(err, true)
+			}
+			list = append(list, m)
+		}
+		if err := rows.Err(); err != nil {
+			return sqlError(err, true)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	out := &ListMigrationsResult{DatabaseID: t.db.ID, Branch: t.branch, Migrations: []Migration{}}
-	var exists bool
-	if err := conn.QueryRow(ctx, ledgerExists).Scan(&exists); err != nil {
-		return nil, sqlError(err, true)
-	}
-	if !exists {
-		return out, nil
-	}
-	rows, err := conn.Query(ctx, ledgerList)
-	if err != nil {
-		return nil, sqlError(err, true)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		m, err := scanMigration(rows)
-		if err != nil {
-			return nil, sqlError(err, true)
-		}
-		out.Migrations = append(out.Migrations, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, sqlError(err, true)
-	}
-	return out, nil
+	return &ListMigrationsResult{DatabaseID: t.db.ID, Branch: t.branch, Migrations: list}, nil
 }
 
 // DatabaseBranchInput names a branch of one of the caller's databases.
@@ -234,10 +260,11 @@ func analyzeSQL(sql string) (sqlguard.Analysis, error) {
 
 // sqlTarget is the branch SQL runs on, with its compute up and its connection URI.
 type sqlTarget struct {
-	db     store.Database
-	branch string
-	onMain bool
-	uri    string
+	db       store.Database
+	branch   string // name
+	branchID string
+	onMain   bool
+	uri      string
 }
 
 func (g *Guard) sqlTarget(ctx context.Context, c caller, databaseID, branch string) (sqlTarget, error) {
@@ -260,25 +287,25 @@ func (g *Guard) sqlTarget(ctx context.Context, c caller, databaseID, branch stri
 	if err != nil {
 		return sqlTarget{}, err
 	}
-	return sqlTarget{db: db, branch: b.Name, onMain: b.ID == st.main.ID, uri: uri}, nil
+	return sqlTarget{db: db, branch: b.Name, branchID: b.ID, onMain: b.ID == st.main.ID, uri: uri}, nil
 }
 
-// readBranch resolves the caller's branch and opens a read-only connection to it, within the
-// tier's statement timeout. The caller closes the connection.
-func (g *Guard) readBranch(ctx context.Context, databaseID, branch string) (sqlTarget, *pgx.Conn, error) {
+// readBranch resolves the caller's branch and runs read on a read-only connection to it, within
+// the tier's statement timeout. read is the guard's own catalog reading, which changes nothing:
+// should a kept connection turn out dead (the compute restarted), it runs again on a new one.
+func (g *Guard) readBranch(ctx context.Context, databaseID, branch string, read func(*pgx.Conn) error) (sqlTarget, error) {
 	c, err := g.caller(ctx)
 	if err != nil {
-		return sqlTarget{}, nil, err
+		return sqlTarget{}, err
 	}
 	t, err := g.sqlTarget(ctx, c, databaseID, branch)
 	if err != nil {
-		return sqlTarget{}, nil, err
+		return sqlTarget{}, err
 	}
-	conn, err := connectSQL(ctx, t.uri, c.tier.SQL.WithDefaults(), true, nil)
-	if err != nil {
-		return sqlTarget{}, nil, err
+	if err := g.withSQL(ctx, t, c.tier.SQL.WithDefaults(), true, nil, read, nil); err != nil {
+		return sqlTarget{}, err
 	}
-	return t, conn, nil
+	return t, nil
 }
 
 // schemaOf is the user schema as "kind name → description" (tables, views, columns with their

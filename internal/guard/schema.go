@@ -20,6 +20,9 @@ type SchemaColumn struct {
 	Type     string `json:"type"`
 	Nullable bool   `json:"nullable"`
 	Default  string `json:"default,omitempty"`
+
+	identity  string // pg_attribute.attidentity: a (always), d (by default) or ""
+	generated string // pg_attribute.attgenerated: s (stored), v (virtual) or "": Default is its expression
 }
 
 // SchemaTable is one table or view with its keys and indexes.
@@ -31,6 +34,16 @@ type SchemaTable struct {
 	Unique      []string       `json:"unique,omitempty"`
 	Checks      []string       `json:"checks,omitempty"`
 	Indexes     []string       `json:"indexes,omitempty" jsonschema_description:"indexes other than those of the keys"`
+
+	// What compare_schema needs beyond the description (not in the output).
+	constraints []schemaConstraint // every key and check, with its name
+	kind        string             // pg_class.relkind: r, p (partitioned), v or m (materialized view)
+	definition  string             // a view's query
+}
+
+// schemaConstraint is one constraint of a table as the catalog names and defines it.
+type schemaConstraint struct {
+	name, kind, def string // kind: p, f, u or c
 }
 
 // SchemaEnum is one enum type.
@@ -51,8 +64,10 @@ type DescribeSchemaResult struct {
 
 const (
 	qSchemaColumns = `
-SELECT c.relname, c.relkind IN ('v', 'm'), a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
-       coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+SELECT c.relname, c.relkind::text, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+       coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
+       CASE WHEN c.relkind IN ('v', 'm') AND a.attnum = 1 THEN pg_get_viewdef(c.oid) ELSE '' END,
+       a.attidentity::text, a.attgenerated::text
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -60,7 +75,7 @@ SELECT c.relname, c.relkind IN ('v', 'm'), a.attname, format_type(a.atttypid, a.
  WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm')
  ORDER BY c.relname, a.attnum`
 	qSchemaConstraints = `
-SELECT r.relname, k.contype::text, pg_get_constraintdef(k.oid),
+SELECT r.relname, k.contype::text, pg_get_constraintdef(k.oid), k.conname,
        coalesce((SELECT array_agg(a.attname ORDER BY x.ord) FROM unnest(k.conkey) WITH ORDINALITY x(num, ord)
                  JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.num), '{}')
   FROM pg_constraint k JOIN pg_class r ON r.oid = k.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
@@ -83,14 +98,15 @@ SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder)
 // columns, keys and indexes, and enums.
 func (g *Guard) DescribeSchema(ctx context.Context, in DescribeSchemaInput) (*DescribeSchemaResult, error) {
 	schema := cmp.Or(in.Schema, "public")
-	t, conn, err := g.readBranch(ctx, in.DatabaseID, in.Branch)
+	var out *DescribeSchemaResult
+	t, err := g.readBranch(ctx, in.DatabaseID, in.Branch, func(conn *pgx.Conn) (err error) {
+		if out, err = describeSchema(ctx, conn, schema); err != nil {
+			return sqlError(err, true)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	out, err := describeSchema(ctx, conn, schema)
-	if err != nil {
-		return nil, sqlError(err, true)
 	}
 	out.DatabaseID, out.Branch = t.db.ID, t.branch
 	return out, nil
@@ -106,19 +122,23 @@ func describeSchema(ctx context.Context, conn *pgx.Conn, schema string) (*Descri
 		return nil, err
 	}
 	for rows.Next() {
-		var rel, name, typ, def string
-		var view, nullable bool
-		if err := rows.Scan(&rel, &view, &name, &typ, &nullable, &def); err != nil {
+		var rel, kind, name, typ, def, viewdef, identity, generated string
+		var nullable bool
+		if err := rows.Scan(&rel, &kind, &name, &typ, &nullable, &def, &viewdef, &identity, &generated); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		st := tables[rel]
 		if st == nil {
-			st = &SchemaTable{Name: rel, Columns: []SchemaColumn{}}
-			tables[rel], isView[rel] = st, view
+			st = &SchemaTable{Name: rel, Columns: []SchemaColumn{}, kind: kind}
+			tables[rel], isView[rel] = st, kind == "v" || kind == "m"
 			order = append(order, rel)
 		}
-		st.Columns = append(st.Columns, SchemaColumn{Name: name, Type: typ, Nullable: nullable, Default: def})
+		if viewdef != "" {
+			st.definition = viewdef
+		}
+		st.Columns = append(st.Columns, SchemaColumn{Name: name, Type: typ, Nullable: nullable, Default: def,
+			identity: identity, generated: generated})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -129,9 +149,9 @@ func describeSchema(ctx context.Context, conn *pgx.Conn, schema string) (*Descri
 		return nil, err
 	}
 	for rows.Next() {
-		var rel, kind, def string
+		var rel, kind, def, name string
 		var cols []string
-		if err := rows.Scan(&rel, &kind, &def, &cols); err != nil {
+		if err := rows.Scan(&rel, &kind, &def, &name, &cols); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -139,6 +159,7 @@ func describeSchema(ctx context.Context, conn *pgx.Conn, schema string) (*Descri
 		if st == nil {
 			continue
 		}
+		st.constraints = append(st.constraints, schemaConstraint{name: name, kind: kind, def: def})
 		switch kind {
 		case "p":
 			st.PrimaryKey = cols

@@ -77,6 +77,11 @@ func (g *Guard) RunSQL(ctx context.Context, in RunSQLInput) (*RunSQLResult, erro
 	if err != nil {
 		return nil, err
 	}
+	if !in.ReadOnly {
+		if err := requireWrite(ctx, "run_sql with read_only=false"); err != nil {
+			return nil, err
+		}
+	}
 	limits := c.tier.SQL.WithDefaults()
 	// A read of one statement needs no parse: it runs alone (extended protocol) inside a READ
 	// ONLY transaction, which PostgreSQL enforces. A write, and a read of several statements,
@@ -99,14 +104,14 @@ func (g *Guard) RunSQL(ctx context.Context, in RunSQLInput) (*RunSQLResult, erro
 			return nil, err
 		}
 	}
-	res, err := runSQL(ctx, t.uri, in, limits, t.onMain && !in.ReadOnly, !in.ReadOnly)
+	res, err := g.runSQL(ctx, t, in, limits, t.onMain && !in.ReadOnly, !in.ReadOnly)
 	if errors.Is(err, errSeveralStatements) {
 		// A read of several statements: the parser makes sure none of them ends the READ ONLY
 		// transaction (a COMMIT followed by more SQL would run outside it).
 		if analysis, err = analyzeSQL(in.SQL); err != nil {
 			return nil, err
 		}
-		res, err = runSQL(ctx, t.uri, in, limits, false, true)
+		res, err = g.runSQL(ctx, t, in, limits, false, true)
 	}
 	if err != nil {
 		return nil, err
@@ -146,95 +151,83 @@ func confirmationRequired(d []sqlguard.Statement) error {
 			"and undo_to_time with its time reverts it; or try it on a dev branch first"}
 }
 
-// runSQL connects to uri and runs in's SQL in one transaction.
+// runSQL runs in's SQL on t's branch in one transaction.
 // errSeveralStatements is an unparsed read that PostgreSQL found to hold several statements.
 var errSeveralStatements = errors.New("guard: several statements")
 
-func runSQL(ctx context.Context, uri string, in RunSQLInput, limits policy.SQLLimits, restorePoint, parsed bool) (*RunSQLResult, error) {
-	var notices []string
-	conn, err := connectSQL(ctx, uri, limits, in.ReadOnly, &notices)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-
-	out := &RunSQLResult{Columns: []SQLColumn{}, Rows: [][]any{}}
-	if restorePoint {
-		if out.RestorePoint, err = takeRestorePoint(ctx, conn); err != nil {
-			return nil, sqlError(err, in.ReadOnly)
+func (g *Guard) runSQL(ctx context.Context, t sqlTarget, in RunSQLInput, limits policy.SQLLimits, restorePoint, parsed bool) (*RunSQLResult, error) {
+	// The extended protocol runs exactly one statement: params, and an unparsed read (see
+	// RunSQL). Several statements go through the simple protocol once the parser has read them.
+	extended := len(in.Params) > 0 || !parsed
+	var values [][]byte
+	if extended {
+		var err error
+		if values, err = paramTexts(in.Params); err != nil {
+			return nil, err
 		}
 	}
+	var notices []string
+	out := &RunSQLResult{Columns: []SQLColumn{}, Rows: [][]any{}}
 	begin, end := "BEGIN", "COMMIT"
 	if in.ReadOnly {
 		begin, end = "BEGIN READ ONLY", "ROLLBACK" // nothing a read did needs keeping
 	}
-	start := time.Now()
-	if _, err := conn.Exec(ctx, begin); err != nil {
-		return nil, sqlError(err, in.ReadOnly)
+	var start time.Time
+	first := func(conn *pgx.Conn) error {
+		if restorePoint {
+			rp, err := takeRestorePoint(ctx, conn)
+			if err != nil {
+				return sqlError(err, in.ReadOnly)
+			}
+			out.RestorePoint = rp
+		}
+		start = time.Now()
+		if _, err := conn.Exec(ctx, begin); err != nil {
+			return sqlError(err, in.ReadOnly)
+		}
+		return nil
 	}
-	pg := conn.PgConn()
-	// The extended protocol runs exactly one statement: params, and an unparsed read (see
-	// RunSQL). Several statements go through the simple protocol once the parser has read them.
-	if len(in.Params) > 0 || !parsed {
-		values, err := paramTexts(in.Params)
-		if err != nil {
-			return nil, err
-		}
-		rr := pg.ExecParams(ctx, in.SQL, values, nil, nil, nil)
-		err = collect(rr, conn.TypeMap(), limits, out)
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "42601" && strings.Contains(pe.Message, "multiple commands") && len(in.Params) == 0 {
-			return nil, errSeveralStatements
-		}
-		if err != nil {
-			return nil, sqlError(err, in.ReadOnly)
-		}
-	} else {
-		mrr := pg.Exec(ctx, in.SQL)
-		for mrr.NextResult() {
-			if err := collect(mrr.ResultReader(), conn.TypeMap(), limits, out); err != nil {
-				_ = mrr.Close()
-				return nil, sqlError(err, in.ReadOnly)
+	rest := func(conn *pgx.Conn) (err error) {
+		ctx, endSpan := traceSQL(ctx, in.SQL) // the agent's SQL goes past pgx's tracer
+		defer func() { endSpan(err) }()
+		pg := conn.PgConn()
+		if extended {
+			rr := pg.ExecParams(ctx, in.SQL, values, nil, nil, nil)
+			err := collect(rr, conn.TypeMap(), limits, out)
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "42601" && strings.Contains(pe.Message, "multiple commands") && len(in.Params) == 0 {
+				// Nothing ran: the connection stays good for the next try once rolled back.
+				if _, rerr := conn.Exec(ctx, "ROLLBACK"); rerr != nil {
+					return sqlError(rerr, in.ReadOnly)
+				}
+				return errSeveralStatements
+			}
+			if err != nil {
+				return sqlError(err, in.ReadOnly)
+			}
+		} else {
+			mrr := pg.Exec(ctx, in.SQL)
+			for mrr.NextResult() {
+				if err := collect(mrr.ResultReader(), conn.TypeMap(), limits, out); err != nil {
+					_ = mrr.Close()
+					return sqlError(err, in.ReadOnly)
+				}
+			}
+			if err := mrr.Close(); err != nil {
+				return sqlError(err, in.ReadOnly)
 			}
 		}
-		if err := mrr.Close(); err != nil {
-			return nil, sqlError(err, in.ReadOnly)
+		if _, err := conn.Exec(ctx, end); err != nil {
+			return sqlError(err, in.ReadOnly)
 		}
+		return nil
 	}
-	if _, err := conn.Exec(ctx, end); err != nil {
-		return nil, sqlError(err, in.ReadOnly)
+	if err := g.withSQL(ctx, t, limits, in.ReadOnly, &notices, first, rest); err != nil {
+		return nil, err
 	}
 	out.DurationMS = time.Since(start).Milliseconds()
 	out.Notices = notices
 	return out, nil
-}
-
-// connectSQL opens a connection to a branch's compute as the project's role, with the tier's
-// statement timeout; notices, when given, collects the server's notices.
-func connectSQL(ctx context.Context, uri string, limits policy.SQLLimits, readOnly bool, notices *[]string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(uri)
-	if err != nil {
-		return nil, fmt.Errorf("guard: connection string: %w", err)
-	}
-	cfg.ConnectTimeout = sqlConnectTimeout
-	cfg.RuntimeParams["application_name"] = "neonguard"
-	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(limits.StatementTimeout.Milliseconds(), 10)
-	if readOnly {
-		cfg.RuntimeParams["default_transaction_read_only"] = "on"
-	}
-	if notices != nil {
-		cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-			if len(*notices) < 20 {
-				*notices = append(*notices, truncate.UTF8(n.Severity+": "+n.Message, 300))
-			}
-		}
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, &errcode.Error{Code: errcode.Upstream, Message: "could not connect to the database's compute",
-			Hint: "try again in a moment; a suspended compute may still be starting", Err: err}
-	}
-	return conn, nil
 }
 
 // takeRestorePoint reads the database's own clock and WAL position: a point undo_to_time can

@@ -11,8 +11,9 @@ import (
 )
 
 // dbState is a database's branches as Neon reports them, with the kinds the guard recorded.
-// Counts for policy decisions always come from here (Neon), not from the store, so branches
-// made or removed outside neonguard are counted too.
+// Counts for policy decisions come from here (Neon), so branches made or removed outside
+// neonguard are counted too; create_dev_branch counts from the store far from the limit and
+// comes here near it (devfast.go).
 type dbState struct {
 	db       store.Database
 	branches []neon.Branch
@@ -25,6 +26,7 @@ func (g *Guard) state(ctx context.Context, org Org, db store.Database) (*dbState
 	if err != nil {
 		return nil, upstream("list branches", err)
 	}
+	g.sizes.note(db.ID, branches, g.now())
 	st := &dbState{db: db, branches: branches, dev: map[string]bool{}}
 	found := false
 	for _, b := range branches {

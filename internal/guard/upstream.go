@@ -10,7 +10,7 @@ import (
 	"github.com/neonguard/neonguard/internal/neon"
 )
 
-// codeDiskBudgetExceeded is the local emulator's 422 code (neonlocal.CodeDiskBudgetExceeded)
+// codeDiskBudgetExceeded is the local emulator's 422 code (controlplane.CodeDiskBudgetExceeded)
 // for a new project or branch that would not fit its disk budget or free-space margin.
 const codeDiskBudgetExceeded = "DISK_BUDGET_EXCEEDED"
 

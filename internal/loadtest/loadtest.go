@@ -685,6 +685,10 @@ func procRSS(pid int) (hwm, rss int64, err error) {
 	return hwm, rss, nil
 }
 
+// ProcCPUSeconds returns a process's user+system CPU time in seconds (Linux; clock ticks of
+// 1/100 s), for benchmarks that measure a child process (cmd/neonguard BenchmarkStdioServerCPU).
+func ProcCPUSeconds(pid int) (float64, error) { return procCPUSeconds(pid) }
+
 // procCPUSeconds returns a process's user+system CPU time (Linux; clock ticks of 1/100 s).
 func procCPUSeconds(pid int) (float64, error) {
 	if pid <= 0 {

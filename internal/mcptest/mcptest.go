@@ -14,7 +14,13 @@ import (
 // Connect returns an initialized in-process client of s; it is closed when tb ends.
 func Connect(tb testing.TB, s *mcpserver.MCPServer) *client.Client {
 	tb.Helper()
-	c, err := client.NewInProcessClient(s)
+	return ConnectWith(tb, s)
+}
+
+// ConnectWith is Connect with client options (an elicitation handler, a protocol era).
+func ConnectWith(tb testing.TB, s *mcpserver.MCPServer, opts ...client.ClientOption) *client.Client {
+	tb.Helper()
+	c, err := client.NewInProcessClientWithOptions(s, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/neonguard/neonguard/internal/neon"
-	"github.com/neonguard/neonguard/internal/neonlocal"
+	"github.com/neonguard/neonguard/internal/neonlocal/controlplane"
 	"github.com/neonguard/neonguard/internal/policy"
 	"github.com/neonguard/neonguard/internal/store"
 )
@@ -69,9 +69,9 @@ func TestThousandDatabasesWithinRateLimit(t *testing.T) {
 	// Creating 1000 projects through the API persists the whole state after each one (minutes);
 	// instead the emulator's state file is seeded with them and the emulator started on it.
 	dir := t.TempDir()
-	opts := neonlocal.Options{DataDir: dir, Now: clock.Now, OperationDelay: time.Millisecond,
+	opts := controlplane.Options{DataDir: dir, Now: clock.Now, OperationDelay: time.Millisecond,
 		SweepInterval: time.Hour, UsageInterval: time.Hour}
-	first, err := neonlocal.New(ctx, opts) // makes the keys and org ids, and the state file
+	first, err := controlplane.New(ctx, opts) // makes the keys and org ids, and the state file
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,9 +174,9 @@ func TestThousandDatabasesWithinRateLimit(t *testing.T) {
 	}
 }
 
-func startEmulator(t *testing.T, opts neonlocal.Options) *neonlocal.Server {
+func startEmulator(t *testing.T, opts controlplane.Options) *controlplane.Server {
 	t.Helper()
-	emu, err := neonlocal.New(t.Context(), opts)
+	emu, err := controlplane.New(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

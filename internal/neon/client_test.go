@@ -273,3 +273,48 @@ func TestRateLimiterSeparateForConsumption(t *testing.T) {
 		t.Fatalf("an ordinary call was held by the consumption limiter: %v", err)
 	}
 }
+
+// TestRateLimiterFollowsNeonsLimits: by default the bucket holds 40 (Neon's burst) and refills
+// so that no minute passes 700 requests (Neon's per-account limit); both are configurable, and
+// a rate set without a burst keeps a second's worth.
+func TestRateLimiterFollowsNeonsLimits(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]any{}) })
+	for _, tc := range []struct {
+		name      string
+		rps       float64
+		burst     int
+		wantRPS   float64
+		wantBurst int
+	}{
+		{"default", 0, 0, 11, 40},
+		{"configured", 5, 20, 5, 20},
+		{"rate only", 5000, 0, 5000, 5000},
+		{"slow rate only", 2, 0, 2, 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newTestClient(t, h, func(cfg *Config) { cfg.RequestsPerSecond, cfg.Burst = tc.rps, tc.burst })
+			if got := float64(c.limiter.Limit()); got != tc.wantRPS {
+				t.Errorf("rate = %v/s, want %v", got, tc.wantRPS)
+			}
+			if got := c.limiter.Burst(); got != tc.wantBurst {
+				t.Errorf("burst = %d, want %d", got, tc.wantBurst)
+			}
+			if tc.name == "default" {
+				if perMinute := float64(c.limiter.Burst()) + 60*float64(c.limiter.Limit()); perMinute > 700 {
+					t.Errorf("a minute may see %v requests, over Neon's 700", perMinute)
+				}
+			}
+		})
+	}
+	// Within the burst, sequential calls never wait.
+	c, _ := newTestClient(t, h, func(cfg *Config) { cfg.RequestsPerSecond, cfg.Burst = 0, 0 })
+	start := time.Now()
+	for range 40 {
+		if err := c.wait(context.Background(), &call{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("40 requests within the burst took %s", d)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/neonguard/neonguard/internal/progress"
 )
 
 // GetOperation reads one operation.
@@ -53,7 +55,12 @@ func (c *Client) waitOperations(ctx context.Context, projectID string, ops []Ope
 	began := c.now()
 	deadline := began.Add(c.cfg.OperationTimeout)
 	interval := c.cfg.OperationPoll
+	reported := -1 // the pending count last reported to a progress reporter
 	for len(pending) > 0 {
+		if len(pending) != reported {
+			reported = len(pending)
+			progress.Detail(ctx, fmt.Sprintf("waiting for Neon operation %d/%d (%s)", len(ops)-len(pending)+1, len(ops), pending[0].Action))
+		}
 		if !c.now().Before(deadline) {
 			op := pending[0]
 			return fmt.Errorf("neon: operation %s %s on project %s still %s after %s: %w",

@@ -52,6 +52,15 @@ type DataPlane interface {
 	Prune(ctx context.Context, projectID string, before time.Time) error
 }
 
+// PGVersioner is implemented by a data plane that serves only some PostgreSQL majors (the
+// ones installed on the host). The emulator then refuses a project of another major with 400,
+// rather than report one major and run another, and a project that names none gets the newest
+// it serves instead of Neon's default.
+type PGVersioner interface {
+	// PGVersions lists the majors served, newest first.
+	PGVersions() []int
+}
+
 // Usage is a project's consumption as the data plane measures it.
 type Usage struct {
 	ActiveTime    time.Duration    // time its computes were up

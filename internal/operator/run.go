@@ -8,6 +8,7 @@ import (
 
 	"github.com/neonguard/neonguard/internal/errcode"
 	"github.com/neonguard/neonguard/internal/neon"
+	"github.com/neonguard/neonguard/internal/progress"
 	"github.com/neonguard/neonguard/internal/store"
 )
 
@@ -59,12 +60,14 @@ func (s *TierChanges) Run(ctx context.Context, id string) (*Job, error) {
 	}()
 	defer func() { cancel(nil); <-renewDone }()
 
+	progress.Plan(ctx, len(p.Steps))
 	for step := j.Step; step != ""; {
 		st := p.step(step)
 		if st == nil {
 			return view(j), fmt.Errorf("lifecycle: job %s: unknown step %q", j.ID, step)
 		}
 		st.Runs++
+		progress.Step(ctx, fmt.Sprintf("tier change to %s: step %d/%d, %s", p.ToTier, stepIndex(p, step), len(p.Steps), step))
 		log.InfoContext(ctx, "step started", "step", step, "run", st.Runs)
 		result, err := s.runStep(runCtx, j, &p, step)
 		now := s.d.Now().UTC()
@@ -119,6 +122,16 @@ func (s *TierChanges) Run(ctx context.Context, id string) (*Job, error) {
 	}
 	log.InfoContext(ctx, "tier change done", "to", p.ToTier)
 	return s.reload(context.WithoutCancel(ctx), j)
+}
+
+// stepIndex is step's 1-based place in the job's steps.
+func stepIndex(p payload, step string) int {
+	for i, st := range p.Steps {
+		if st.Name == step {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // enter marks job id as run by this process; false if it already is.

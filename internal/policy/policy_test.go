@@ -47,7 +47,7 @@ func checkDecision(t *testing.T, got Decision, allow bool, code errcode.Code, fr
 
 func TestCodes(t *testing.T) {
 	want := []string{"BRANCH_LIMIT", "SNAPSHOT_LIMIT", "RESTORE_WINDOW", "COMPUTE_RANGE", "QUOTA_EXCEEDED",
-		"DATABASE_LIMIT", "NOT_FOUND", "INVALID_ARGUMENT", "RATE_LIMITED", "UPSTREAM", "CONFIRMATION_REQUIRED"}
+		"DATABASE_LIMIT", "NOT_FOUND", "INVALID_ARGUMENT", "RATE_LIMITED", "UPSTREAM", "CONFIRMATION_REQUIRED", "FORBIDDEN"}
 	var got []string
 	for _, c := range errcode.Codes() {
 		got = append(got, string(c))

@@ -132,7 +132,8 @@ func NewHTTP(s *mcpserver.MCPServer, o HTTPOptions) *HTTP {
 		mcpserver.WithSessionIdManagerResolver(tenantSessions{reg: h.sessions}),
 		// Pings keep proxies from closing an idle GET stream, like SSEKeepAlive on /sse.
 		mcpserver.WithHeartbeatInterval(o.SSEKeepAlive),
-		mcpserver.WithStreamableHTTPLogger(o.Logger.With("component", "streamable-http")),
+		// The caller's logger names the component ("http"): a second "component" would repeat the key.
+		mcpserver.WithStreamableHTTPLogger(o.Logger.With("transport", "streamable-http")),
 		// Hosted behind a reverse proxy on the same host, requests arrive over loopback with
 		// the public Host header; authentication, not the Host header, protects this server.
 		mcpserver.WithDisableLocalhostProtection(true),
@@ -385,7 +386,7 @@ func (h *HTTP) metadataURL(r *http.Request) string {
 func (h *HTTP) resourceMetadata(w http.ResponseWriter, r *http.Request) {
 	mcpserver.NewProtectedResourceMetadataHandler(mcpserver.ProtectedResourceMetadataConfig{
 		Resource:               h.resource(r),
-		ScopesSupported:        []string{identity.ScopeAdmin},
+		ScopesSupported:        identity.Scopes,
 		BearerMethodsSupported: []string{"header"},
 		ResourceName:           "neonguard",
 	}).ServeHTTP(w, r)

@@ -1,8 +1,8 @@
 // Package server builds neonguard's MCP server: the tools and prompts, and the middleware every
-// tool call passes through (recovery → principal → drain → audit → tenant rate limit → timeout
-// → tenant concurrency cap → concurrency cap), in that order, outermost first: a call refused
-// by a limit or ended by the timeout is audited and counted too. http.go serves it over
-// Streamable HTTP and SSE.
+// tool call passes through (recovery → principal → trace → drain → audit → access → tenant rate limit
+// → timeout → tenant concurrency cap → concurrency cap), in that order, outermost first: a call
+// refused by its access, by a limit or ended by the timeout is audited and counted too. http.go
+// serves it over Streamable HTTP and SSE.
 package server
 
 import (
@@ -53,10 +53,16 @@ type Options struct {
 	Calls *Calls
 	// Admin, when set, adds the admin tool set, visible and callable only with the admin scope.
 	Admin tools.AdminUseCases
+	// ReadOnly caps every principal at reading (serve --read-only, access: read-only): each one
+	// sees and calls only what a token with the read scope would (access.go).
+	ReadOnly bool
+	// ToolGroups are the agent tool groups served (tools.Groups); empty serves them all. The
+	// tools of the others are neither listed nor callable. The admin tools are in no group.
+	ToolGroups []string
 }
 
 const instructions = `neonguard manages PostgreSQL databases on Neon for you, within your tier's limits.
-Start with describe_limits. Before a risky change: checkpoint (or note the time for undo_to_time).
+Start with describe_limits; every database_id comes from list_databases. Before a risky change: checkpoint (or note the time for undo_to_time).
 Experiment on create_dev_branch. Errors are JSON {"error":{"code","message","hint"}}: follow the hint.`
 
 // New builds the MCP server.
@@ -70,15 +76,30 @@ func New(o Options) *mcpserver.MCPServer {
 	if o.MaxConcurrent <= 0 {
 		o.MaxConcurrent = 64
 	}
+	deps := tools.Deps{Guard: o.Guard, Admin: o.Admin, Logger: o.Logger}
+	served := inGroups(tools.All(deps), o.ToolGroups)
+	if o.Admin != nil {
+		served = append(served, tools.AdminTools(deps)...)
+	}
+	acc := newAccess(served, o.DefaultPrincipal, o.ReadOnly)
+	nat := newNative(o)
 	opts := []mcpserver.ServerOption{
+		mcpserver.WithHooks(acc.hooks()),
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithPromptCapabilities(false),
+		// Tools ask the user to confirm destructive statements when the client can be asked.
+		mcpserver.WithElicitation(),
 		mcpserver.WithInstructions(instructions),
 		mcpserver.WithRecovery(),
-		mcpserver.WithToolHandlerMiddleware(principal(o.DefaultPrincipal)),
+		mcpserver.WithToolHandlerMiddleware(principal(o.DefaultPrincipal, o.ReadOnly)),
+		mcpserver.WithToolHandlerMiddleware(traceCall()),
 		mcpserver.WithToolHandlerMiddleware(o.Calls.middleware()),
 		mcpserver.WithToolHandlerMiddleware(audit(newAuditLog(o.Audit), o.Logger, o.Metrics)),
+		mcpserver.WithToolHandlerMiddleware(acc.middleware()),
+		// After a call for a database: the warnings about it the client asked to hear (native.go).
+		mcpserver.WithToolHandlerMiddleware(nat.notices),
 	}
+	opts = append(opts, nat.options()...)
 	if o.TierOf != nil {
 		opts = append(opts, mcpserver.WithToolHandlerMiddleware(rateLimit(newTenantLimiters(o.TierOf, nil), o.Metrics)))
 	}
@@ -93,12 +114,9 @@ func New(o Options) *mcpserver.MCPServer {
 		mcpserver.WithToolFilter(adminOnly),
 	)
 	s := mcpserver.NewMCPServer(Name, o.Version, opts...)
-	deps := tools.Deps{Guard: o.Guard, Admin: o.Admin, Logger: o.Logger}
-	s.AddTools(tools.All(deps)...)
-	if o.Admin != nil {
-		s.AddTools(tools.AdminTools(deps)...)
-	}
+	s.AddTools(served...)
 	s.AddPrompts(prompts.All()...)
+	nat.addResources(s)
 	return s
 }
 
@@ -121,14 +139,21 @@ func errorResult(code errcode.Code, message, hint string) *mcp.CallToolResult {
 	return tools.ErrorResult(code, message, hint)
 }
 
-func principal(def *identity.Principal) mcpserver.ToolHandlerMiddleware {
+// principal puts the caller in the context for everything below: the transport's, else the
+// default one; on a read-only server capped at reading.
+func principal(def *identity.Principal, readOnly bool) mcpserver.ToolHandlerMiddleware {
 	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			if _, ok := identity.FromContext(ctx); !ok {
+			p, ok := identity.FromContext(ctx)
+			if !ok {
 				if def == nil {
 					return errorResult(errcode.Unauthenticated, "no credentials", "connect with a bearer token"), nil
 				}
-				ctx = identity.NewContext(ctx, *def)
+				p = *def
+			}
+			if !ok || (readOnly && !p.ReadOnly) {
+				p.ReadOnly = p.ReadOnly || readOnly
+				ctx = identity.NewContext(ctx, p)
 			}
 			return next(ctx, req)
 		}
@@ -267,6 +292,9 @@ func record(ctx context.Context, st *auditLog, log *slog.Logger, m *metrics.Metr
 	case err != nil:
 		e.Outcome, e.Error = "error", neon.Redact(err.Error())
 		metricCode = string(errcode.Internal)
+	case res != nil && res.NeedsInput():
+		// Not run yet: the user is being asked (the answer comes as a second, audited call).
+		e.Outcome = "asked_user"
 	case res != nil && res.IsError:
 		code, msg := errorCode(res)
 		e.Outcome, e.Error = "error", msg

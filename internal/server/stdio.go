@@ -42,7 +42,9 @@ func (l *Local) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) err
 		return identity.NewContext(ctx, l.principal)
 	})
 	stdio.SetErrorLogger(slog.NewLogLogger(l.log.Handler(), slog.LevelWarn))
-	err := stdio.Listen(ctx, in, out)
+	// A cancelled call's answer is not written (cancelled.go).
+	cf := newCancelFilter()
+	err := stdio.Listen(ctx, cf.input(in), cf.output(out))
 	if err != nil && (ctx.Err() != nil || errors.Is(err, io.EOF)) {
 		return nil
 	}

@@ -131,7 +131,7 @@ func (s *sqlStore) OpenIntents(ctx context.Context, databaseID string) ([]Intent
 		q, args = qAllOpenIntent, nil
 	}
 	// From the writer: an intent written a moment ago must be seen by the next call.
-	rows, err := s.w.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, s.w, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: open intents: %w", err)
 	}

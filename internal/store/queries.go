@@ -53,6 +53,12 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 WHERE database_id = $1 ORDER BY created_at, id`
 	qDeleteBranch = `DELETE FROM branches WHERE database_id = $1 AND id = $2`
 
+	// Counted on the index alone; qBranchNamed is one lookup in 00005's (database_id, name).
+	// The guard never records main; a main row would only make the count higher.
+	qCountBranches = `SELECT COUNT(*) FROM branches WHERE database_id = $1`
+	qBranchNamed   = `SELECT id, database_id, name, kind, expires_at, created_at FROM branches
+WHERE database_id = $1 AND name = $2 ORDER BY created_at DESC, id LIMIT 1`
+
 	qAppendAudit = `INSERT INTO audit (id, at, tenant_id, tool, args, database_id, decision,
 outcome, error, duration_ms, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 )

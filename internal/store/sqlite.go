@@ -86,12 +86,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	s := &SQLite{}
 	s.w, s.r = w, r
-	if s.appendAudit, err = w.PrepareContext(ctx, qAppendAudit); err == nil {
-		if s.getDatabase, err = r.PrepareContext(ctx, qGetDatabase); err == nil {
-			s.tokenByHash, err = r.PrepareContext(ctx, qTokenByHash)
-		}
-	}
-	if err != nil {
+	if err := s.prepareHot(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: prepare: %w", path, err)
 	}

@@ -19,36 +19,77 @@ type sqlStore struct {
 	r   *sql.DB // reads; SQLite: a read-only pool, PostgreSQL: the same pool as w
 	ids auditIDs
 
-	// SQLite prepares the two calls on every tool call's path once, as parsing is a large share
-	// of their cost. nil runs the query string instead: pgx already caches prepared statements
-	// per connection (and a DSN may turn that off for a transaction-mode pooler, which an
-	// explicit *sql.Stmt would ignore).
-	appendAudit *sql.Stmt // on w
-	getDatabase *sql.Stmt // on r
-	tokenByHash *sql.Stmt // on r: every HTTP request authenticates
+	// stmts are the queries on a tool call's or an HTTP request's path, prepared once (SQLite:
+	// parsing was a third of a list call's CPU); each on the pool it runs on. nil (PostgreSQL)
+	// runs the query string instead: pgx already prepares and caches statements per connection
+	// (and a DSN may turn that off for a transaction-mode pooler, which an explicit *sql.Stmt
+	// would ignore).
+	stmts map[stmtKey]*sql.Stmt
 }
 
-func (s *sqlStore) execAppendAudit(ctx context.Context, args ...any) (sql.Result, error) {
-	if s.appendAudit != nil {
-		return s.appendAudit.ExecContext(ctx, args...)
-	}
-	return s.w.ExecContext(ctx, qAppendAudit, args...)
+// stmtKey names a prepared statement: the pool it was prepared on and its SQL.
+type stmtKey struct {
+	db *sql.DB
+	q  string
 }
 
-func (s *sqlStore) queryGetDatabase(ctx context.Context, args ...any) *sql.Row {
-	if s.getDatabase != nil {
-		return s.getDatabase.QueryRowContext(ctx, args...)
+// hotReads and hotWrites are the queries SQLite prepares: what every tool call, every list
+// call and every HTTP request runs. OpenIntents reads from the writer (an intent written a
+// moment ago must be seen), so it is prepared there.
+var (
+	hotReads = []string{qGetTenant, qGetDatabase, qListDatabases, qTokenByHash, qListCheckpoints,
+		qListBranches, qListAlerts, qLatestUsageSample}
+	hotWrites = []string{qAppendAudit, qOpenIntents, qAllOpenIntent}
+)
+
+// prepareHot prepares hotReads on s.r and hotWrites on s.w.
+func (s *sqlStore) prepareHot(ctx context.Context) error {
+	s.stmts = make(map[stmtKey]*sql.Stmt, len(hotReads)+len(hotWrites))
+	for _, set := range []struct {
+		db *sql.DB
+		qs []string
+	}{{s.r, hotReads}, {s.w, hotWrites}} {
+		for _, q := range set.qs {
+			st, err := set.db.PrepareContext(ctx, q)
+			if err != nil {
+				return err
+			}
+			s.stmts[stmtKey{set.db, q}] = st
+		}
 	}
-	return s.r.QueryRowContext(ctx, qGetDatabase, args...)
+	return nil
+}
+
+// stmt returns q's prepared statement on db, nil if it has none.
+func (s *sqlStore) stmt(db *sql.DB, q string) *sql.Stmt { return s.stmts[stmtKey{db, q}] }
+
+// query, queryRow and exec run q on db, through its prepared statement when it has one.
+func (s *sqlStore) query(ctx context.Context, db *sql.DB, q string, args ...any) (*sql.Rows, error) {
+	if st := s.stmt(db, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return db.QueryContext(ctx, q, args...)
+}
+
+func (s *sqlStore) queryRow(ctx context.Context, db *sql.DB, q string, args ...any) *sql.Row {
+	if st := s.stmt(db, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return db.QueryRowContext(ctx, q, args...)
+}
+
+func (s *sqlStore) exec(ctx context.Context, db *sql.DB, q string, args ...any) (sql.Result, error) {
+	if st := s.stmt(db, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return db.ExecContext(ctx, q, args...)
 }
 
 // close closes the statements and the pools.
 func (s *sqlStore) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.appendAudit, s.getDatabase, s.tokenByHash} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
 	}
 	if s.r != nil && s.r != s.w {
 		errs = append(errs, s.r.Close())
@@ -95,7 +136,7 @@ func (s *sqlStore) EnsureTenant(ctx context.Context, id, tier string) (Tenant, e
 }
 
 func (s *sqlStore) GetTenant(ctx context.Context, id string) (Tenant, error) {
-	t, err := scanTenant(s.r.QueryRowContext(ctx, qGetTenant, id))
+	t, err := scanTenant(s.queryRow(ctx, s.r, qGetTenant, id))
 	if err != nil {
 		return Tenant{}, fmt.Errorf("store: tenant %q: %w", id, err)
 	}
@@ -205,7 +246,7 @@ func (s *sqlStore) GetDatabase(ctx context.Context, tenantID, databaseID string)
 	if databaseID == "" { // a reservation has no id; never match it
 		return Database{}, fmt.Errorf("store: database: empty id: %w", ErrNotFound)
 	}
-	db, err := scanDatabase(s.queryGetDatabase(ctx, tenantID, databaseID))
+	db, err := scanDatabase(s.queryRow(ctx, s.r, qGetDatabase, tenantID, databaseID))
 	if err != nil {
 		return Database{}, fmt.Errorf("store: database %q of tenant %q: %w", databaseID, tenantID, err)
 	}
@@ -223,7 +264,7 @@ func (s *sqlStore) GetDatabaseByName(ctx context.Context, tenantID, name string)
 
 // ListDatabases returns the tenant's live rows, reservations included, oldest first.
 func (s *sqlStore) ListDatabases(ctx context.Context, tenantID string) ([]Database, error) {
-	rows, err := s.r.QueryContext(ctx, qListDatabases, tenantID)
+	rows, err := s.query(ctx, s.r, qListDatabases, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("store: list databases of tenant %q: %w", tenantID, err)
 	}
@@ -287,7 +328,7 @@ func (s *sqlStore) AddCheckpoint(ctx context.Context, c Checkpoint) error {
 }
 
 func (s *sqlStore) ListCheckpoints(ctx context.Context, databaseID string) ([]Checkpoint, error) {
-	rows, err := s.r.QueryContext(ctx, qListCheckpoints, databaseID)
+	rows, err := s.query(ctx, s.r, qListCheckpoints, databaseID)
 	if err != nil {
 		return nil, fmt.Errorf("store: list checkpoints of database %q: %w", databaseID, err)
 	}
@@ -326,7 +367,7 @@ func (s *sqlStore) AddBranch(ctx context.Context, b Branch) error {
 }
 
 func (s *sqlStore) ListBranches(ctx context.Context, databaseID string) ([]Branch, error) {
-	rows, err := s.r.QueryContext(ctx, qListBranches, databaseID)
+	rows, err := s.query(ctx, s.r, qListBranches, databaseID)
 	if err != nil {
 		return nil, fmt.Errorf("store: list branches of database %q: %w", databaseID, err)
 	}
@@ -345,6 +386,24 @@ func (s *sqlStore) DeleteBranch(ctx context.Context, databaseID, branchID string
 	return nil
 }
 
+func (s *sqlStore) TallyBranches(ctx context.Context, databaseID, name string) (BranchTally, error) {
+	var t BranchTally
+	if err := s.r.QueryRowContext(ctx, qCountBranches, databaseID).Scan(&t.Count); err != nil {
+		return BranchTally{}, fmt.Errorf("store: count branches of database %q: %w", databaseID, err)
+	}
+	if name == "" {
+		return t, nil
+	}
+	b, err := scanBranch(s.r.QueryRowContext(ctx, qBranchNamed, databaseID, name))
+	switch {
+	case err == nil:
+		t.Named = &b
+	case !errors.Is(err, ErrNotFound):
+		return BranchTally{}, fmt.Errorf("store: branch %q of database %q: %w", name, databaseID, err)
+	}
+	return t, nil
+}
+
 // --- audit ---
 
 // AppendAudit stores e with a fresh id (e.ID is ignored); a zero At means now.
@@ -354,7 +413,7 @@ func (s *sqlStore) AppendAudit(ctx context.Context, e AuditEntry) error {
 	// Another process writing the same store (a second SQLite process, another PostgreSQL
 	// replica) could, very rarely, draw the same id; the primary key refuses it, so draw again.
 	for range 3 {
-		_, err = s.execAppendAudit(ctx, s.ids.next(time.Now()), at, e.TenantID, e.Tool,
+		_, err = s.exec(ctx, s.w, qAppendAudit, s.ids.next(time.Now()), at, e.TenantID, e.Tool,
 			e.Args, e.DatabaseID, e.Decision, e.Outcome, e.Error, e.DurationMS, e.RequestID)
 		if err == nil || !isUnique(err) {
 			break
@@ -403,8 +462,8 @@ func (s *sqlStore) appendAuditTx(ctx context.Context, es []AuditEntry) (err erro
 		}
 	}()
 	var stmt *sql.Stmt
-	if s.appendAudit != nil {
-		stmt = tx.StmtContext(ctx, s.appendAudit)
+	if st := s.stmt(s.w, qAppendAudit); st != nil {
+		stmt = tx.StmtContext(ctx, st)
 	} else if stmt, err = tx.PrepareContext(ctx, qAppendAudit); err != nil {
 		return err
 	}

@@ -76,6 +76,12 @@ type Branch struct {
 	CreatedAt  time.Time
 }
 
+// BranchTally is TallyBranches' answer.
+type BranchTally struct {
+	Count int     // recorded branches of the database (dev and backup)
+	Named *Branch // the recorded branch of the name asked about, or nil
+}
+
 // AuditEntry is one tool call.
 type AuditEntry struct {
 	ID         int64
@@ -142,6 +148,9 @@ type Store interface {
 	AddBranch(ctx context.Context, b Branch) error
 	ListBranches(ctx context.Context, databaseID string) ([]Branch, error)
 	DeleteBranch(ctx context.Context, databaseID, branchID string) error
+	// TallyBranches counts a database's recorded branches and finds the one named name
+	// (Named nil when none is) without listing them: two indexed queries, whatever their number.
+	TallyBranches(ctx context.Context, databaseID, name string) (BranchTally, error)
 
 	// Audit.
 	AppendAudit(ctx context.Context, e AuditEntry) error

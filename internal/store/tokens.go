@@ -46,13 +46,7 @@ func (s *sqlStore) CreateToken(ctx context.Context, t Token) error {
 }
 
 func (s *sqlStore) TokenByHash(ctx context.Context, hash string) (Token, error) {
-	var row *sql.Row
-	if s.tokenByHash != nil {
-		row = s.tokenByHash.QueryRowContext(ctx, hash)
-	} else {
-		row = s.r.QueryRowContext(ctx, qTokenByHash, hash)
-	}
-	t, err := scanToken(row)
+	t, err := scanToken(s.queryRow(ctx, s.r, qTokenByHash, hash))
 	if err != nil {
 		// The hash is not secret, but there is no reason to put it in logs either.
 		return Token{}, fmt.Errorf("store: token by hash: %w", err)

@@ -88,7 +88,7 @@ func (s *sqlStore) AddUsageSamples(ctx context.Context, samples []UsageSample) (
 func (s *sqlStore) LatestUsageSample(ctx context.Context, databaseID string) (UsageSample, error) {
 	var u UsageSample
 	var taken, start, end int64
-	err := s.r.QueryRowContext(ctx, qLatestUsageSample, databaseID).Scan(&u.DatabaseID, &u.TenantID,
+	err := s.queryRow(ctx, s.r, qLatestUsageSample, databaseID).Scan(&u.DatabaseID, &u.TenantID,
 		&taken, &start, &end, &u.ActiveTimeSeconds, &u.ComputeTimeSeconds, &u.WrittenDataBytes,
 		&u.DataTransferBytes, &u.LogicalSizeBytes)
 	if err != nil {
@@ -150,7 +150,7 @@ func (s *sqlStore) RaiseAlert(ctx context.Context, a Alert, payload []byte) (rai
 }
 
 func (s *sqlStore) ListAlerts(ctx context.Context, databaseID string, at time.Time) ([]Alert, error) {
-	rows, err := s.r.QueryContext(ctx, qListAlerts, databaseID, micros(at))
+	rows, err := s.query(ctx, s.r, qListAlerts, databaseID, micros(at))
 	if err != nil {
 		return nil, fmt.Errorf("store: list alerts of database %q: %w", databaseID, err)
 	}

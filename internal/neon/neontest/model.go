@@ -163,7 +163,7 @@ func (f *Fake) addEndpointLocked(p *project, branchID string, req neon.EndpointC
 
 func (f *Fake) uri(host, role, database string, pooled bool) string {
 	if pooled {
-		host = strings.Replace(host, ".", "-pooler.", 1)
+		host = poolerHost(host)
 	}
 	return "postgresql://" + url.PathEscape(role) + ":" + url.PathEscape(f.password) + "@" + host + "/" + url.PathEscape(database) + "?sslmode=require"
 }
@@ -202,11 +202,10 @@ func (f *Fake) createProjectLocked(req neon.ProjectCreate) *neon.CreatedProject 
 	ep := f.addEndpointLocked(p, b.ID, ec)
 	return &neon.CreatedProject{
 		Project: p.Project, Branch: *b, Endpoints: []neon.Endpoint{*ep},
-		Operations: []neon.Operation{f.newOpLocked(p.ID, b.ID, "", "create_timeline"), f.newOpLocked(p.ID, b.ID, ep.ID, "start_compute")},
-		ConnectionURIs: []neon.ConnectionDetails{{ConnectionURI: f.uri(ep.Host, p.role, p.database, false),
-			ConnectionParameters: neon.ConnectionParameters{Database: p.database, Password: f.password, Role: p.role, Host: ep.Host}}},
-		Roles:     []neon.Role{{BranchID: b.ID, Name: p.role, Password: f.password}},
-		Databases: []neon.Database{{ID: 1, BranchID: b.ID, Name: p.database, OwnerName: p.role}},
+		Operations:     []neon.Operation{f.newOpLocked(p.ID, b.ID, "", "create_timeline"), f.newOpLocked(p.ID, b.ID, ep.ID, "start_compute")},
+		ConnectionURIs: []neon.ConnectionDetails{f.connectionDetails(p, ep)},
+		Roles:          []neon.Role{{BranchID: b.ID, Name: p.role, Password: f.password}},
+		Databases:      []neon.Database{{ID: 1, BranchID: b.ID, Name: p.database, OwnerName: p.role}},
 	}
 }
 
@@ -362,9 +361,23 @@ func (f *Fake) createBranchLocked(method, projectID string, req neon.BranchCreat
 		e := f.addEndpointLocked(p, b.ID, ec)
 		out.Endpoints = append(out.Endpoints, *e)
 		out.Operations = append(out.Operations, f.newOpLocked(p.ID, b.ID, e.ID, "start_compute"))
+		if e.Type == neon.EndpointReadWrite {
+			// As Neon: the new compute's URI for the project's one role and database.
+			out.ConnectionURIs = []neon.ConnectionDetails{f.connectionDetails(p, e)}
+		}
 	}
 	return out, nil
 }
+
+// connectionDetails is one entry of connection_uris: e's URI for the project's role and
+// database, with the pooler host Neon names ("-pooler" after the endpoint id).
+func (f *Fake) connectionDetails(p *project, e *neon.Endpoint) neon.ConnectionDetails {
+	return neon.ConnectionDetails{ConnectionURI: f.uri(e.Host, p.role, p.database, false),
+		ConnectionParameters: neon.ConnectionParameters{Database: p.database, Password: f.password, Role: p.role, Host: e.Host,
+			PoolerHost: poolerHost(e.Host)}}
+}
+
+func poolerHost(host string) string { return strings.Replace(host, ".", "-pooler.", 1) }
 
 func (f *Fake) branchesLocked(method, projectID string) ([]neon.Branch, error) {
 	p, err := f.projectLocked(method, projectID)

@@ -130,7 +130,7 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 		projects:  map[string]*sync.Mutex{},
 	}
 	for _, b := range installs {
-		dp.tks[b.Major] = &pgctl.Toolkit{Bin: b, RunAs: runAs, Logger: o.Logger.With("component", "postgres"), OwnerLock: o.OwnerLock}
+		dp.tks[b.Major] = &pgctl.Toolkit{Bin: b, RunAs: runAs, Logger: o.Logger.With("process", "postgres"), OwnerLock: o.OwnerLock}
 	}
 	dp.tk = dp.tks[dp.majors[0]]
 	dp.log.Info("PostgreSQL found", "majors", dp.majors, "default", dp.majors[0])

@@ -1,6 +1,6 @@
 // Package spectest checks HTTP traffic against Neon's OpenAPI v2 spec
 // (testdata/openapi/neon-openapi-v2.json at the module root). Tests wrap a
-// handler (typically the neonlocal emulator) with Wrap; every request and
+// handler (typically the emulator's control plane) with Wrap; every request and
 // response on a path the spec knows is validated and each mismatch is
 // reported with t.Errorf.
 package spectest
