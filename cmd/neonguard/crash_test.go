@@ -32,11 +32,18 @@ import (
 
 // crashServer is one `neonguard serve` process and the MCP client driving it.
 type crashServer struct {
-	t   *testing.T
-	c   *client.Client
-	cmd *exec.Cmd
-	log string
+	t      *testing.T
+	c      *client.Client
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd.Wait returned (err set)
+	err    error         // cmd.Wait's answer
+	log    string
 }
+
+// shutdownBudget is how long a server closing cleanly may take: it stops its postgres
+// processes, each with a shutdown checkpoint. (mcp-go's own stdio transport kills a child
+// after 5 s, which a loaded 2-core machine can exceed; hence the transport over our own pipes.)
+const shutdownBudget = 90 * time.Second
 
 // crashEnv is where the servers of one test run: the data dir, and a short TMPDIR (the data
 // plane's socket dir lives there; a killed server cannot remove its own).
@@ -67,19 +74,32 @@ func (e *crashEnv) start(t *testing.T) *crashServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &crashServer{t: t, log: logPath}
-	mk := func(_ context.Context, command string, env []string, args []string) (*exec.Cmd, error) {
-		cmd := exec.Command(command, args...)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stderr = logf // the transport then leaves stderr alone
-		s.cmd = cmd
-		return cmd, nil
-	}
-	env := append([]string{"NEONGUARD_LOG_LEVEL=info", "NEONGUARD_LOCAL_POSTGRES=on", "TMPDIR=" + e.tmp}, e.env...)
-	c, err := client.NewStdioMCPClientWithOptions(e.bin, env, []string{"serve", "--data-dir", e.dir},
-		transport.WithCommandFunc(mk))
-	logf.Close() // the child holds its own descriptor
+	s := &crashServer{t: t, log: logPath, exited: make(chan struct{})}
+	cmd := exec.Command(e.bin, "serve", "--data-dir", e.dir)
+	cmd.Env = append(os.Environ(), append([]string{"NEONGUARD_LOG_LEVEL=info", "NEONGUARD_LOCAL_POSTGRES=on", "TMPDIR=" + e.tmp}, e.env...)...)
+	cmd.Stderr = logf
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Our own pipe, not StdoutPipe: Wait would close that one under the reader.
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = stdoutW
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stdoutW.Close()
+	logf.Close() // the child holds its own descriptors
+	s.cmd = cmd
+	go func() {
+		s.err = cmd.Wait()
+		close(s.exited)
+	}()
+	c := client.NewClient(transport.NewIO(stdoutR, stdin, nil))
+	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	s.c = c
@@ -106,13 +126,27 @@ func (s *crashServer) kill() {
 	if err := syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		s.t.Errorf("kill: %v", err)
 	}
-	_ = s.c.Close() // reaps it
+	_ = s.c.Close()
+	<-s.exited
+}
+
+// waitExit waits for the server to end by itself (a crash hook) or on its closed stdin.
+func (s *crashServer) waitExit() {
+	_ = s.c.Close()
+	select {
+	case <-s.exited:
+	case <-time.After(shutdownBudget):
+		s.t.Errorf("the server did not exit within %s\n%s", shutdownBudget, s.logTail())
+		_ = syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.exited
+	}
 }
 
 // stop shuts the server down cleanly (stdin closed): it stops its postgres processes.
 func (s *crashServer) stop() {
-	if err := s.c.Close(); err != nil {
-		s.t.Errorf("server exit: %v\n%s", err, s.logTail())
+	s.waitExit()
+	if s.err != nil {
+		s.t.Errorf("server exit: %v\n%s", s.err, s.logTail())
 	}
 }
 

@@ -190,7 +190,7 @@ func (x *explorer) explore(tool string, next func(k int) (map[string]any, func(m
 		}
 		// The server must have died after its k-th Neon response (Close reaps it; a live
 		// server would exit normally on its closed stdin).
-		_ = s.c.Close()
+		s.waitExit()
 		if ps := s.cmd.ProcessState; ps == nil || !ps.Sys().(syscall.WaitStatus).Signaled() {
 			t.Fatalf("%s: the call failed without a crash: %v (%v)\n%s", tool, err, ps, s.logTail())
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,7 +87,11 @@ func TestTracingExportsSpansOfARealCall(t *testing.T) {
 	defer srv.Close()
 	bin := buildBinary(t)
 	c, err := client.NewStdioMCPClient(bin, []string{"NEONGUARD_LOG_LEVEL=warn", "OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL,
-		"OTEL_SERVICE_NAME=neonguard-test", "OTEL_TRACES_SAMPLER=", "OTEL_SDK_DISABLED="},
+		"OTEL_SERVICE_NAME=neonguard-test", "OTEL_TRACES_SAMPLER=", "OTEL_SDK_DISABLED=",
+		// Export within 100 ms of a span's end rather than only at exit: a loaded machine can
+		// take longer to stop the server's postgres processes than the client waits before
+		// killing it, and a killed server flushes nothing.
+		"OTEL_BSP_SCHEDULE_DELAY=100"},
 		"serve", "--data-dir", pgtest.ReachableDir(t))
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +130,15 @@ func TestTracingExportsSpansOfARealCall(t *testing.T) {
 	if res := call("get_usage", map[string]any{"database_id": "no-such-db"}); !res.IsError {
 		t.Fatalf("get_usage of an unknown database succeeded")
 	}
-	// Closing stdin ends serve, which flushes the spans it still holds before exiting.
+	// Wait for the last call's span, then close stdin (serve flushes what it still holds).
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		col.mu.Lock()
+		got := slices.ContainsFunc(col.spans, func(s *tracepb.Span) bool { return s.Name == "tools/call get_usage" })
+		col.mu.Unlock()
+		if got {
+			break
+		}
+	}
 	if err := c.Close(); err != nil {
 		t.Logf("close: %v", err)
 	}
