@@ -1,10 +1,14 @@
 # The two commands a newcomer needs are in the README: `make run` and `make test`.
 GO ?= go
+# Recursive makes would print "make[1]: Entering directory" on stdout.
+MAKEFLAGS += --no-print-directory
 
 .PHONY: run test build bench fuzz snapshots
 
+# stdout is the MCP channel: make must not echo the recipe there (`@`), nor print anything else
+# (`make -C DIR run` prints "Entering directory" before reading this file: use `make -s -C DIR run`).
 run: ## the MCP server over stdio on the embedded local backend
-	$(GO) run ./cmd/neonguard serve
+	@$(GO) run ./cmd/neonguard serve
 
 test: ## everything the tests need (npm packages of the TypeScript e2e client), then all tests under -race
 	scripts/test

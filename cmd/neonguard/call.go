@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +24,7 @@ func newCallCmd(g *globals) *cobra.Command {
 			var arguments map[string]any
 			if len(args) == 2 {
 				if err := json.Unmarshal([]byte(args[1]), &arguments); err != nil {
-					return fmt.Errorf("arguments must be a JSON object: %w", err)
+					return usageErrorf(cmd, "arguments must be a JSON object: %w", err)
 				}
 			}
 			cfg, err := g.load()
@@ -41,7 +43,14 @@ func newCallCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			res, err := a.Local.Call(ctx, args[0], arguments)
+			// A long operation's steps go to stderr as they happen (stdout keeps the result
+			// alone, for pipes and jq).
+			res, err := a.Local.CallWithProgress(ctx, args[0], arguments, func(p, total float64, message string) {
+				printProgress(g.stderr, args[0], p, total, message)
+			})
+			if errors.Is(err, server.ErrUnknownTool) {
+				return usageError{command: cmd.CommandPath(), err: err}
+			}
 			if err != nil {
 				return err
 			}
@@ -56,6 +65,18 @@ func newCallCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&stay, "stay", false, "keep running after the call, so the local databases accept connections, until interrupted")
 	return cmd
+}
+
+// printProgress prints one progress report of tool as a short line: the step it is in out of
+// those planned ("create_database [2/3] creating the project"), or the message alone when the
+// number of steps is not known.
+func printProgress(w io.Writer, tool string, progress, total float64, message string) {
+	if total > 0 {
+		step := min(int(progress)+1, int(total))
+		fmt.Fprintf(w, "%s [%d/%d] %s\n", tool, step, int(total), message)
+		return
+	}
+	fmt.Fprintf(w, "%s: %s\n", tool, message)
 }
 
 // printResult prints the structured result (or the error JSON) indented; an error result makes

@@ -77,7 +77,22 @@ func TestCompatNeonClients(t *testing.T) {
 		} else {
 			t.Log("SQL tools not checked: SQL over HTTP needs 127.0.0.1:443 (root), where Neon's driver sends https://localhost/sql")
 		}
-		runCompatScript(t, node, "mcp.mjs", env)
+		out := runCompatScript(t, node, "mcp.mjs", env)
+		// Every tool of Neon's MCP server that works on a local emulator was called and its
+		// outcome checked (an "ok <tool> …" line; the SQL ones only where SQL is arranged).
+		want := []string{"list_organizations", "list_projects", "list_shared_projects", "create_project",
+			"create_branch", "describe_project", "get_connection_string", "list_branch_computes",
+			"delete_branch", "delete_project"}
+		if emu.sqlArranged {
+			want = append(want, "run_sql", "run_sql_transaction", "get_database_tables", "describe_table_schema",
+				"describe_branch", "explain_sql_statement", "reset_from_parent", "prepare_database_migration",
+				"complete_database_migration")
+		}
+		for _, tool := range want {
+			if !strings.Contains(out, "ok "+tool+" ") && !strings.Contains(out, "ok "+tool+"\n") {
+				t.Errorf("mcp.mjs did not check %s", tool)
+			}
+		}
 	})
 }
 
@@ -159,8 +174,8 @@ func startCompatEmulator(t *testing.T) *compatEmulator {
 }
 
 // runCompatScript runs one of testdata/compat's scripts with Node 22; each "ok <case>" line
-// it prints is logged, a failure ends the subtest.
-func runCompatScript(t *testing.T, node, script string, env []string) {
+// it prints is logged, a failure ends the subtest. Returns its stdout.
+func runCompatScript(t *testing.T, node, script string, env []string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -181,6 +196,7 @@ func runCompatScript(t *testing.T, node, script string, env []string) {
 	if err != nil {
 		t.Fatalf("node %s: %v\n%s", script, err, tail(stderr.String(), 4000))
 	}
+	return string(out)
 }
 
 func tail(s string, n int) string {
@@ -427,6 +443,35 @@ func compatNeonctl(t *testing.T, e *compatEmulator, node string) {
 		t.Fatalf("roles list: %s", out)
 	}
 	ok("roles list")
+	// Roles and databases made by neonctl are real: the new role logs in to the new database.
+	if out := run(e.orgKey, "roles", "create", "--project-id", pid, "--branch", "dev", "--name", "cli_role", "-o", "json"); !strings.Contains(out, `"cli_role"`) {
+		t.Fatalf("roles create: %s", out)
+	}
+	e.waitOps(t, pid)
+	ok("roles create")
+	if out := run(e.orgKey, "databases", "create", "--project-id", pid, "--branch", "dev", "--name", "cli_db", "--owner-name", "cli_role", "-o", "json"); !strings.Contains(out, `"cli_db"`) || !strings.Contains(out, `"cli_role"`) {
+		t.Fatalf("databases create: %s", out)
+	}
+	e.waitOps(t, pid)
+	ok("databases create")
+	cliURI := strings.TrimSpace(run(e.orgKey, "connection-string", "dev", "--project-id", pid, "--role-name", "cli_role", "--database-name", "cli_db"))
+	compatExec(t, cliURI, "CREATE TABLE t (n int)", "INSERT INTO t VALUES (7)")
+	if got := compatQuery(t, cliURI, "SELECT current_user || '@' || current_database() || ':' || (SELECT n FROM t)::text"); got != "cli_role@cli_db:7" {
+		t.Fatalf("as the new role: %q", got)
+	}
+	ok("connection-string --role-name --database-name (the new role logs in to the new database)")
+	run(e.orgKey, "databases", "delete", "cli_db", "--project-id", pid, "--branch", "dev")
+	e.waitOps(t, pid)
+	if out := run(e.orgKey, "databases", "list", "--project-id", pid, "--branch", "dev", "-o", "json"); strings.Contains(out, `"cli_db"`) {
+		t.Fatalf("databases list after delete: %s", out)
+	}
+	ok("databases delete")
+	run(e.orgKey, "roles", "delete", "cli_role", "--project-id", pid, "--branch", "dev")
+	e.waitOps(t, pid)
+	if out := run(e.orgKey, "roles", "list", "--project-id", pid, "--branch", "dev", "-o", "json"); strings.Contains(out, `"cli_role"`) {
+		t.Fatalf("roles list after delete: %s", out)
+	}
+	ok("roles delete")
 	if out := run(e.orgKey, "operations", "list", "--project-id", pid, "-o", "json"); !strings.Contains(out, "create_timeline") || !strings.Contains(out, "create_branch") {
 		t.Fatalf("operations list: %s", out)
 	}

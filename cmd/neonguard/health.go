@@ -37,7 +37,7 @@ Without --url it GETs /readyz on http.listen (NEONGUARD_HTTP_LISTEN, the config 
 			}
 			u, err := url.Parse(target)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("--url %q: want http(s)://host:port[/path]", target)
+				return usageErrorf(cmd, "--url %q: want http(s)://host:port[/path]", target)
 			}
 			if u.Path == "" || u.Path == "/" {
 				u.Path = "/readyz"

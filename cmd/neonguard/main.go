@@ -26,18 +26,85 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd(os.Stdin, os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
-	if err != nil {
-		if !errors.As(err, new(exitError)) {
-			fmt.Fprintln(os.Stderr, "neonguard:", err)
-		}
-		os.Exit(1)
+	os.Exit(exitStatus(err, os.Stderr))
+}
+
+// Exit statuses: 0 success, 1 the command failed while running, 2 it was used wrongly (an
+// unknown command, flag or tool, a missing or malformed argument), as most CLIs do.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// exitStatus reports err on stderr (a usage error with a pointer to the command's help) and
+// returns the process's exit status.
+func exitStatus(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
 	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "neonguard: %v\nRun '%s --help' for usage.\n", ue.err, ue.command)
+		return exitUsage
+	}
+	if !errors.As(err, new(exitError)) {
+		fmt.Fprintln(stderr, "neonguard:", err)
+	}
+	return exitFailure
 }
 
 // exitError ends the process with status 1 after the command already reported the failure.
 type exitError struct{}
 
 func (exitError) Error() string { return "failed" }
+
+// usageError is a command used wrongly: the process exits 2.
+type usageError struct {
+	command string // the command's path, e.g. "neonguard tenant create"
+	err     error
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(cmd *cobra.Command, format string, args ...any) error {
+	return usageError{command: cmd.CommandPath(), err: fmt.Errorf(format, args...)}
+}
+
+// markUsageErrors makes cobra's own usage errors usageErrors, for cmd and every command below
+// it: bad flags, argument counts, and unknown subcommands (a command that only groups others
+// would otherwise print its help and exit 0 for `neonguard tenant frobnicate`).
+func markUsageErrors(cmd *cobra.Command) {
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{command: c.CommandPath(), err: err}
+	})
+	if validate := cmd.Args; validate != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := validate(c, args); err != nil {
+				return usageError{command: c.CommandPath(), err: err}
+			}
+			return nil
+		}
+	}
+	if !cmd.Runnable() && cmd.HasSubCommands() {
+		// With Args set, cobra hands unknown words to RunE instead of failing in Find with an
+		// error that cannot be told apart from a runtime one.
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return c.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+			if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
+			}
+			return usageError{command: c.CommandPath(), err: errors.New(msg)}
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		markUsageErrors(sub)
+	}
+}
 
 // globals are the settings every subcommand shares.
 type globals struct {
@@ -68,6 +135,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	g.stringFlag(pf, "store", "store", "metadata store: sqlite:PATH or postgres://… (env NEONGUARD_STORE; default DATA_DIR/neonguard.db)")
 	root.AddCommand(newServeCmd(g), newLocalCmd(g), newCallCmd(g), newVersionCmd(g), newTenantCmd(g))
 	root.AddCommand(newLoadCmd(g), newJobsCmd(g), newHealthCmd(g))
+	markUsageErrors(root)
 	return root
 }
 

@@ -30,7 +30,7 @@ included), as a token with the read scope does; --tools serves only some tool gr
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if transport != "stdio" && transport != "http" {
-				return fmt.Errorf("--transport %q: use stdio or http (http serves both Streamable HTTP and SSE)", transport)
+				return usageErrorf(cmd, "--transport %q: use stdio or http (http serves both Streamable HTTP and SSE)", transport)
 			}
 			if readOnly {
 				access = config.AccessReadOnly

@@ -128,7 +128,7 @@ and run_sql only reads. Without a scope a token may call every agent tool (write
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, tenant := cmd.Context(), args[0]
 			if output != "text" && output != "json" {
-				return fmt.Errorf("--output %q: want text or json", output)
+				return usageErrorf(cmd, "--output %q: want text or json", output)
 			}
 			return g.withTenants(ctx, func(_ config.Config, svc *operator.Service) error {
 				tok, err := svc.CreateToken(ctx, tenant, scopes)

@@ -39,7 +39,7 @@ func newTenantDeleteDatabaseCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, tenant, id := cmd.Context(), args[0], args[1]
 			if confirm == "" {
-				return errors.New("--confirm NAME is required: repeat the database's name to confirm its deletion")
+				return usageErrorf(cmd, "--confirm NAME is required: repeat the database's name to confirm its deletion")
 			}
 			return g.withDatabases(ctx, func(_ config.Config, svc *operator.Service) error {
 				res, err := svc.DeleteDatabase(ctx, tenant, id, confirm)

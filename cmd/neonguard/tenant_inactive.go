@@ -21,7 +21,7 @@ func newTenantInactiveCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if !cmd.Flags().Changed("days") {
-				return fmt.Errorf("--days N is required")
+				return usageErrorf(cmd, "--days N is required")
 			}
 			return g.withDatabases(ctx, func(_ config.Config, svc *operator.Service) error {
 				list, err := svc.InactiveDatabases(ctx, tenant, days, time.Now())

@@ -44,14 +44,14 @@ type dpbEnv struct {
 	newIn time.Duration // app.New, including the template's initdb
 }
 
-func dpbNew(b *testing.B) *dpbEnv {
+func dpbNew(b *testing.B, mods ...func(*config.Config)) *dpbEnv {
 	b.Helper()
 	pgtest.Require(b)
 	dir := pgtest.ReachableDir(b)
 	start := time.Now()
-	a := newAppWith(b, nil, pgConfig(dir), func(c *config.Config) {
+	a := newAppWith(b, nil, append([]func(*config.Config){pgConfig(dir), func(c *config.Config) {
 		c.Local.OperationDelay = config.Default().Local.OperationDelay
-	})
+	}}, mods...)...)
 	return &dpbEnv{a: a, c: connect(b, a), dir: dir, newIn: time.Since(start)}
 }
 
@@ -178,7 +178,8 @@ func (ts dpbTimes) msList() []string {
 // first-ms is the app's first create (cold page cache for the template); app-new-ms is
 // app.New, which runs the template's initdb (once per data dir and PostgreSQL major).
 func BenchmarkDataPlaneCreateDatabase(b *testing.B) {
-	e := dpbNew(b)
+	// The pro tier: the free tier's 3 databases per tenant end the loop after two.
+	e := dpbNew(b, func(c *config.Config) { c.Tier = "pro" })
 	start := time.Now()
 	first := e.create(b, "bench-0")
 	firstIn := time.Since(start)
@@ -478,4 +479,30 @@ func dpbKB(path, key string) int64 {
 		}
 	}
 	return -1
+}
+
+// BenchmarkDataPlaneRestoreCheckpoint100MB: restore_checkpoint of a checkpoint of a ~100 MB
+// database (a new branch from the snapshot takes main's place and endpoint). Pro tier: each
+// restore leaves the replaced branch behind.
+func BenchmarkDataPlaneRestoreCheckpoint100MB(b *testing.B) {
+	e := dpbNew(b, func(c *config.Config) { c.Tier = "pro" })
+	db := e.create(b, "restore")
+	dpbExec(b, db.uri,
+		"CREATE TABLE big AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 100000) g")
+	mustOK(b, call(b, e.c, "checkpoint", map[string]any{"database_id": db.id, "name": "loaded"}), "checkpoint")
+	dpbExec(b, db.uri, "INSERT INTO big SELECT g, 'later' FROM generate_series(100001, 100010) g")
+	var ts dpbTimes
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		mustOK(b, call(b, e.c, "restore_checkpoint", map[string]any{"database_id": db.id, "checkpoint": "loaded"}), "restore_checkpoint")
+		ts = append(ts, time.Since(start))
+		if i == 0 {
+			b.StopTimer()
+			if n := dpbQuery[int64](b, db.uri, "SELECT count(*) FROM big"); n != 100000 {
+				b.Fatalf("after the restore: %d rows, want 100000", n)
+			}
+			b.StartTimer()
+		}
+	}
+	ts.report(b)
 }

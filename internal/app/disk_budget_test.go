@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,7 +64,14 @@ func TestDiskBudgetRefusesDatabasesAndDevBranches(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Room for less than one more local cluster (~150 MB), whatever the first one takes here.
+	// Room for less than the emulator's estimate of one more local cluster (160 MiB), whatever
+	// the first one takes here. An empty database is ~40 MB: a file of other data under the data
+	// dir brings the budget to the smallest the config accepts (256 MiB).
+	if need := 160<<20 - apparentBytes(t, dir); need > 0 {
+		if err := os.WriteFile(filepath.Join(dir, "other-data"), make([]byte, need), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	budget := apparentBytes(t, dir) + 100<<20
 	a = newAppWith(t, spectestWrap(t), pgConfig(dir), func(c *config.Config) { c.Local.DiskBudget = config.ByteSize(budget) })
 	c := connect(t, a)

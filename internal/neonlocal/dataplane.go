@@ -50,6 +50,36 @@ type DataPlane interface {
 	Restrict(ctx context.Context, projectID, reason string, readOnly []string) error
 	// Prune drops history older than before (the project's restore window).
 	Prune(ctx context.Context, projectID string, before time.Time) error
+	// ApplyConfig makes one change to the roles or databases of a branch's PostgreSQL (Neon's
+	// apply_config), starting it for the change when it is not running. A change may be
+	// applied again (an operation re-run): applying one already in effect succeeds.
+	ApplyConfig(ctx context.Context, change ConfigChange) error
+}
+
+// ConfigKind is what a ConfigChange does.
+type ConfigKind string
+
+// The changes of a branch's roles and databases.
+const (
+	CreateRole     ConfigKind = "create_role"     // Role, Password ("" with NoLogin)
+	SetPassword    ConfigKind = "set_password"    // Role, Password
+	DropRole       ConfigKind = "drop_role"       // Role: what it owns goes to each database's owner
+	CreateDatabase ConfigKind = "create_database" // Database, Owner
+	AlterDatabase  ConfigKind = "alter_database"  // Database, NewName and/or Owner
+	DropDatabase   ConfigKind = "drop_database"   // Database (its sessions are ended)
+)
+
+// ConfigChange is one change of a branch's roles or databases.
+type ConfigChange struct {
+	ProjectID string
+	BranchID  string
+	Kind      ConfigKind
+	Role      string
+	Password  string
+	NoLogin   bool
+	Database  string
+	NewName   string // AlterDatabase: the new name ("" = unchanged)
+	Owner     string // CreateDatabase: the owner; AlterDatabase: the new owner ("" = unchanged)
 }
 
 // PGVersioner is implemented by a data plane that serves only some PostgreSQL majors (the
@@ -145,3 +175,4 @@ func (NopDataPlane) Reconcile(context.Context, []BranchSpec, []EndpointSpec) err
 func (NopDataPlane) Usage(context.Context, string) (Usage, error)             { return Usage{}, nil }
 func (NopDataPlane) Restrict(context.Context, string, string, []string) error { return nil }
 func (NopDataPlane) Prune(context.Context, string, time.Time) error           { return nil }
+func (NopDataPlane) ApplyConfig(context.Context, ConfigChange) error          { return nil }

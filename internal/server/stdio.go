@@ -2,10 +2,13 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -58,23 +61,61 @@ type CallResult struct {
 	Text       string // the text content (the error JSON of a failure)
 }
 
+// ErrUnknownTool is Call's error for a tool the server does not offer this caller; its text
+// lists the tools it does offer.
+var ErrUnknownTool = errors.New("unknown tool")
+
 // Call runs one tool through the full server (middleware included), as an MCP client in this
 // process would.
 func (l *Local) Call(ctx context.Context, tool string, args map[string]any) (CallResult, error) {
+	return l.CallWithProgress(ctx, tool, args, nil)
+}
+
+// CallWithProgress is Call with onProgress, when not nil, told of each real step of a long
+// operation (the notifications/progress an MCP client gets for a progressToken): progress is
+// the steps finished, total the steps planned (0 when unknown).
+func (l *Local) CallWithProgress(ctx context.Context, tool string, args map[string]any, onProgress func(progress, total float64, message string)) (CallResult, error) {
 	c, err := client.NewInProcessClient(l.srv)
 	if err != nil {
 		return CallResult{}, err
 	}
 	defer c.Close()
+	if onProgress != nil {
+		c.OnNotification(func(n mcp.JSONRPCNotification) {
+			if n.Method != string(mcp.MethodNotificationProgress) {
+				return
+			}
+			f := n.Params.AdditionalFields
+			message, _ := f["message"].(string)
+			onProgress(number(f["progress"]), number(f["total"]), message)
+		})
+	}
 	if err := c.Start(ctx); err != nil {
 		return CallResult{}, err
 	}
 	if _, err := c.Initialize(ctx, mcp.InitializeRequest{}); err != nil {
 		return CallResult{}, fmt.Errorf("server: initialize: %w", err)
 	}
+	// The tools this caller may call (tool groups and access mode applied), named in the error
+	// for any other: mcp-go's own "tool not found" names none.
+	listed, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		return CallResult{}, fmt.Errorf("server: tools/list: %w", err)
+	}
+	names := make([]string, 0, len(listed.Tools))
+	for _, t := range listed.Tools {
+		names = append(names, t.Name)
+	}
+	if !slices.Contains(names, tool) {
+		slices.Sort(names)
+		return CallResult{}, fmt.Errorf("%w %q: the tools are %s", ErrUnknownTool, tool, strings.Join(names, ", "))
+	}
 	var req mcp.CallToolRequest
 	req.Params.Name = tool
 	req.Params.Arguments = args
+	if onProgress != nil {
+		req.Params.Meta = &mcp.Meta{ProgressToken: "call"}
+	}
 	res, err := c.CallTool(ctx, req)
 	if err != nil {
 		return CallResult{}, err
@@ -87,6 +128,25 @@ func (l *Local) Call(ctx context.Context, tool string, args map[string]any) (Cal
 		}
 	}
 	return out, nil
+}
+
+// number reads a JSON number of a notification's parameters (float64, or an integer type when
+// the server built the map in process); anything else is 0.
+func number(v any) float64 {
+	switch n := v.(type) {
+	case float64:
+		return n
+	case float32:
+		return float64(n)
+	case int:
+		return float64(n)
+	case int64:
+		return float64(n)
+	case json.Number:
+		f, _ := n.Float64()
+		return f
+	}
+	return 0
 }
 
 // Protocol is the underlying MCP server, for in-process MCP clients in tests.

@@ -82,6 +82,17 @@ async function callWhenUnlocked(client, name, args) {
   return [text(res), locked];
 }
 
+// waitOps waits until the project's operations are finished (Neon's docs ask for it before
+// the next change; the tools that make two changes in a row do not retry a 423).
+async function waitOps(projectId) {
+  for (let i = 0; i < 600; i++) {
+    const { operations } = await api("GET", `/projects/${projectId}/operations?limit=1000`);
+    if (operations.every((o) => o.status === "finished" || o.status === "skipped")) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  fail(`operations of ${projectId} did not finish`);
+}
+
 function match(t, re, what) {
   const m = t.match(re);
   if (!m) fail(`${what}: no ${re} in:\n${t}`);
@@ -131,12 +142,28 @@ if (!t.includes(branchId)) fail(`describe_project lacks ${branchId}`);
 ok("describe_project");
 
 t = await call(personal, "get_connection_string", { projectId, branchId });
-match(t, /postgresql:\/\/\S+/, "get_connection_string");
+const branchURI = match(t, /URI: (postgresql:\/\/\S+)/, "get_connection_string")[1];
 ok("get_connection_string");
 
 t = await call(personal, "list_branch_computes", { projectId });
-if (!t.includes("ep-")) fail(`list_branch_computes: ${t}`);
-ok("list_branch_computes");
+if ((t.match(/"compute_id": "ep-/g) ?? []).length !== 2) fail(`list_branch_computes (the project: main's and the branch's): ${t}`);
+const branchCompute = match(await call(personal, "list_branch_computes", { projectId, branchId }), /"compute_id": "(ep-[a-z0-9-]+)"/, "list_branch_computes with branchId")[1];
+t = await call(personal, "list_branch_computes", { projectId, branchId });
+if ((t.match(/"compute_id"/g) ?? []).length !== 1) fail(`list_branch_computes with branchId (its compute only): ${t}`);
+ok("list_branch_computes (the project's; one branch's)");
+
+t = await call(personal, "get_connection_string", { projectId, branchId, computeId: branchCompute, databaseName: "neondb", roleName: "neondb_owner" });
+// The branch's one compute, its owner and database: the branch's default connection string.
+if (match(t, /URI: (postgresql:\/\/neondb_owner:[^@]+@\S+\/neondb\S*)/, "get_connection_string with computeId, databaseName, roleName")[1] !== branchURI) {
+  fail(`get_connection_string with computeId ${branchCompute}: ${t}\nwant ${branchURI}`);
+}
+ok("get_connection_string (computeId, databaseName, roleName)");
+
+t = await call(personal, "list_projects", { org_id: env.ORG_ID, search: "compat-mcp" });
+if (!t.includes(projectId)) fail(`list_projects with search lacks ${projectId}: ${t}`);
+t = await call(personal, "list_projects", { org_id: env.ORG_ID, search: "no-such-project-name" });
+if (t.includes(projectId)) fail(`list_projects with a search matching nothing: ${t}`);
+ok("list_projects (search)");
 
 if (env.SQL === "1") {
   t = await call(personal, "run_sql", { projectId, branchId, sql: "CREATE TABLE compat_items (id int PRIMARY KEY, name text NOT NULL)" });
@@ -166,6 +193,66 @@ if (env.SQL === "1") {
   t = await call(personal, "get_database_tables", { projectId });
   if (t.includes("compat_items")) fail(`the default branch has the child's table: ${t}`);
   ok("get_database_tables (default branch, isolated from the child)");
+
+  // explain_sql_statement: EXPLAIN (ANALYZE, VERBOSE, BUFFERS, FILECACHE, FORMAT JSON) by
+  // default (FILECACHE is Neon's compute's own option), EXPLAIN (VERBOSE, FORMAT JSON) without
+  // analyze; run through run_sql, a real plan of the branch's table.
+  t = await call(personal, "explain_sql_statement", { projectId, branchId, sql: "SELECT name FROM compat_items WHERE id = 1" });
+  if (!t.includes("Plan") || !t.includes("compat_items") || !t.includes("Actual Rows")) fail(`explain_sql_statement: ${t}`);
+  t = await call(personal, "explain_sql_statement", { projectId, branchId, sql: "SELECT name FROM compat_items WHERE id = 1", analyze: false });
+  if (!t.includes("Plan") || !t.includes("compat_items") || t.includes("Actual Rows")) fail(`explain_sql_statement (analyze false): ${t}`);
+  ok("explain_sql_statement (ANALYZE with Neon's FILECACHE option, and without analyze: real plans)");
+
+  // reset_from_parent (by name, nothing preserved: the branch has no children): the child is
+  // its parent's state again, so its table and rows are gone (the parent never had them).
+  await waitOps(projectId);
+  [t] = await callWhenUnlocked(personal, "reset_from_parent", { projectId, branchIdOrName: "compat-dev" });
+  if (!t.includes("Branch reset from parent successfully") || !t.includes("Previous state was not preserved")) fail(`reset_from_parent: ${t}`);
+  await waitOps(projectId);
+  t = await call(personal, "run_sql", { projectId, branchId, sql: "SELECT * FROM compat_items" }, { expectError: true });
+  if (!t.includes('relation "compat_items" does not exist')) fail(`after reset_from_parent: ${t}`);
+  ok("reset_from_parent (by name: the rows written on the child are gone)");
+  // By id, with preserveUnderName: the row written since is gone, the old state is kept in a
+  // backup branch that (as on Neon) becomes the branch's parent and has no compute.
+  await call(personal, "run_sql_transaction", { projectId, branchId, sqlStatements: ["CREATE TABLE compat_later (n int)", "INSERT INTO compat_later VALUES (1)"] });
+  [t] = await callWhenUnlocked(personal, "reset_from_parent", { projectId, branchIdOrName: branchId, preserveUnderName: "compat-dev-old" });
+  if (!t.includes("Previous state preserved as: compat-dev-old")) fail(`reset_from_parent (preserve): ${t}`);
+  await waitOps(projectId);
+  t = await call(personal, "run_sql", { projectId, branchId, sql: "SELECT * FROM compat_later" }, { expectError: true });
+  if (!t.includes('relation "compat_later" does not exist')) fail(`after reset_from_parent (preserve): ${t}`);
+  const branches = (await api("GET", `/projects/${projectId}/branches`)).branches;
+  const old = branches.find((b) => b.name === "compat-dev-old");
+  if (!old) fail(`reset_from_parent: no compat-dev-old in ${JSON.stringify(branches.map((b) => b.name))}`);
+  if (branches.find((b) => b.id === branchId).parent_id !== old.id) fail(`reset_from_parent: the backup is not the branch's parent`);
+  await api("POST", `/projects/${projectId}/endpoints`, { endpoint: { branch_id: old.id, type: "read_write" } });
+  await waitOps(projectId);
+  t = await call(personal, "run_sql", { projectId, branchId: old.id, sql: "SELECT count(*)::int AS n FROM compat_later" });
+  if (!/"n":\s*1/.test(t)) fail(`the preserved branch: ${t}`);
+  ok("reset_from_parent (by id, preserveUnderName: the row is gone, kept in the backup, now the parent)");
+
+  // prepare_database_migration: a temporary branch off the default one with the migration
+  // applied; the default branch does not have it until complete_database_migration, which
+  // applies it there and deletes the temporary branch.
+  [t] = await callWhenUnlocked(personal, "prepare_database_migration", {
+    projectId, migrationSql: "CREATE TABLE compat_migrated (id int PRIMARY KEY, note text);\nINSERT INTO compat_migrated VALUES (42, 'migrated');",
+  });
+  const migrationId = match(t, /<migration_id>([^<]+)<\/migration_id>/, "prepare_database_migration")[1];
+  const tempBranch = match(t, /<id>(br-[a-z0-9-]+)<\/id>/, "prepare_database_migration temporary branch")[1];
+  t = await call(personal, "run_sql", { projectId, branchId: tempBranch, sql: "SELECT note FROM compat_migrated" });
+  if (!t.includes('"migrated"')) fail(`the temporary branch: ${t}`);
+  t = await call(personal, "get_database_tables", { projectId });
+  if (t.includes("compat_migrated")) fail(`the default branch has the migration before complete: ${t}`);
+  ok("prepare_database_migration (applied on a temporary branch only)");
+  await waitOps(projectId);
+  t = await call(personal, "complete_database_migration", { migrationId });
+  if (!t.includes(tempBranch)) fail(`complete_database_migration: ${t}`);
+  t = await call(personal, "run_sql", { projectId, sql: "SELECT id, note FROM compat_migrated" });
+  if (!t.includes('"migrated"') || !t.includes("42")) fail(`the default branch after complete: ${t}`);
+  await waitOps(projectId);
+  if ((await api("GET", `/projects/${projectId}/branches`)).branches.some((b) => b.id === tempBranch)) {
+    fail(`complete_database_migration left ${tempBranch}`);
+  }
+  ok("complete_database_migration (applied on the default branch; temporary branch deleted)");
 }
 
 await callWhenUnlocked(personal, "delete_branch", { projectId, branchId });

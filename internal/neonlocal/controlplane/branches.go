@@ -270,7 +270,11 @@ func (s *Server) createBranch(r *http.Request, p principal) (int, any, error) {
 		if pit {
 			specAt = &at
 		}
-		return s.createdBranchLocked(prj, b, specAt, req.Endpoints, ports), nil
+		// The parent's roles and databases (at the point in time), as its data has them.
+		pr, pd := s.listsLocked(parent)
+		var resync []*pgRole
+		b.Roles, b.Databases, resync = copyLists(pr, pd, specAt, now)
+		return s.createdBranchLocked(prj, b, specAt, req.Endpoints, ports, resync), nil
 	})
 }
 
@@ -314,11 +318,14 @@ func (s *Server) checkNewEndpointsLocked(prj *project, eps []endpointOptionsReq)
 
 // createdBranchLocked adds the operations and endpoints of a new branch b (already in the
 // state) and renders the 201 answer.
-func (s *Server) createdBranchLocked(prj *project, b *branch, at *time.Time, reqEps []endpointOptionsReq, ports []int) result {
+func (s *Server) createdBranchLocked(prj *project, b *branch, at *time.Time, reqEps []endpointOptionsReq, ports []int, resync []*pgRole) result {
 	bspec := s.branchSpecLocked(b, at)
 	bspec.ParentID = b.ParentID
 	steps := []opStep{s.newOpLocked(prj.ID, b.ID, "", "create_branch", func(ctx context.Context) error {
-		return s.dp.CreateBranch(ctx, bspec)
+		if err := s.dp.CreateBranch(ctx, bspec); err != nil {
+			return err
+		}
+		return s.resyncPasswords(ctx, prj.ID, b.ID, resync)
 	})}
 	var eps []*endpoint
 	for i, e := range reqEps {
@@ -329,13 +336,14 @@ func (s *Server) createdBranchLocked(prj *project, b *branch, at *time.Time, req
 			return s.dp.StartEndpoint(ctx, espec)
 		}))
 	}
-	roles, dbs := s.rolesAndDatabases(prj, b.ID)
+	roles, dbs := s.rolesAndDatabases(prj, b)
 	body := map[string]any{
 		"branch": s.renderBranch(b), "endpoints": s.renderEndpoints(eps), "operations": opsOf(steps),
 		"roles": roles, "databases": dbs,
 	}
-	if ep := s.readWriteEndpointLocked(b.ID); ep != nil {
-		body["connection_uris"] = []apiConnectionDetails{s.connectionDetails(prj, ep)}
+	// Neon omits connection_uris when the branch has more than one role or database.
+	if ep := s.readWriteEndpointLocked(b.ID); ep != nil && len(b.Roles) == 1 && len(b.Databases) == 1 {
+		body["connection_uris"] = []apiConnectionDetails{s.connectionDetails(b.Roles[0], b.Databases[0].Name, ep)}
 	}
 	return result{status: http.StatusCreated, body: body, steps: steps, done: func(bool) {
 		s.settleBranchLocked(b.ID)
@@ -653,12 +661,22 @@ func (s *Server) restoreBranch(r *http.Request, p principal) (int, any, error) {
 			}
 		}
 
+		// The branch takes the source's roles and databases at the point (its data does); the
+		// backup keeps the branch's own.
+		oldRoles, oldDBs := s.listsLocked(b)
+		srcRoles, srcDBs := s.listsLocked(src)
+		var srcAt *time.Time
+		if pit {
+			srcAt = &at
+		}
+		newRoles, newDBs, resync := copyLists(srcRoles, srcDBs, srcAt, now)
 		backupID := ""
 		if req.PreserveUnderName != "" {
 			backup := &branch{
 				ID: newBranchID(), ProjectID: prj.ID, ParentID: b.ParentID, ParentTime: b.ParentTime,
 				Name: req.PreserveUnderName, InitSource: b.InitSource, CurrentState: "ready",
 				StateChangedAt: now, CreatedAt: now, UpdatedAt: now, BackupOf: b.ID, BackupSource: src.ID,
+				Roles: oldRoles, Databases: oldDBs,
 			}
 			if pit {
 				backup.BackupTarget = &at
@@ -682,6 +700,7 @@ func (s *Server) restoreBranch(r *http.Request, p principal) (int, any, error) {
 		} else {
 			b.ParentTime = nil
 		}
+		b.Roles, b.Databases = newRoles, newDBs
 		b.LastResetAt = &now
 		b.UpdatedAt = now
 		b.CurrentState, b.PendingState, b.StateChangedAt = "resetting", "ready", now
@@ -695,7 +714,10 @@ func (s *Server) restoreBranch(r *http.Request, p principal) (int, any, error) {
 			spec.Endpoints = append(spec.Endpoints, s.endpointSpecLocked(ep))
 		}
 		steps := []opStep{s.newOpLocked(prj.ID, b.ID, "", "create_branch", func(ctx context.Context) error {
-			return s.dp.RestoreBranch(ctx, spec)
+			if err := s.dp.RestoreBranch(ctx, spec); err != nil {
+				return err
+			}
+			return s.resyncPasswords(ctx, prj.ID, b.ID, resync)
 		})}
 		// Computes restart on the same port; RestoreBranch does the restart.
 		for _, ep := range eps {

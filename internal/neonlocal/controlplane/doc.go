@@ -63,8 +63,14 @@
 // # Simplified
 //
 //   - The lock is project-wide; Neon only locks on conflicting operations.
-//   - One role and one database per project (default neondb_owner/neondb,
-//     password "npg_…"), shared by all branches; no role/database endpoints.
+//   - Roles and databases are per branch. A new project's branch has one of
+//     each (default neondb_owner/neondb, password "npg_…"); a child branch,
+//     an in-place restore and a snapshot restore copy the source's lists at
+//     their point in time, leaving out what was created after it (Neon's
+//     documented rule); what was deleted, renamed or re-owned after it is not
+//     brought back (the lists keep no history), while passwords reset after
+//     it are set again in the copy's data. A state file without lists loads
+//     with the project's one role and database on every branch.
 //   - Every endpoint gets a loopback port at creation, kept for its life and
 //     persisted. endpoint.host is "HOST:PORT" (clients such as neonctl build
 //     URIs from it) with HOST Options.EndpointHost (default 127.0.0.1, a name
@@ -91,7 +97,22 @@
 //     active time, compute (CPU) time, written WAL, bytes sent to clients,
 //     and each branch's logical size; quotas suspend computes or make writes
 //     fail.
-//   - Roles and databases are read-only (list, get, reveal_password).
+//   - Roles and databases: create (201, role password in the answer),
+//     list, get, PATCH database (name, owner_name), delete (200, 204 when
+//     gone), reset_password, reveal_password (412 without store_passwords).
+//     Each change is apply_config per compute of the branch (the read_write
+//     one first; without computes one apply_config without endpoint_id),
+//     then suspend_compute per compute that was idle, as in Neon's examples;
+//     423 while operations run. 409 for an existing name, 400 for reserved
+//     names (pg_*, neon_superuser, cloud_admin, the emulator's superuser;
+//     databases postgres, template0/1), names over 63 bytes, or an owner not
+//     in the branch; 422 for deleting a role that owns a database ([DOC]
+//     manage/roles) and past 500 per branch. Connections are not dropped by
+//     role changes (Neon restarts the compute); a database's own sessions end
+//     when it is renamed or deleted. Logical size and the read-only quota
+//     still measure the project's first database only.
+//   - connection_uris of a branch create are omitted when the branch has
+//     more than one role or database, as Neon does.
 //
 // # Choices where Neon is undocumented
 //

@@ -245,6 +245,7 @@ func (s *Server) createProject(r *http.Request, p principal) (int, any, error) {
 			CurrentState: "init", PendingState: "ready", StateChangedAt: now, CreatedAt: now, UpdatedAt: now,
 			Annotations: copyMap(annotations),
 		}
+		br.Roles, br.Databases = defaultLists(prj, now)
 		if len(annotations) > 0 {
 			br.AnnotatedAt = now
 		}
@@ -331,10 +332,10 @@ func (s *Server) createdProjectLocked(prj *project, br *branch, ep *endpoint) re
 		s.newOpLocked(prj.ID, br.ID, "", "create_timeline", func(ctx context.Context) error { return s.dp.CreateBranch(ctx, bspec) }),
 		s.newOpLocked(prj.ID, br.ID, ep.ID, "start_compute", func(ctx context.Context) error { return s.dp.StartEndpoint(ctx, espec) }),
 	}
-	roles, dbs := s.rolesAndDatabases(prj, br.ID)
+	roles, dbs := s.rolesAndDatabases(prj, br)
 	body := map[string]any{
 		"project":         s.renderProject(prj),
-		"connection_uris": []apiConnectionDetails{s.connectionDetails(prj, ep)},
+		"connection_uris": []apiConnectionDetails{s.connectionDetails(br.Roles[0], br.Databases[0].Name, ep)},
 		"roles":           roles,
 		"databases":       dbs,
 		"operations":      opsOf(steps),
@@ -592,14 +593,16 @@ func (s *Server) connectionURI(r *http.Request, p principal) (int, any, error) {
 	} else if ep = s.readWriteEndpointLocked(b.ID); ep == nil {
 		return 0, nil, errf(http.StatusNotFound, "branch %s has no read_write endpoint", b.ID)
 	}
-	if roleName != prj.RoleName {
-		return 0, nil, errf(http.StatusNotFound, "role %q not found", roleName)
+	roles, dbs := s.listsLocked(b)
+	role := findRole(roles, roleName)
+	if role == nil {
+		return 0, nil, errRoleNotFound(roleName)
 	}
-	if dbName != prj.DatabaseName {
-		return 0, nil, errf(http.StatusNotFound, "database %q not found", dbName)
+	if findDatabase(dbs, dbName) == nil {
+		return 0, nil, errDatabaseNotFound(dbName)
 	}
 	// pooled: the same host and port for now (no pgbouncer in the emulator).
-	return http.StatusOK, map[string]string{"uri": s.uriOf(prj, ep)}, nil
+	return http.StatusOK, map[string]string{"uri": s.uriOf(role, dbName, ep)}, nil
 }
 
 func (s *Server) defaultBranchLocked(projectID string) *branch {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -379,34 +380,35 @@ func copyMap(m map[string]string) map[string]string {
 }
 
 // uriOf builds the URI of a role/database on an endpoint's port.
-func (s *Server) uriOf(p *project, e *endpoint) string {
-	return fmt.Sprintf("postgresql://%s:%s@%s/%s?sslmode=require",
-		p.RoleName, p.RolePassword, net.JoinHostPort(s.host(), strconv.Itoa(e.Port)), p.DatabaseName)
+func (s *Server) uriOf(role *pgRole, db string, e *endpoint) string {
+	u := url.URL{Scheme: "postgresql", User: url.UserPassword(role.Name, role.Password),
+		Host: net.JoinHostPort(s.host(), strconv.Itoa(e.Port)), Path: "/" + db, RawQuery: "sslmode=require"}
+	return u.String()
 }
 
-func (s *Server) connectionDetails(p *project, e *endpoint) apiConnectionDetails {
+func (s *Server) connectionDetails(role *pgRole, db string, e *endpoint) apiConnectionDetails {
 	return apiConnectionDetails{
-		ConnectionURI: s.uriOf(p, e),
+		ConnectionURI: s.uriOf(role, db, e),
 		ConnectionParameters: apiConnectionParameters{
-			Database: p.DatabaseName, Password: p.RolePassword, Role: p.RoleName,
+			Database: db, Password: role.Password, Role: role.Name,
 			Host: s.host(), PoolerHost: s.host(),
 		},
 	}
 }
 
-func (s *Server) rolesAndDatabases(p *project, branchID string) ([]apiRole, []apiDatabase) {
-	b := s.st.Branches[branchID]
-	created := p.CreatedAt
-	if b != nil {
-		created = b.CreatedAt
+// rolesAndDatabases renders a branch's roles (with their passwords when the project stores
+// them: the answer of a project or branch create) and databases.
+func (s *Server) rolesAndDatabases(p *project, b *branch) ([]apiRole, []apiDatabase) {
+	roles, dbs := s.listsLocked(b)
+	outR := make([]apiRole, 0, len(roles))
+	for _, r := range roles {
+		outR = append(outR, renderRole(b, r, p.StorePasswords))
 	}
-	role := apiRole{BranchID: branchID, Name: p.RoleName, CreatedAt: ts(created), UpdatedAt: ts(created)}
-	if p.StorePasswords {
-		role.Password = p.RolePassword
+	outD := make([]apiDatabase, 0, len(dbs))
+	for _, d := range dbs {
+		outD = append(outD, renderDatabase(b, d))
 	}
-	db := apiDatabase{ID: p.DatabaseID, BranchID: branchID, Name: p.DatabaseName, OwnerName: p.RoleName,
-		CreatedAt: ts(created), UpdatedAt: ts(created)}
-	return []apiRole{role}, []apiDatabase{db}
+	return outR, outD
 }
 
 // withCursor adds Neon's PaginationResponse when there is a cursor to give

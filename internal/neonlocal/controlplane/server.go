@@ -481,11 +481,18 @@ func (s *Server) routes() {
 	s.handle("POST /projects/{project_id}/branches/{branch_id}/restore", s.restoreBranch)
 	s.handle("POST /projects/{project_id}/branches/{branch_id}/set_as_default", s.setDefaultBranch)
 	s.handle("GET /projects/{project_id}/branches/{branch_id}/endpoints", s.listBranchEndpoints)
+	// Roles and databases.
+	s.handle("POST /projects/{project_id}/branches/{branch_id}/roles", s.createRole)
 	s.handle("GET /projects/{project_id}/branches/{branch_id}/roles", s.listRoles)
 	s.handle("GET /projects/{project_id}/branches/{branch_id}/roles/{role_name}", s.getRole)
+	s.handle("DELETE /projects/{project_id}/branches/{branch_id}/roles/{role_name}", s.deleteRole)
 	s.handle("GET /projects/{project_id}/branches/{branch_id}/roles/{role_name}/reveal_password", s.revealPassword)
+	s.handle("POST /projects/{project_id}/branches/{branch_id}/roles/{role_name}/reset_password", s.resetPassword)
+	s.handle("POST /projects/{project_id}/branches/{branch_id}/databases", s.createDatabase)
 	s.handle("GET /projects/{project_id}/branches/{branch_id}/databases", s.listDatabases)
 	s.handle("GET /projects/{project_id}/branches/{branch_id}/databases/{database_name}", s.getDatabase)
+	s.handle("PATCH /projects/{project_id}/branches/{branch_id}/databases/{database_name}", s.updateDatabase)
+	s.handle("DELETE /projects/{project_id}/branches/{branch_id}/databases/{database_name}", s.deleteDatabase)
 	// Snapshots.
 	s.handle("POST /projects/{project_id}/branches/{branch_id}/snapshot", s.createSnapshot)
 	s.handle("GET /projects/{project_id}/snapshots", s.listSnapshots)

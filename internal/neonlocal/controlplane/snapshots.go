@@ -97,6 +97,8 @@ func (s *Server) createSnapshot(r *http.Request, p principal) (int, any, error) 
 				"snapshots limit exceeded: the project has %d snapshots and the organization plan allows %d", have, pl.MaxSnapshots)
 		}
 		sn := &snapshot{ID: newSnapshotID(), ProjectID: prj.ID, Name: name, SourceBranchID: b.ID, At: t, CreatedAt: now, ExpiresAt: expires}
+		roles, dbs := s.listsLocked(b)
+		sn.Roles, sn.Databases, _ = copyLists(roles, dbs, &t, now) // passwords: as the branch has them now
 		if sn.Name == "" {
 			sn.Name = fmt.Sprintf("%s %s", b.Name, ts(t))
 		}
@@ -237,12 +239,22 @@ func (s *Server) restoreSnapshot(r *http.Request, p principal) (int, any, error)
 			CurrentState: "init", PendingState: "ready", StateChangedAt: now, CreatedAt: now, UpdatedAt: now,
 			RestoreStatus: "restored", RestoredFrom: sn.ID, RestoreTargetID: target.ID,
 		}
+		// The snapshot's roles and databases (a snapshot of an older state file: the project's).
+		var resync []*pgRole
+		if sn.Roles != nil && sn.Databases != nil {
+			nb.Roles, nb.Databases, resync = copyLists(sn.Roles, sn.Databases, &sn.At, now)
+		} else {
+			nb.Roles, nb.Databases = defaultLists(prj, now)
+		}
 		s.st.Branches[nb.ID] = nb
 		spec := neonlocal.SnapshotSpec{ProjectID: prj.ID, SnapshotID: sn.ID, BranchID: sn.SourceBranchID, At: sn.At}
 		steps := []opStep{
 			s.newOpLocked(prj.ID, nb.ID, "", "timeline_unarchive", nil),
 			s.newOpLocked(prj.ID, nb.ID, "", "create_branch", func(ctx context.Context) error {
-				return s.dp.RestoreSnapshot(ctx, spec, nb.ID)
+				if err := s.dp.RestoreSnapshot(ctx, spec, nb.ID); err != nil {
+					return err
+				}
+				return s.resyncPasswords(ctx, prj.ID, nb.ID, resync)
 			}),
 		}
 		var moved []*endpoint

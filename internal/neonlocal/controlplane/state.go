@@ -104,6 +104,34 @@ type branch struct {
 	LogicalSize     int64             `json:"logical_size,omitempty"`
 	Annotations     map[string]string `json:"annotations,omitempty"`
 	AnnotatedAt     time.Time         `json:"annotated_at"`
+	// Roles and Databases are the branch's; null (a state file from before they existed) means
+	// the project's one role and database (rolesLocked fills them in).
+	Roles     []*pgRole     `json:"roles"`
+	Databases []*pgDatabase `json:"databases"`
+}
+
+// pgRole is a role of a branch. Since is when it came to be in the branch's lineage (its
+// creation on an ancestor): a branch or restore at an earlier point in time leaves it out.
+type pgRole struct {
+	Name     string    `json:"name"`
+	Password string    `json:"password,omitempty"`
+	NoLogin  bool      `json:"no_login,omitempty"`
+	Since    time.Time `json:"since"`
+	// PasswordAt is when the password was last reset (zero: since the role was made); a branch
+	// or restore at an earlier point sets it again on the copy, whose data has the older one.
+	PasswordAt time.Time `json:"password_at,omitzero"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// pgDatabase is a database of a branch (Since as pgRole's).
+type pgDatabase struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Owner     string    `json:"owner"`
+	Since     time.Time `json:"since"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 type endpoint struct {
@@ -134,6 +162,9 @@ type snapshot struct {
 	At             time.Time  `json:"at"`
 	CreatedAt      time.Time  `json:"created_at"`
 	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	// The source branch's roles and databases at At (null: the project's one of each).
+	Roles     []*pgRole     `json:"roles,omitempty"`
+	Databases []*pgDatabase `json:"databases,omitempty"`
 }
 
 type operation struct {

@@ -305,8 +305,11 @@ func (c *cluster) waitBackup(ctx context.Context) error {
 // seedBackup records a copy of a branch's data dir, made before the branch first starts (a
 // cleanly stopped cluster or a fresh base backup), as its first base backup: the branch's
 // point-in-time history then starts at its creation, not when a later backup ends.
-func (c *cluster) seedBackup(ctx context.Context, dataDir string) error {
-	name, err := c.copyBackup(ctx, dataDir)
+//
+// ref is an immutable dir the copy links identical files to (pgctl.CopyClusterLinking): the
+// template or a base backup of where the data came from; "" copies everything.
+func (c *cluster) seedBackup(ctx context.Context, dataDir, ref string) error {
+	name, err := c.copyBackup(ctx, dataDir, ref)
 	if err != nil {
 		return err
 	}
@@ -315,15 +318,24 @@ func (c *cluster) seedBackup(ctx context.Context, dataDir string) error {
 
 // copyBackup copies a stopped data dir under backups/ without listing it in the branch's
 // history yet (addBackup does).
-func (c *cluster) copyBackup(ctx context.Context, dataDir string) (string, error) {
+func (c *cluster) copyBackup(ctx context.Context, dataDir, ref string) (string, error) {
 	if err := c.dp.mkdir(c.backupsDir()); err != nil {
 		return "", err
 	}
 	name := strconv.FormatInt(time.Now().UnixMicro(), 10)
-	if err := c.dp.tk.CopyCluster(ctx, dataDir, filepath.Join(c.backupsDir(), name)); err != nil {
+	if err := c.dp.tk.CopyClusterLinking(ctx, dataDir, filepath.Join(c.backupsDir(), name), ref); err != nil {
 		return "", fmt.Errorf("branch %s: base backup: %w", c.branchID, err)
 	}
 	return name, nil
+}
+
+// newestBackupDir is the directory of the branch's newest listed base backup ("" if none).
+func (c *cluster) newestBackupDir() string {
+	m, err := c.meta()
+	if err != nil || len(m.Backups) == 0 {
+		return ""
+	}
+	return filepath.Join(c.backupsDir(), m.Backups[len(m.Backups)-1].Dir)
 }
 
 // addBackup lists a copied backup in the branch's history (idempotent).

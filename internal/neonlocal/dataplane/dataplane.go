@@ -49,7 +49,8 @@ type DataPlane struct {
 	tls      *tls.Config // the proxies answer TLS themselves only to refuse a client
 	sockRoot string
 
-	wg   sync.WaitGroup // background work: base backups, endpoint re-attachment
+	wg   sync.WaitGroup // background work: base backups, endpoint re-attachment, pool refills
+	pool pool           // ready copies of the templates
 	done chan struct{}  // closed by Close
 
 	mu        sync.Mutex
@@ -130,7 +131,8 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 		projects:  map[string]*sync.Mutex{},
 	}
 	for _, b := range installs {
-		dp.tks[b.Major] = &pgctl.Toolkit{Bin: b, RunAs: runAs, Logger: o.Logger.With("process", "postgres"), OwnerLock: o.OwnerLock}
+		dp.tks[b.Major] = &pgctl.Toolkit{Bin: b, RunAs: runAs, Logger: o.Logger.With("process", "postgres"), OwnerLock: o.OwnerLock,
+			WALSegSizeMB: walSegSizeMB}
 	}
 	dp.tk = dp.tks[dp.majors[0]]
 	dp.log.Info("PostgreSQL found", "majors", dp.majors, "default", dp.majors[0])
@@ -150,6 +152,7 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 	if err := dp.recover(ctx); err != nil {
 		return nil, err
 	}
+	dp.poolClean()
 	return dp, nil
 }
 
@@ -176,8 +179,16 @@ func checkReachable(dir string, runAs pgctl.RunAs) error {
 	}
 }
 
+// walSegSizeMB is the WAL segment size of the clusters the data plane makes (initdb
+// --wal-segsize): 1 MB instead of 16 keeps an empty cluster's pg_wal, each base backup's WAL
+// and each archived segment (a segment switch archives a whole one) small. Clusters made
+// before keep their own size (it is fixed at initdb); pgctl sizes min_wal_size to each.
+const walSegSizeMB = 1
+
+// templateDir is named by major and WAL segment size: a template made with other settings
+// (an older neonguard's, template/MAJOR) is not used for new projects.
 func (dp *DataPlane) templateDir(major int) string {
-	return filepath.Join(dp.o.Dir, "template", strconv.Itoa(major))
+	return filepath.Join(dp.o.Dir, "template", fmt.Sprintf("%d-wal%dmb-owner", major, walSegSizeMB))
 }
 
 // ensureTemplate runs initdb once per PostgreSQL major version; every new project starts as
@@ -197,7 +208,63 @@ func (dp *DataPlane) ensureTemplate(ctx context.Context, tk *pgctl.Toolkit) erro
 	if err := tk.InitDB(ctx, tmp); err != nil {
 		return fmt.Errorf("dataplane: initdb %d: %w", tk.Bin.Major, err)
 	}
-	return os.Rename(tmp, dir)
+	if err := dp.prepareTemplate(ctx, tk, tmp); err != nil {
+		return fmt.Errorf("dataplane: template %d: %w", tk.Bin.Major, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	// An older neonguard's template of this major is not used any more.
+	_ = os.RemoveAll(filepath.Join(filepath.Dir(dir), strconv.Itoa(tk.Bin.Major)))
+	return nil
+}
+
+// The template's project role and database, renamed to the project's at hand-out (newRoot).
+const (
+	templateRole = "neonguard_template_owner"
+	templateDB   = "neonguard_template_db"
+)
+
+// prepareTemplate makes the project's role (no password: it cannot log in) and database in
+// a new template, so a new project only renames them (a CREATE DATABASE copies template1 and
+// checkpoints twice). The template is never started again: every project starts as a copy.
+func (dp *DataPlane) prepareTemplate(ctx context.Context, tk *pgctl.Toolkit, dataDir string) error {
+	sock, err := os.MkdirTemp(dp.sockRoot, "t")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(sock)
+	if err := tk.RunAs.Chown(sock); err != nil {
+		return err
+	}
+	p, err := tk.Start(ctx, privateConfig(dp.serverConfig(dataDir, "", sock)))
+	if err != nil {
+		return err
+	}
+	defer p.Stop(context.WithoutCancel(ctx))
+	conn, err := tk.Admin(ctx, sock, p.Port, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for _, s := range []string{
+		"CREATE ROLE " + templateRole + " LOGIN CREATEDB CREATEROLE",
+		"CREATE DATABASE " + templateDB + " OWNER " + templateRole,
+	} {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return p.Stop(ctx)
+}
+
+// privateConfig is cfg for a private run that sets a cluster up (the template, a new
+// project's hand-out): its shutdown checkpoint removes the WAL segments it wrote instead of
+// keeping them recycled for later (what max_wal_size caps), so every copy of the cluster
+// starts with two segments in pg_wal, not the five the setup's WAL left.
+func privateConfig(cfg pgctl.ServerConfig) pgctl.ServerConfig {
+	cfg.Settings["max_wal_size"] = strconv.Itoa(2*walSegSizeMB) + "MB"
+	return cfg
 }
 
 // ErrMajorNotInstalled is wrapped when a project asks for a PostgreSQL major whose binaries

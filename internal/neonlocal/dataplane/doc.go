@@ -23,8 +23,14 @@
 //   - A snapshot is a base backup kept under the project; restoring it copies it into the
 //     new branch.
 //
-// Layout under Options.Dir: tls/ (certificate), template/PGMAJOR/ (an initdb'd cluster
-// copied for every new project), projects/PROJECT/project.json (role, password, database),
+// Clusters use 1 MB WAL segments (initdb --wal-segsize=1). Copies reflink (FICLONE) where
+// the filesystem can and are synced once (syncfs) before they are renamed into place; a base
+// backup or snapshot is never written in place, so a branch's first base backup hard links
+// the files it shares with the template, its parent's newest backup or its snapshot.
+//
+// Layout under Options.Dir: tls/ (certificate), template/PGMAJOR-wal1mb-owner/ (an initdb'd
+// cluster with a role and database that each new project's copy renames to its own),
+// pool/TEMPLATE/N (ready copies of a template, made and synced in the background), projects/PROJECT/project.json (role, password, database),
 // projects/PROJECT/branches/BRANCH/{data,archive,backups/N,branch.json},
 // projects/PROJECT/snapshots/SNAPSHOT/.
 package dataplane

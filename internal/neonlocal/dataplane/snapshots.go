@@ -66,13 +66,10 @@ func (dp *DataPlane) RestoreSnapshot(ctx context.Context, spec neonlocal.Snapsho
 	}
 	tmp := c.dataDir() + ".new"
 	_ = os.RemoveAll(tmp)
-	if err := dp.tk.CopyCluster(ctx, dp.snapshotDir(spec.ProjectID, spec.SnapshotID), tmp); err != nil {
+	if err := dp.fromSnapshot(ctx, c, dp.snapshotDir(spec.ProjectID, spec.SnapshotID), tmp); err != nil {
 		return fmt.Errorf("restore snapshot %s: %w", spec.SnapshotID, err)
 	}
-	if err := c.seedBackup(ctx, tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, c.dataDir())
+	return dp.publish(c, tmp)
 }
 
 // DeleteSnapshot drops a snapshot's copy.

@@ -1,6 +1,7 @@
 package pgctl
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,6 +32,10 @@ type Toolkit struct {
 	// NoSync skips fsync in initdb, pg_basebackup, CopyCluster and the
 	// archive_command. Only for tests and benchmarks: a crash may corrupt.
 	NoSync bool
+	// WALSegSizeMB is initdb's --wal-segsize (a power of 2 from 1 to 1024); 0 keeps
+	// PostgreSQL's 16. Small segments keep an empty cluster, its base backups and its WAL
+	// archive small: a segment switch (ForceSwitch, a backup's end) archives a whole segment.
+	WALSegSizeMB int
 	// StopGrace is how long Stop waits after SIGINT (fast shutdown) before
 	// SIGQUIT (immediate shutdown). Zero means 30s.
 	StopGrace time.Duration
@@ -75,6 +82,9 @@ func (t *Toolkit) InitDB(ctx context.Context, dataDir string) error {
 	}
 	if t.NoSync {
 		args = append(args, "--no-sync")
+	}
+	if t.WALSegSizeMB > 0 {
+		args = append(args, fmt.Sprintf("--wal-segsize=%d", t.WALSegSizeMB))
 	}
 	start := time.Now()
 	cmd := withHome(t.RunAs.Command(ctx, t.Bin.Path("initdb"), args...), dataDir)
@@ -151,10 +161,32 @@ func (t *Toolkit) includeConf(dataDir string) error {
 }
 
 // CopyCluster makes a cold copy of the STOPPED cluster src at dst, preserving
-// modes and ownership (the copy uses copy_file_range, which reflinks on
-// filesystems that support it). The copy is assembled in dst+".tmp" and
-// renamed, so a crash never leaves a half copy at dst.
+// modes and ownership. Each file is a reflink (FICLONE) where the filesystem
+// supports them, else a copy of its bytes (copy_file_range). The copy is
+// assembled in dst+".tmp", synced once (syncfs) and renamed, so a crash never
+// leaves a half copy at dst.
 func (t *Toolkit) CopyCluster(ctx context.Context, src, dst string) error {
+	return t.copyCluster(ctx, src, dst, false, "")
+}
+
+// CopyClusterLinking is CopyCluster for a dst that nothing ever writes in place (a base
+// backup): a file whose bytes equal the file at the same path under ref, an equally
+// immutable directory (the template, an earlier base backup), becomes a hard link to it
+// instead of a copy. Most of a new branch's first backup is its template's or its parent's
+// backup's files: they take no space twice, and are not written and synced again.
+func (t *Toolkit) CopyClusterLinking(ctx context.Context, src, dst, ref string) error {
+	return t.copyCluster(ctx, src, dst, false, ref)
+}
+
+// LinkCluster is CopyCluster with hard links instead of copies of the files: only for a src
+// and a dst that nothing ever writes in place (base backups and snapshots, which are only
+// copied from and removed whole), as both share every file. The links are synced (one
+// syncfs) before the rename, as a copy is.
+func (t *Toolkit) LinkCluster(ctx context.Context, src, dst string) error {
+	return t.copyCluster(ctx, src, dst, true, "")
+}
+
+func (t *Toolkit) copyCluster(ctx context.Context, src, dst string, link bool, ref string) error {
 	src, err := filepath.Abs(src)
 	if err != nil {
 		return err
@@ -212,6 +244,11 @@ func (t *Toolkit) CopyCluster(ctx context.Context, src, dst string) error {
 			if err := os.Symlink(l, target); err != nil {
 				return err
 			}
+		case d.Type().IsRegular() && link:
+			return os.Link(p, target) // the same inode: owner and mode are src's
+		case d.Type().IsRegular() && ref != "" && sameFile(p, info, filepath.Join(ref, rel)) &&
+			os.Link(filepath.Join(ref, rel), target) == nil:
+			return nil // (ref removed meanwhile: copied below)
 		case d.Type().IsRegular():
 			if err := copyFile(p, target, info.Mode().Perm(), false); err != nil {
 				return err
@@ -254,9 +291,11 @@ func copyFile(src, dst string, perm os.FileMode, sync bool) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
+	if !cloneFile(out, in) {
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
 	}
 	if sync {
 		if err := out.Sync(); err != nil {
@@ -268,6 +307,28 @@ func copyFile(src, dst string, perm os.FileMode, sync bool) error {
 		return err
 	}
 	return os.Chmod(dst, perm) // umask
+}
+
+// noReflink forces copies to write every byte (tests of the fallback).
+var noReflink atomic.Bool
+
+// reflinks counts the files copied by a reflink (tests).
+var reflinks atomic.Int64
+
+// cloneFile makes out share in's blocks (FICLONE: a reflink, copy on write) where the
+// filesystem supports it (Btrfs, XFS with reflink=1, bcachefs, ...): a copy of any size in
+// one system call and no space until either side changes. False: not done (another
+// filesystem, or src and dst on different ones), and the caller copies the bytes; out is
+// still empty then, as a failed FICLONE changes nothing.
+func cloneFile(out, in *os.File) bool {
+	if noReflink.Load() {
+		return false
+	}
+	if err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd())); err != nil {
+		return false
+	}
+	reflinks.Add(1)
+	return true
 }
 
 func preserveOwner(path string, info fs.FileInfo) error {
@@ -316,4 +377,60 @@ func syncFS(path string) error {
 	}
 	defer f.Close()
 	return unix.Syncfs(int(f.Fd()))
+}
+
+// WALSegmentBytes is the WAL segment size of the cluster in dataDir, read from the size of
+// a segment in pg_wal (a stopped or running cluster always has one); 0 if none is found.
+func WALSegmentBytes(dataDir string) int64 {
+	ents, err := os.ReadDir(filepath.Join(dataDir, "pg_wal"))
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		if len(e.Name()) != 24 || !e.Type().IsRegular() || strings.Trim(e.Name(), "0123456789ABCDEF") != "" {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.Size() > 0 {
+			return info.Size()
+		}
+	}
+	return 0
+}
+
+var cmpBufs = sync.Pool{New: func() any { return &[2][]byte{make([]byte, 128<<10), make([]byte, 128<<10)} }}
+
+// sameFile reports whether the regular file other has the size and the bytes of p (info).
+func sameFile(p string, info fs.FileInfo, other string) bool {
+	oi, err := os.Lstat(other)
+	if err != nil || !oi.Mode().IsRegular() || oi.Size() != info.Size() || oi.Mode().Perm() != info.Mode().Perm() {
+		return false
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		if ot, ok := oi.Sys().(*syscall.Stat_t); ok && (st.Uid != ot.Uid || st.Gid != ot.Gid) {
+			return false
+		}
+	}
+	a, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer a.Close()
+	b, err := os.Open(other)
+	if err != nil {
+		return false
+	}
+	defer b.Close()
+	bufs := cmpBufs.Get().(*[2][]byte)
+	defer cmpBufs.Put(bufs)
+	ba, bb := bufs[0], bufs[1]
+	for {
+		na, ea := io.ReadFull(a, ba)
+		nb, eb := io.ReadFull(b, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false
+		}
+		if ea != nil || eb != nil {
+			return (ea == io.EOF || ea == io.ErrUnexpectedEOF) && (eb == io.EOF || eb == io.ErrUnexpectedEOF)
+		}
+	}
 }

@@ -95,6 +95,11 @@ func (t *Toolkit) settings(c ServerConfig, port int) map[string]string {
 		s["archive_mode"] = "on"
 		s["archive_command"] = archiveCommand(c.ArchiveDir, !t.NoSync)
 	}
+	if seg := WALSegmentBytes(c.DataDir); seg > 0 && seg < 16<<20 {
+		// A cluster made with small segments (WALSegSizeMB) keeps two recycled ones, not
+		// 32 MB of them (min_wal_size must be at least two segments).
+		s["min_wal_size"] = strconv.FormatInt(2*seg>>20, 10) + "MB"
+	}
 	for k, v := range c.Settings {
 		s[k] = v
 	}

@@ -390,7 +390,7 @@ func (s *Server) run(ctx context.Context, conn *pgconn.PgConn, q queryData, o op
 	if q.ArrayMode != nil {
 		arrayMode = *q.ArrayMode
 	}
-	rr := conn.ExecParams(ctx, q.Query, params, nil, nil, nil)
+	rr := conn.ExecParams(ctx, dropFileCacheOption(q.Query), params, nil, nil, nil)
 	fds := rr.FieldDescriptions()
 	res := &result{RowAsArray: arrayMode, Fields: make([]field, 0, len(fds)), Rows: []any{}}
 	for _, fd := range fds {
@@ -426,6 +426,43 @@ func (s *Server) run(ctx context.Context, conn *pgconn.PgConn, q queryData, o op
 	}
 	res.Command, res.RowCount = parseCommandTag(tag.String())
 	return res, nil
+}
+
+// dropFileCacheOption removes FILECACHE from a leading EXPLAIN's option list: Neon's compute
+// accepts it (its Local File Cache counters, what Neon's MCP server asks for in
+// explain_sql_statement with analyze), a local PostgreSQL has no such cache and would answer
+// `unrecognized EXPLAIN option "filecache"`. The plan is then PostgreSQL's, without those
+// counters. Any other query is returned unchanged.
+func dropFileCacheOption(query string) string {
+	rest := strings.TrimLeft(query, " \t\r\n")
+	if len(rest) < len("EXPLAIN") || !strings.EqualFold(rest[:len("EXPLAIN")], "EXPLAIN") {
+		return query
+	}
+	rest = rest[len("EXPLAIN"):]
+	opts := strings.TrimLeft(rest, " \t\r\n")
+	if !strings.HasPrefix(opts, "(") {
+		return query
+	}
+	end := strings.IndexByte(opts, ')')
+	if end < 0 {
+		return query
+	}
+	var kept []string
+	dropped := false
+	for _, o := range strings.Split(opts[1:end], ",") {
+		if f := strings.Fields(o); len(f) > 0 && strings.EqualFold(f[0], "FILECACHE") {
+			dropped = true
+			continue
+		}
+		kept = append(kept, strings.TrimSpace(o))
+	}
+	if !dropped {
+		return query
+	}
+	if len(kept) == 0 {
+		return "EXPLAIN " + opts[end+1:]
+	}
+	return "EXPLAIN (" + strings.Join(kept, ", ") + ")" + opts[end+1:]
 }
 
 // parseCommandTag splits a command tag as Neon does: "INSERT 0 3" → INSERT, 3; "SELECT 2" →

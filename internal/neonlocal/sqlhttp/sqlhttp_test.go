@@ -38,6 +38,22 @@ func TestParseCommandTag(t *testing.T) {
 	}
 }
 
+// Neon's compute takes EXPLAIN's FILECACHE option (Neon's MCP server sends it); a local
+// PostgreSQL would reject it, so it is dropped, and nothing else is touched.
+func TestDropFileCacheOption(t *testing.T) {
+	for in, want := range map[string]string{
+		"EXPLAIN (ANALYZE, VERBOSE, BUFFERS, FILECACHE, FORMAT JSON) SELECT 1": "EXPLAIN (ANALYZE, VERBOSE, BUFFERS, FORMAT JSON) SELECT 1",
+		"  explain(filecache true) SELECT 1":                                   "EXPLAIN  SELECT 1",
+		"EXPLAIN (VERBOSE, FORMAT JSON) SELECT 1":                              "EXPLAIN (VERBOSE, FORMAT JSON) SELECT 1",
+		"SELECT 'EXPLAIN (FILECACHE)'":                                         "SELECT 'EXPLAIN (FILECACHE)'",
+		"EXPLAIN SELECT filecache FROM t":                                      "EXPLAIN SELECT filecache FROM t",
+	} {
+		if got := dropFileCacheOption(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}
+
 // Parameters become PostgreSQL text as Neon's proxy makes them (json_to_pg_text).
 func TestParams(t *testing.T) {
 	var raw []json.RawMessage
