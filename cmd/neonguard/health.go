@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -73,7 +72,7 @@ func (g *globals) defaultHealthURL() string {
 	if err != nil {
 		host, port = "127.0.0.1", "8080"
 	}
-	if host == "" || host == "0.0.0.0" || host == "::" || strings.EqualFold(host, "[::]") {
+	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port) + "/readyz"

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The MCP conveniences of issue 14 proved with the official TypeScript MCP client against the
@@ -79,21 +75,8 @@ type tsNative struct {
 
 func runNativeScript(t *testing.T, node string, env []string, args ...string) tsNative {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, append([]string{"mcpnative.mjs"}, args...)...)
-	cmd.Dir = filepath.Join("..", "..", "testdata", "e2e", "ts")
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node mcpnative.mjs %s: %v\nstdout:\n%s\nstderr:\n%s", args[0], err, out, stderr.Bytes())
-	}
 	var res tsNative
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("mcpnative.mjs output: %v\n%s\nstderr:\n%s", err, out, stderr.Bytes())
-	}
+	out := runTSScript(t, node, env, "mcpnative.mjs", &res, args...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("mcpnative.mjs printed:\n%s", out)

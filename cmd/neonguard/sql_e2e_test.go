@@ -311,22 +311,30 @@ func checkSQLProofs(t *testing.T, res tsSQLResult) {
 // runSQLScript runs sql.mjs with args and the server's environment plus extra (a token).
 func runSQLScript(t *testing.T, node string, env []string, args ...string) tsSQLResult {
 	t.Helper()
+	var res tsSQLResult
+	runTSScript(t, node, env, "sql.mjs", &res, args...)
+	return res
+}
+
+// runTSScript runs one of testdata/e2e/ts's scripts with args and env, failing the test when
+// it exits non-zero, and decodes its JSON stdout into into. Returns the raw stdout.
+func runTSScript(t *testing.T, node string, env []string, script string, into any, args ...string) []byte {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, append([]string{"sql.mjs"}, args...)...)
+	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
 	cmd.Dir = filepath.Join("..", "..", "testdata", "e2e", "ts")
 	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("node sql.mjs %s: %v\nstdout:\n%s\nstderr:\n%s", args[0], err, out, stderr.Bytes())
+		t.Fatalf("node %s %s: %v\nstdout:\n%s\nstderr:\n%s", script, args[0], err, out, stderr.Bytes())
 	}
-	var res tsSQLResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("sql.mjs output: %v\n%s\nstderr:\n%s", err, out, stderr.Bytes())
+	if err := json.Unmarshal(out, into); err != nil {
+		t.Fatalf("%s output: %v\n%s\nstderr:\n%s", script, err, out, stderr.Bytes())
 	}
-	return res
+	return out
 }
 
 // TestSQLProofsWithTypeScriptClient runs the real binary on the local backend with real

@@ -123,17 +123,9 @@ func (g *Guard) UndoToTime(ctx context.Context, in UndoInput) (*UndoResult, erro
 	})
 	g.sql.evict(db.ID, b.ID) // its compute restarts: kept connections to it are dead
 	if err != nil {
-		err = upstream("undo_to_time", err)
-		if ge := errcode.As(err); ge != nil && ge.Code != errcode.Upstream {
-			if rerr := run.rollBack(work); rerr != nil {
-				return nil, errors.Join(err, rerr)
-			}
-			ge.Message += "; the branch was not changed"
-		} else if ge != nil {
-			ge.Message += fmt.Sprintf("; whether the undo happened is found out on the next call for this database (a branch named %q exists if it did)", p.BackupName)
-			ge.Hint = "call list_branches in a moment before calling undo_to_time again"
-		}
-		return nil, err
+		return nil, run.firstChangeFailed(work, err, "undo_to_time", "the branch was not changed",
+			fmt.Sprintf("whether the undo happened is found out on the next call for this database (a branch named %q exists if it did)", p.BackupName),
+			"call list_branches in a moment before calling undo_to_time again")
 	}
 	p.Restored = true
 	if restored.ParentID != "" && restored.ParentID != b.ParentID {
@@ -174,10 +166,7 @@ func (g *Guard) finishUndo(ctx context.Context, org Org, db store.Database, run 
 			return nil, err
 		}
 	}
-	if err := run.save(ctx, p); err != nil {
-		return nil, err
-	}
-	if err := run.done(ctx); err != nil {
+	if err := run.complete(ctx, p); err != nil {
 		return nil, err
 	}
 	return p.result(db.ID), nil
@@ -436,17 +425,9 @@ func (g *Guard) makeDevBranch(ctx context.Context, org Org, db store.Database, r
 		}
 	}
 	if err != nil {
-		err = upstream("create_dev_branch", err)
-		if ge := errcode.As(err); ge != nil && ge.Code != errcode.Upstream {
-			if rerr := run.rollBack(ctx); rerr != nil {
-				return nil, errors.Join(err, rerr)
-			}
-			ge.Message += "; no branch was created"
-		} else if ge != nil {
-			ge.Message += fmt.Sprintf("; whether %q was created is found out on the next call for this database", di.Name)
-			ge.Hint = "call create_dev_branch again with the same name in a moment: it returns the branch if it was created"
-		}
-		return nil, err
+		return nil, run.firstChangeFailed(ctx, err, "create_dev_branch", "no branch was created",
+			fmt.Sprintf("whether %q was created is found out on the next call for this database", di.Name),
+			"call create_dev_branch again with the same name in a moment: it returns the branch if it was created")
 	}
 	return created, run.save(ctx, di)
 }

@@ -376,17 +376,9 @@ func (g *Guard) RestoreCheckpoint(ctx context.Context, in RestoreCheckpointInput
 	restored, err := org.API.RestoreSnapshot(work, db.ID, snap.ID, neon.SnapshotRestore{TargetBranchID: p.OldMainID, FinalizeRestore: true})
 	g.sql.evict(db.ID, "") // main's compute moves to the restored branch: kept connections to it are dead
 	if err != nil {
-		err = upstream("restore_checkpoint", err)
-		if ge := errcode.As(err); ge != nil && ge.Code != errcode.Upstream {
-			if rerr := run.rollBack(work); rerr != nil {
-				return nil, errors.Join(err, rerr)
-			}
-			ge.Message += "; main was not changed"
-		} else if ge != nil {
-			ge.Message += "; whether main was restored is found out on the next call for this database"
-			ge.Hint = "call list_branches in a moment: main's branch id changed if the restore happened"
-		}
-		return nil, err
+		return nil, run.firstChangeFailed(work, err, "restore_checkpoint", "main was not changed",
+			"whether main was restored is found out on the next call for this database",
+			"call list_branches in a moment: main's branch id changed if the restore happened")
 	}
 	p.NewMainID = restored.Branch.ID
 	if err := run.save(work, p); err != nil {
@@ -418,10 +410,7 @@ func (g *Guard) finishRestoreCheckpoint(ctx context.Context, org Org, db store.D
 			return nil, err
 		}
 	}
-	if err := run.save(ctx, p); err != nil {
-		return nil, err
-	}
-	if err := run.done(ctx); err != nil {
+	if err := run.complete(ctx, p); err != nil {
 		return nil, err
 	}
 	return p.result(db.ID), nil

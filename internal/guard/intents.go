@@ -86,6 +86,35 @@ func (r *intentRun) done(ctx context.Context) error { return r.finish(ctx, r.out
 // rollBack finishes an intent whose first change never happened.
 func (r *intentRun) rollBack(ctx context.Context) error { return r.finish(ctx, outcomeRolledBack) }
 
+// complete records the payload's last step and finishes the intent with the work completed.
+func (r *intentRun) complete(ctx context.Context, payload any) error {
+	if err := r.save(ctx, payload); err != nil {
+		return err
+	}
+	return r.done(ctx)
+}
+
+// firstChangeFailed is the error of an intent's first change on Neon failing (what names the
+// call). When Neon refused it, nothing happened: the intent is rolled back and the message ends
+// with notChanged. When the outcome is unknown, the intent stays open for the next call for the
+// database to resolve: the message ends with unknown, and hint replaces Neon's.
+func (r *intentRun) firstChangeFailed(ctx context.Context, cause error, what, notChanged, unknown, hint string) error {
+	err := upstream(what, cause)
+	ge := errcode.As(err)
+	switch {
+	case ge == nil:
+	case ge.Code != errcode.Upstream:
+		if rerr := r.rollBack(ctx); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		ge.Message += "; " + notChanged
+	default:
+		ge.Message += "; " + unknown
+		ge.Hint = hint
+	}
+	return err
+}
+
 func (r *intentRun) finish(ctx context.Context, outcome string) error {
 	r.outcomeDone = outcome
 	if err := r.g.store.FinishIntent(ctx, r.rec.ID, outcome); err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"slices"
 	"sync"
 )
 
@@ -121,17 +122,8 @@ func (f *cancelFilter) drop(p []byte) bool {
 		return false
 	}
 	delete(f.ids, id)
-	if i := indexOf(f.order, id); i >= 0 {
-		f.order = append(f.order[:i], f.order[i+1:]...)
+	if i := slices.Index(f.order, id); i >= 0 {
+		f.order = slices.Delete(f.order, i, i+1)
 	}
 	return true
-}
-
-func indexOf(s []string, v string) int {
-	for i, x := range s {
-		if x == v {
-			return i
-		}
-	}
-	return -1
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -81,13 +82,27 @@ func (l *Local) CallWithProgress(ctx context.Context, tool string, args map[stri
 	}
 	defer c.Close()
 	if onProgress != nil {
+		// Notifications arrive on the client's own goroutine, possibly after the result: the
+		// callback runs one at a time and never once this call has returned, so the caller's
+		// writer needs no lock of its own.
+		var mu sync.Mutex
+		returned := false
+		defer func() {
+			mu.Lock()
+			returned = true
+			mu.Unlock()
+		}()
 		c.OnNotification(func(n mcp.JSONRPCNotification) {
 			if n.Method != string(mcp.MethodNotificationProgress) {
 				return
 			}
 			f := n.Params.AdditionalFields
 			message, _ := f["message"].(string)
-			onProgress(number(f["progress"]), number(f["total"]), message)
+			mu.Lock()
+			defer mu.Unlock()
+			if !returned {
+				onProgress(number(f["progress"]), number(f["total"]), message)
+			}
 		})
 	}
 	if err := c.Start(ctx); err != nil {

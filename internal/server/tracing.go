@@ -23,6 +23,9 @@ import (
 func traceCall() mcpserver.ToolHandlerMiddleware {
 	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
+			if !tracing.Enabled() {
+				return next(ctx, req) // no span name to build, no context to wrap
+			}
 			tool := req.Params.Name
 			ctx, span := tracing.Start(ctx, "tools/call "+tool, trace.WithSpanKind(trace.SpanKindServer))
 			if !span.IsRecording() {

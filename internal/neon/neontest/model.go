@@ -80,24 +80,23 @@ func (p *project) defaultBranch() *neon.Branch {
 	return nil
 }
 
-func (p *project) children(id string) []*neon.Branch {
-	var out []*neon.Branch
-	for _, b := range p.branches {
-		if b.ParentID == id {
-			out = append(out, b)
+// where returns, in order, the items of s that keep accepts.
+func where[T any](s []T, keep func(T) bool) []T {
+	var out []T
+	for _, v := range s {
+		if keep(v) {
+			out = append(out, v)
 		}
 	}
 	return out
 }
 
+func (p *project) children(id string) []*neon.Branch {
+	return where(p.branches, func(b *neon.Branch) bool { return b.ParentID == id })
+}
+
 func (p *project) endpointsOf(branchID string) []*neon.Endpoint {
-	var out []*neon.Endpoint
-	for _, e := range p.endpoints {
-		if e.BranchID == branchID {
-			out = append(out, e)
-		}
-	}
-	return out
+	return where(p.endpoints, func(e *neon.Endpoint) bool { return e.BranchID == branchID })
 }
 
 func (p *project) snapshot(id string) *neon.Snapshot {

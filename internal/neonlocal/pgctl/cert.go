@@ -47,7 +47,7 @@ func EnsureCert(dir string, owner RunAs) (certFile, keyFile string, err error) {
 		}
 		return certFile, keyFile, nil
 	}
-	certPEM, keyPEM, err := selfSigned()
+	certPEM, keyPEM, err := SelfSigned("localhost", "neonguard local", []string{"localhost", "127.0.0.1", "::1"})
 	if err != nil {
 		return "", "", fmt.Errorf("generate certificate: %w", err)
 	}
@@ -85,7 +85,10 @@ func certValid(certFile, keyFile string) bool {
 	return time.Now().Add(30 * 24 * time.Hour).Before(c.NotAfter)
 }
 
-func selfSigned() (certPEM, keyPEM []byte, err error) {
+// SelfSigned makes a self-signed P-256 certificate (its own CA, so a client trusts it by
+// adding it to its roots) for hosts (names or IP addresses), valid for ten years, and
+// returns the certificate and its key in PEM.
+func SelfSigned(commonName, organization string, hosts []string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -97,15 +100,20 @@ func selfSigned() (certPEM, keyPEM []byte, err error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{"neonguard local"}},
+		Subject:               pkix.Name{CommonName: commonName, Organization: []string{organization}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.AddDate(10, 0, 0),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true, // self-signed: clients can pin it as their root (verify-full)
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

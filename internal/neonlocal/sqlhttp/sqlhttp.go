@@ -254,28 +254,27 @@ func parseHeaders(h http.Header) (options, error) {
 		deferrable: h.Get(hdrDeferrable) == "true",
 	}
 	if v := h.Get(hdrIsolation); v != "" {
-		switch v {
-		case "Serializable", "ReadUncommitted", "ReadCommitted", "RepeatableRead":
-			o.isolation = v
-		default:
+		if _, ok := isolationLevels[v]; !ok {
 			return o, badRequest("invalid isolation level")
 		}
+		o.isolation = v
 	}
 	return o, nil
+}
+
+// isolationLevels maps the Neon-Batch-Isolation-Level values to their SQL.
+var isolationLevels = map[string]string{
+	"Serializable":    "SERIALIZABLE",
+	"ReadUncommitted": "READ UNCOMMITTED",
+	"ReadCommitted":   "READ COMMITTED",
+	"RepeatableRead":  "REPEATABLE READ",
 }
 
 func beginStatement(o options) string {
 	var b strings.Builder
 	b.WriteString("BEGIN")
-	switch o.isolation {
-	case "Serializable":
-		b.WriteString(" ISOLATION LEVEL SERIALIZABLE")
-	case "ReadUncommitted":
-		b.WriteString(" ISOLATION LEVEL READ UNCOMMITTED")
-	case "ReadCommitted":
-		b.WriteString(" ISOLATION LEVEL READ COMMITTED")
-	case "RepeatableRead":
-		b.WriteString(" ISOLATION LEVEL REPEATABLE READ")
+	if lvl := isolationLevels[o.isolation]; lvl != "" {
+		b.WriteString(" ISOLATION LEVEL " + lvl)
 	}
 	if o.readOnly {
 		b.WriteString(" READ ONLY")

@@ -259,3 +259,26 @@ func TestListenServesTLSAndPlain(t *testing.T) {
 		t.Fatal("an untrusted certificate was accepted")
 	}
 }
+
+// Every accepted isolation level opens its transaction at that level.
+func TestBeginStatement(t *testing.T) {
+	for _, c := range []struct {
+		o    options
+		want string
+	}{
+		{options{}, "BEGIN"},
+		{options{isolation: "Serializable", readOnly: true, deferrable: true}, "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE"},
+		{options{isolation: "ReadUncommitted"}, "BEGIN ISOLATION LEVEL READ UNCOMMITTED"},
+		{options{isolation: "ReadCommitted"}, "BEGIN ISOLATION LEVEL READ COMMITTED"},
+		{options{isolation: "RepeatableRead", readOnly: true}, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"},
+	} {
+		if got := beginStatement(c.o); got != c.want {
+			t.Errorf("beginStatement(%+v) = %q, want %q", c.o, got, c.want)
+		}
+		if c.o.isolation != "" {
+			if o, err := parseHeaders(http.Header{http.CanonicalHeaderKey(hdrIsolation): {c.o.isolation}}); err != nil || o.isolation != c.o.isolation {
+				t.Errorf("parseHeaders(%s) = %+v, %v", c.o.isolation, o, err)
+			}
+		}
+	}
+}
