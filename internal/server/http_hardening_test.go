@@ -310,7 +310,10 @@ func TestSlowBodiesAreCutAndCapped(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		status, closed := slowPost(t, h2.url, "tok-a", "/mcp", 30*time.Second)
+		// A short wait per probe: a probe that came before the two were accepted is itself
+		// admitted and would sit in its body read; it gives up, frees its place, and the next
+		// probe tries again. A refusal comes at once.
+		status, closed := slowPost(t, h2.url, "tok-a", "/mcp", 2*time.Second)
 		if status == http.StatusTooManyRequests {
 			if !closed {
 				t.Error("the refused POST's connection stayed open with its body unread")

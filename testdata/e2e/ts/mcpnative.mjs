@@ -85,6 +85,7 @@ out.progress.list_branches = fastUpdates;
         updates.push({ progress: p.progress, total: p.total, message: p.message });
         if (!ac.signal.aborted && p.message?.startsWith("waiting for Neon operation")) {
           f.aborted_at = p.message;
+          f.aborted_progress = p.progress;
           ac.abort("the user gave up");
         }
       },
