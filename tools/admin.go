@@ -48,6 +48,9 @@ func AdminTools(d Deps) []server.ServerTool {
 	if d.validate == nil {
 		d.validate = newValidator()
 	}
+	if d.Schemas == nil {
+		d.Schemas = NewSchemas()
+	}
 	out := make([]server.ServerTool, 0, len(adminFactories()))
 	for _, f := range adminFactories() {
 		out = append(out, f(d))

@@ -23,6 +23,8 @@ type Deps struct {
 	Guard  guard.UseCases
 	Admin  AdminUseCases // the admin tool set's operations; only AdminTools uses it
 	Logger *slog.Logger
+	// Schemas hands out the tools' schemas; nil reflects them (All and AdminTools set it).
+	Schemas *Schemas
 
 	// validate is built once by All and shared by its tools; a factory called on its own
 	// builds its own (a *validator.Validate is safe for concurrent use once configured).
@@ -79,6 +81,9 @@ func All(d Deps) []server.ServerTool {
 	if d.confirm == nil {
 		d.confirm = newConfirmations()
 	}
+	if d.Schemas == nil {
+		d.Schemas = NewSchemas()
+	}
 	fs := factories()
 	out := make([]server.ServerTool, 0, len(fs))
 	for _, f := range fs {
@@ -127,11 +132,11 @@ type def struct {
 // and the guard call returning *R (output schema). call may return *argError for checks
 // beyond the validator tags; its other errors come from the guard.
 func newTool[A, R any](d Deps, df def, call func(ctx context.Context, a *A) (*R, error)) server.ServerTool {
-	in, err := inputSchema(reflect.TypeFor[A]())
+	in, err := d.Schemas.schema(df.name, reflect.TypeFor[A](), false)
 	if err != nil {
 		panic(fmt.Sprintf("tools: %s: input schema: %v", df.name, err)) // a bug in the args type
 	}
-	out, err := outputSchema(reflect.TypeFor[R]())
+	out, err := d.Schemas.schema(df.name, reflect.TypeFor[R](), true)
 	if err != nil {
 		panic(fmt.Sprintf("tools: %s: output schema: %v", df.name, err))
 	}

@@ -72,10 +72,10 @@ func TestExitStatusUsageTwoRuntimeOne(t *testing.T) {
 		{[]string{"call", "describe_limits", "{not json"}, 2, "arguments must be a JSON object"},
 		{[]string{"health", "--url", "ftp://x"}, 2, `--url "ftp://x"`},
 		{[]string{"jobs", "cancel"}, 2, "accepts 1 arg(s), received 0"},
+		{[]string{"serve", "--log-level", "loud"}, 2, "log.level (flag --log-level)"},
 		// Runtime errors: the command was used rightly and failed.
 		{[]string{"tenant", "token", "create", "no-such-tenant"}, 1, "no-such-tenant"},
 		{[]string{"health", "--url", "http://127.0.0.1:1/readyz", "--timeout", "2s"}, 1, ""},
-		{[]string{"serve", "--log-level", "loud"}, 1, "--log-level"},
 		// Help and success exit 0.
 		{[]string{"--help"}, 0, ""},
 		{[]string{"tenant"}, 0, ""},
@@ -92,6 +92,49 @@ func TestExitStatusUsageTwoRuntimeOne(t *testing.T) {
 			}
 			if c.status == 2 && !strings.Contains(stderr, "--help' for usage.") {
 				t.Errorf("a usage error does not point to the help:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// A flag's value that the configuration refuses is a usage error (2) naming the flag, on any
+// command, even beside other problems; the same bad value from the environment or the config
+// file is a configuration the command runs with, not a misuse of the command line (1).
+func TestBadFlagValueIsAUsageError(t *testing.T) {
+	bin := buildBinary(t)
+	file := filepath.Join(t.TempDir(), "neonguard.yaml")
+	if err := os.WriteFile(file, []byte("tier: gold\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env    []string
+		args   []string
+		status int
+		stderr []string
+	}{
+		{nil, []string{"serve", "--transport", "http", "--listen", "8080"}, 2,
+			[]string{`http.listen (flag --listen): "8080" is not host:port`, "Run 'neonguard serve --help' for usage."}},
+		{nil, []string{"tenant", "create", "acme", "--store", "mysql://db"}, 2,
+			[]string{"store (flag --store)", "Run 'neonguard tenant create --help' for usage."}},
+		{nil, []string{"call", "describe_limits", "--log-format", "yaml"}, 2,
+			[]string{"log.format (flag --log-format)", "Run 'neonguard call --help' for usage."}},
+		{[]string{"NEONGUARD_TIER=gold"}, []string{"serve", "--tools", "nosuch"}, 2,
+			[]string{"tools (flag --tools)", "tier (environment NEONGUARD_TIER)", "--help' for usage."}},
+		{[]string{"NEONGUARD_LOG_LEVEL=loud"}, []string{"serve"}, 1, []string{"log.level (environment NEONGUARD_LOG_LEVEL)"}},
+		{[]string{"NEONGUARD_CONFIG=" + file}, []string{"serve"}, 1, []string{"tier (config file " + file + ", line 1)"}},
+	} {
+		t.Run(strings.Join(append(c.env, c.args...), " "), func(t *testing.T) {
+			_, stderr, status := runBinaryEnv(t, bin, c.env, c.args...)
+			if status != c.status {
+				t.Errorf("exit status %d, want %d; stderr:\n%s", status, c.status, stderr)
+			}
+			for _, want := range c.stderr {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr does not contain %q:\n%s", want, stderr)
+				}
+			}
+			if c.status == 1 && strings.Contains(stderr, "for usage.") {
+				t.Errorf("a configuration error points to the command's help:\n%s", stderr)
 			}
 		})
 	}

@@ -30,7 +30,9 @@ func main() {
 }
 
 // Exit statuses: 0 success, 1 the command failed while running, 2 it was used wrongly (an
-// unknown command, flag or tool, a missing or malformed argument), as most CLIs do.
+// unknown command, flag or tool, a missing or malformed argument, a flag's value the
+// configuration refuses), as most CLIs do. A bad value from the environment or the config file
+// exits 1: the command line was right, the settings it runs with are not.
 const (
 	exitFailure = 1
 	exitUsage   = 2
@@ -73,8 +75,18 @@ func usageErrorf(cmd *cobra.Command, format string, args ...any) error {
 
 // markUsageErrors makes cobra's own usage errors usageErrors, for cmd and every command below
 // it: bad flags, argument counts, and unknown subcommands (a command that only groups others
-// would otherwise print its help and exit 0 for `neonguard tenant frobnicate`).
+// would otherwise print its help and exit 0 for `neonguard tenant frobnicate`); and so are the
+// configuration's errors about a flag's value, which only loading the configuration finds.
 func markUsageErrors(cmd *cobra.Command) {
+	if run := cmd.RunE; run != nil {
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			err := run(c, args)
+			if errors.Is(err, config.ErrFlagValue) && !errors.As(err, new(usageError)) {
+				return usageError{command: c.CommandPath(), err: err}
+			}
+			return err
+		}
+	}
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{command: c.CommandPath(), err: err}
 	})

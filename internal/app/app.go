@@ -91,14 +91,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		}
 	}()
 
-	st, locker, err := OpenStore(ctx, cfg)
-	if err != nil {
-		return nil, err
+	// The store and the Neon backend (the emulator's data plane looks for PostgreSQL and
+	// recovers its clusters) do not depend on each other: start-up opens them at once
+	// (docs/benchmarks.md, "Start-up").
+	type opened struct {
+		st     store.Store
+		locker store.Locker
+		err    error
 	}
-	// Tenants are read on every call (tier, rate limit); a tier change made by another replica
-	// takes effect within tenantCacheTTL.
-	a.Store, a.Locker = store.NewTenantCache(st, tenantCacheTTL), locker
-	a.closers = append(a.closers, st.Close)
+	storeDone := make(chan opened, 1)
+	go func() {
+		st, locker, err := OpenStore(ctx, cfg)
+		storeDone <- opened{st, locker, err}
+	}()
 
 	var orgs []guard.Org
 	switch cfg.Backend() {
@@ -107,9 +112,21 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	default:
 		orgs, err = a.neonOrgs(cfg, opts, log)
 	}
-	if err != nil {
-		return nil, err
+	o := <-storeDone
+	if o.err == nil {
+		// First in closers, so it closes last: the guard and the emulator use it until then.
+		a.closers = append([]func() error{o.st.Close}, a.closers...)
 	}
+	if err != nil {
+		return nil, errors.Join(err, o.err)
+	}
+	if o.err != nil {
+		return nil, o.err
+	}
+	// Tenants are read on every call (tier, rate limit); a tier change made by another replica
+	// takes effect within tenantCacheTTL.
+	a.Store, a.Locker = store.NewTenantCache(o.st, tenantCacheTTL), o.locker
+	locker := o.locker
 	a.orgs = orgs
 	if cfg.Defaults.PGVersion == 0 {
 		// Unset: the backend's default. The local backend's is the newest PostgreSQL installed,
@@ -281,14 +298,16 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 }
 
 // emulatorClients adjusts the Neon clients of the embedded emulator. It is on loopback: poll its
-// operations often, as a second's granularity would dominate every tool call. Neon's
+// operations often, as a second's granularity would dominate every tool call (its operations
+// take 50 ms and up; the client first polls an action shortly before its recent ones were
+// done, then every 20 ms at most, so the poll adds little to the wait). Neon's
 // account-wide request rate (700/min) is what the client's limiter protects; the emulator has
 // no such budget, and keeping it would make every tenant's reads queue behind 10 requests a
 // second. The consumption-history limit stays: it is part of what the emulator reproduces.
 func emulatorClients(opts Options) Options {
 	adjust := opts.NeonClient
 	opts.NeonClient = func(c *neon.Config) {
-		c.OperationPollMax = 50 * time.Millisecond
+		c.OperationPoll, c.OperationPollMax = 5*time.Millisecond, 20*time.Millisecond
 		c.RequestsPerSecond, c.Burst = 5000, 5000
 		if adjust != nil {
 			adjust(c)

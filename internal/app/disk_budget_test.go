@@ -64,15 +64,15 @@ func TestDiskBudgetRefusesDatabasesAndDevBranches(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Room for less than the emulator's estimate of one more local cluster (160 MiB), whatever
-	// the first one takes here. An empty database is ~40 MB: a file of other data under the data
-	// dir brings the budget to the smallest the config accepts (256 MiB).
-	if need := 160<<20 - apparentBytes(t, dir); need > 0 {
+	// Room for less than the emulator's estimate of one more local cluster (64 MiB), whatever
+	// the first one takes here. An empty database is ~30 MB: a file of other data under the data
+	// dir brings the budget to at least the smallest the config accepts (256 MiB).
+	if need := 224<<20 - apparentBytes(t, dir); need > 0 {
 		if err := os.WriteFile(filepath.Join(dir, "other-data"), make([]byte, need), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	budget := apparentBytes(t, dir) + 100<<20
+	budget := apparentBytes(t, dir) + 32<<20
 	a = newAppWith(t, spectestWrap(t), pgConfig(dir), func(c *config.Config) { c.Local.DiskBudget = config.ByteSize(budget) })
 	c := connect(t, a)
 	for _, tc := range []struct {
@@ -87,7 +87,7 @@ func TestDiskBudgetRefusesDatabasesAndDevBranches(t *testing.T) {
 			t.Fatalf("%s over the disk budget: %s; want QUOTA_EXCEEDED", tc.tool, r)
 		}
 		t.Logf("%s: %s", tc.tool, r)
-		for _, want := range []string{"disk budget exceeded", "a new project or branch needs about 160 MiB"} {
+		for _, want := range []string{"disk budget exceeded", "a new project or branch needs about 64 MiB"} {
 			if !strings.Contains(r.Message, want) {
 				t.Errorf("%s: message %q lacks %q", tc.tool, r.Message, want)
 			}

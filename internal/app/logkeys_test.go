@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/neonguard/neonguard/internal/app"
 	"github.com/neonguard/neonguard/internal/config"
@@ -87,6 +88,13 @@ func TestDataPlaneLogLinesHaveNoRepeatedKeys(t *testing.T) {
 	_, closeEmu, err := app.NewEmulator(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The data plane makes its template in the background: wait for initdb's line.
+	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(buf.String(), `"initdb done"`); {
+		if time.Now().After(deadline) {
+			break // the check below reports it
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if err := closeEmu(); err != nil {
 		t.Fatal(err)

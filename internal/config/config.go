@@ -416,6 +416,27 @@ func (c *Config) setSource(key, source string) {
 // NEONGUARD_LOG_LEVEL", "config file neonguard.yaml, line 3", or "" for a default.
 func (c Config) Source(key string) string { return c.sources[key] }
 
+// ErrFlagValue matches (errors.Is, also within Validate's joined errors) a SettingError whose
+// value came from a command-line flag: the command was used wrongly, which the CLI reports as
+// a usage error.
+var ErrFlagValue = errors.New("bad flag value")
+
+// SettingError is a setting whose value is wrong, from SetFrom or Validate.
+type SettingError struct {
+	Key    string
+	Source string // where the value came from (Config.Source); "" for a default
+	origin string // what the message names: Source, or the environment variable of a default
+	msg    string
+	err    error
+}
+
+func (e *SettingError) Error() string { return fmt.Sprintf("%s (%s): %s", e.Key, e.origin, e.msg) }
+func (e *SettingError) Unwrap() error { return e.err }
+
+func (e *SettingError) Is(target error) bool {
+	return target == ErrFlagValue && (e.Source == SourceFlag || strings.HasPrefix(e.Source, SourceFlag+" "))
+}
+
 // noteFileSources records the settings the YAML file at path sets, with their lines.
 func (c *Config) noteFileSources(data []byte, path string) {
 	var root yaml.Node
@@ -688,7 +709,7 @@ func (c *Config) SetFrom(key, value, source string) error {
 		if f.key == key {
 			if err := setValue(f.val, value); err != nil {
 				if source != "" {
-					return fmt.Errorf("%s (%s): %w", key, source, err)
+					return &SettingError{Key: key, Source: source, origin: source, msg: err.Error(), err: err}
 				}
 				return fmt.Errorf("%s: %w", key, err)
 			}
@@ -832,7 +853,7 @@ func newProblems() *problems {
 }
 
 func (v *problems) bad(key, format string, args ...any) {
-	v.errs = append(v.errs, fmt.Errorf("%s (%s): %s", key, v.origin(key), fmt.Sprintf(format, args...)))
+	v.errs = append(v.errs, &SettingError{Key: key, Source: v.sources[key], origin: v.origin(key), msg: fmt.Sprintf(format, args...)})
 }
 
 // origin names where key's value came from, or its environment variable for a default.

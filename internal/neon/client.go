@@ -73,10 +73,11 @@ type Config struct {
 	MaxElapsed    time.Duration
 	// BaseBackoff and MaxBackoff bound full-jitter exponential backoff (default 250ms / 5s).
 	BaseBackoff, MaxBackoff time.Duration
-	// OperationPoll is the first poll interval; it doubles up to OperationPollMax (default
-	// 1s: Neon's own clients poll every 1-5 s; a local emulator answers in milliseconds).
-	// OperationTimeout bounds the wait
-	// for the operations of one call (default 25ms / 5m).
+	// OperationPoll is the first poll interval of an operation whose action this client has
+	// not waited for yet, and the least one; it doubles up to OperationPollMax (default 1s:
+	// Neon's own clients poll every 1-5 s; a local emulator answers in milliseconds). An action
+	// waited for before is polled around how long its last operation took (pollSchedule).
+	// OperationTimeout bounds the wait for the operations of one call (default 25ms / 5m).
 	OperationPoll, OperationTimeout time.Duration
 	OperationPollMax                time.Duration
 	// EffectPause is the least time to wait, after a POST's answer was lost, before looking for
@@ -108,6 +109,7 @@ type Client struct {
 	consumption *rate.Limiter
 	sleep       func(ctx context.Context, d time.Duration) error
 	now         func() time.Time
+	opTimes     opTimes // how long the last operation of each action took (pollSchedule)
 }
 
 // New validates cfg and returns a Client. Its errors never contain the API key.

@@ -84,7 +84,9 @@ type HTTP struct {
 	// sseOwners binds each SSE session to the tenant that opened it, so a POST /message with
 	// another tenant's credential cannot inject calls (and read answers) on someone's stream.
 	sseOwners sync.Map // session id → tenant id
-	unready   atomic.Bool
+	// cancels keeps cancelled calls' answers off both transports (cancelled.go).
+	cancels *httpCancels
+	unready atomic.Bool
 }
 
 // NewHTTP builds the HTTP transports around s.
@@ -119,6 +121,7 @@ func NewHTTP(s *mcpserver.MCPServer, o HTTPOptions) *HTTP {
 	h := &HTTP{o: o,
 		sessions: newSessions(o.SessionIdleTTL, o.TenantMaxSessions, nil),
 		budget:   newRequestBudget(o.TierOf, o.RequestRateFactor),
+		cancels:  newHTTPCancels(),
 	}
 	fromRequest := func(ctx context.Context, r *http.Request) context.Context {
 		if p, ok := identity.FromContext(r.Context()); ok {
@@ -221,7 +224,8 @@ func (h *HTTP) serveMCP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer release()
-		if msg := parseHead(r.Header, body); msg.method == string(mcp.MethodInitialize) && !msg.modern {
+		msg := parseHead(r.Header, body)
+		if msg.method == string(mcp.MethodInitialize) && !msg.modern {
 			// The session is made here, under the tenant's cap; mcp-go's Generate returns it.
 			id, wait, ok := h.sessions.create(p.TenantID)
 			if !ok {
@@ -234,6 +238,22 @@ func (h *HTTP) serveMCP(w http.ResponseWriter, r *http.Request) {
 				h.sessions.forget(id) // the initialize was refused before a session was made
 			}
 			return
+		}
+		if msg.modern && msg.method == methodCancelled {
+			// 2026-07-28 has no session to scope a cancellation to: mcp-go would cancel every
+			// client's call with that id, other tenants' included. Its clients cancel a call by
+			// closing the call's POST, which ends the call's context.
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		// A cancelled call's answer is left out of its POST's response (cancelled.go).
+		if sid != "" && !msg.modern {
+			if id, ok := h.cancels.incoming(sid, body); ok {
+				cw := &cancelWriter{ResponseWriter: w, c: h.cancels, sid: sid}
+				defer h.cancels.answer(sid, id) // the request is over, whatever became of its answer
+				defer cw.finish()
+				w = cw
+			}
 		}
 		// 2026-07-28's subscriptions/listen could hold its answer open like a stream, but this
 		// server offers no subscription and mcp-go answers it at once: an ordinary POST.
@@ -270,8 +290,13 @@ func (h *HTTP) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, _ := identity.FromContext(r.Context())
-	h.serveStream(w, r, p, "", h.sse)
+	// The stream carries the session's answers; newSSESession names its session.
+	cw := &cancelWriter{ResponseWriter: w, c: h.cancels}
+	h.serveStream(cw, r.WithContext(context.WithValue(r.Context(), sseStreamKey{}, cw)), p, "", h.sse)
 }
+
+// sseStreamKey carries a GET /sse stream's cancelWriter to newSSESession.
+type sseStreamKey struct{}
 
 // serveStream serves a long-lived GET stream: it takes one of the tenant's stream places, ties
 // the stream to its Streamable HTTP session (if any) so deleting the session closes it, and
@@ -304,8 +329,14 @@ func (h *HTTP) newSSESession(_ context.Context, r *http.Request) (string, error)
 	id := hex.EncodeToString(b)
 	p, _ := identity.FromContext(r.Context())
 	h.sseOwners.Store(id, p.TenantID)
-	// The stream's request context ends when the client goes away: forget the owner then.
-	context.AfterFunc(r.Context(), func() { h.sseOwners.Delete(id) })
+	if cw, ok := r.Context().Value(sseStreamKey{}).(*cancelWriter); ok {
+		cw.sid = id
+	}
+	// The stream's request context ends when the client goes away: forget the session then.
+	context.AfterFunc(r.Context(), func() {
+		h.sseOwners.Delete(id)
+		h.cancels.forget(id)
+	})
 	return id, nil
 }
 
@@ -323,12 +354,17 @@ func (h *HTTP) message(w http.ResponseWriter, r *http.Request) {
 		h.sse.MessageHandler().ServeHTTP(w, r)
 		return
 	}
-	_, release, ok := h.admitPost(w, r, p)
+	body, release, ok := h.admitPost(w, r, p)
 	if !ok {
 		return
 	}
 	defer release()
+	// The answer goes out on the stream, where a cancelled call's is left out (cancelled.go).
+	h.cancels.incoming(id, body)
 	h.sse.MessageHandler().ServeHTTP(w, r)
+	if _, live := h.sseOwners.Load(id); !live {
+		h.cancels.forget(id) // the stream ended meanwhile: its answers will never go out
+	}
 }
 
 // authenticate lets a request through with its principal in the context, or answers 401 with a

@@ -76,7 +76,7 @@ func New(o Options) *mcpserver.MCPServer {
 	if o.MaxConcurrent <= 0 {
 		o.MaxConcurrent = 64
 	}
-	deps := tools.Deps{Guard: o.Guard, Admin: o.Admin, Logger: o.Logger}
+	deps := tools.Deps{Guard: o.Guard, Admin: o.Admin, Logger: o.Logger, Schemas: tools.NewSchemas()}
 	served := inGroups(tools.All(deps), o.ToolGroups)
 	if o.Admin != nil {
 		served = append(served, tools.AdminTools(deps)...)

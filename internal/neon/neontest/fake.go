@@ -94,6 +94,7 @@ type Fake struct {
 	bodies     map[string][]string // route → request bodies
 	queries    map[string][]string // route → raw queries
 	opPolls    int                 // polls an operation stays running
+	opTime     time.Duration       // or how long after its creation (0: polls decide)
 	opFinal    string              // its final status
 	opErr      string              // its error text when it does not finish
 	branchPage int                 // branches per page, 0 = all
@@ -113,7 +114,8 @@ type project struct {
 
 type operation struct {
 	op    neon.Operation
-	polls int // polls left before it is terminal
+	polls int       // polls left before it is terminal
+	until time.Time // or when it is terminal (zero: polls decide)
 }
 
 // New returns an empty Fake.

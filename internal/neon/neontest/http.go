@@ -72,6 +72,15 @@ func (f *Fake) ScriptOperations(polls int, final, errText string) {
 	f.opPolls, f.opFinal, f.opErr = polls, final, errText
 }
 
+// ScriptOperationTime makes the operations created from now on stay running on the HTTP face
+// until d after their creation (by the Fake's clock), as Neon's take about a second, then end
+// as ScriptOperations set (finished by default); 0 goes back to counting polls.
+func (f *Fake) ScriptOperationTime(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opTime = d
+}
+
 // SetBranchPageSize makes GET .../branches answer n branches per page (0 = all).
 func (f *Fake) SetBranchPageSize(n int) {
 	f.mu.Lock()
@@ -428,7 +437,13 @@ func (f *Fake) Handler() http.Handler {
 		if o == nil || o.op.ProjectID != r.PathValue("pid") {
 			return apiError("GetOperation", http.StatusNotFound, "", "operation %s not found", r.PathValue("opid"))
 		}
-		if !o.op.Terminal() {
+		switch {
+		case o.op.Terminal():
+		case !o.until.IsZero():
+			if !f.now().Before(o.until) {
+				f.finishOp(&o.op)
+			}
+		default:
 			if o.polls > 0 {
 				o.polls--
 			}

@@ -26,10 +26,14 @@ func (f *Fake) newOpLocked(projectID, branchID, endpointID, action string) neon.
 	now := f.now()
 	op := neon.Operation{ID: f.id("op-"), ProjectID: projectID, BranchID: branchID, EndpointID: endpointID,
 		Action: action, Status: neon.OpRunning, CreatedAt: now, UpdatedAt: now}
-	if f.opPolls == 0 {
+	o := &operation{polls: f.opPolls}
+	if f.opTime > 0 {
+		o.until = now.Add(f.opTime)
+	} else if f.opPolls == 0 {
 		f.finishOp(&op)
 	}
-	f.ops[op.ID] = &operation{op: op, polls: f.opPolls}
+	o.op = op
+	f.ops[op.ID] = o
 	f.opOrder = append(f.opOrder, op.ID)
 	return op
 }

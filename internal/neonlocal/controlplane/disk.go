@@ -18,10 +18,11 @@ import (
 const CodeDiskBudgetExceeded = "DISK_BUDGET_EXCEEDED"
 
 const (
-	// defaultBranchDiskBytes is what a new branch takes on the local data plane: a fresh cluster
-	// with its base backup and WAL archive measured ~140 MB (PostgreSQL 15), and its parent's
-	// archive grows by a few WAL segments.
-	defaultBranchDiskBytes = 160 << 20
+	// defaultBranchDiskBytes is what a new branch is expected to take on the local data plane
+	// until its operation ends and the data dir is measured again: an empty cluster with its
+	// base backup and WAL archive measured ~29 MB (PostgreSQL 15, 1 MB WAL segments), and its
+	// parent's archive grows by a few segments; twice that leaves room for a parent with data.
+	defaultBranchDiskBytes = 64 << 20
 	defaultDiskCacheTTL    = 5 * time.Second
 )
 

@@ -62,7 +62,7 @@ type Options struct {
 	// this on DataDir's filesystem (0 = not checked).
 	DiskBudget, DiskMinFree int64
 	// BranchDiskBytes is the room one new project or branch is expected to take (default
-	// 160 MiB, a fresh local cluster with its base backup and WAL archive).
+	// 64 MiB, twice a fresh local cluster with its base backup and WAL archive).
 	BranchDiskBytes int64
 	// DiskCacheTTL is how long a measurement of DataDir is reused (default 5s).
 	DiskCacheTTL time.Duration

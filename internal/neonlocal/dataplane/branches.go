@@ -62,7 +62,7 @@ func (dp *DataPlane) CreateBranch(ctx context.Context, spec neonlocal.BranchSpec
 		}
 		ref = parent.newestBackupDir()
 	}
-	if err := c.seedBackup(ctx, tmp, ref); err != nil {
+	if err := c.seedBackup(ctx, tmp, ref, c.archiveDir()); err != nil {
 		return err
 	}
 	return dp.publish(c, tmp)
@@ -132,13 +132,17 @@ func (dp *DataPlane) newRoot(ctx context.Context, spec neonlocal.BranchSpec, dst
 		}
 	}
 	dp.poolRefill(tk)
-	// Set the role up on a private instance (no TCP listener for clients yet).
+	// Set the role up on a private instance (no TCP listener for clients yet). It does not
+	// archive: with archiving on, PostgreSQL ends a run with a segment switch, which leaves
+	// a second segment in pg_wal and in the first base backup, and a third in the archive.
+	// The branch's history starts at that backup, taken after this run, whose pg_wal holds
+	// the segment its checkpoint is in; the branch archives that segment once it is full.
 	sock := filepath.Join(dp.sockRoot, spec.BranchID+".init")
 	if err := dp.mkdir(sock); err != nil {
 		return err
 	}
 	defer os.RemoveAll(sock)
-	p, err := tk.Start(ctx, privateConfig(dp.serverConfig(dst, filepath.Join(dp.branchDir(spec.ProjectID, spec.BranchID), "archive"), sock)))
+	p, err := tk.Start(ctx, privateConfig(dp.serverConfig(dst, "", sock), tk.Bin.Major))
 	if err != nil {
 		return err
 	}
@@ -341,7 +345,7 @@ func (dp *DataPlane) RestoreBranch(ctx context.Context, spec neonlocal.RestoreSp
 	}
 	// The branch's new timeline starts here: its base backup is copied while the old state
 	// still serves, and enters the branch's history with the swap (the journal names it).
-	seed, err := b.copyBackup(ctx, next, src.newestBackupDir())
+	seed, err := b.copyBackup(ctx, next, src.newestBackupDir(), scratch)
 	if err != nil {
 		_ = os.RemoveAll(next)
 		return err

@@ -306,10 +306,11 @@ func (c *cluster) waitBackup(ctx context.Context) error {
 // cleanly stopped cluster or a fresh base backup), as its first base backup: the branch's
 // point-in-time history then starts at its creation, not when a later backup ends.
 //
-// ref is an immutable dir the copy links identical files to (pgctl.CopyClusterLinking): the
-// template or a base backup of where the data came from; "" copies everything.
-func (c *cluster) seedBackup(ctx context.Context, dataDir, ref string) error {
-	name, err := c.copyBackup(ctx, dataDir, ref)
+// ref is an immutable dir the copy links identical files to (pgctl.CopyBackupLinking): the
+// template or a base backup of where the data came from; "" copies everything. walArchive
+// is the archive the copied cluster archived into, whose segments its pg_wal still holds.
+func (c *cluster) seedBackup(ctx context.Context, dataDir, ref, walArchive string) error {
+	name, err := c.copyBackup(ctx, dataDir, ref, walArchive)
 	if err != nil {
 		return err
 	}
@@ -318,12 +319,12 @@ func (c *cluster) seedBackup(ctx context.Context, dataDir, ref string) error {
 
 // copyBackup copies a stopped data dir under backups/ without listing it in the branch's
 // history yet (addBackup does).
-func (c *cluster) copyBackup(ctx context.Context, dataDir, ref string) (string, error) {
+func (c *cluster) copyBackup(ctx context.Context, dataDir, ref, walArchive string) (string, error) {
 	if err := c.dp.mkdir(c.backupsDir()); err != nil {
 		return "", err
 	}
 	name := strconv.FormatInt(time.Now().UnixMicro(), 10)
-	if err := c.dp.tk.CopyClusterLinking(ctx, dataDir, filepath.Join(c.backupsDir(), name), ref); err != nil {
+	if err := c.dp.tk.CopyBackupLinking(ctx, dataDir, filepath.Join(c.backupsDir(), name), ref, walArchive); err != nil {
 		return "", fmt.Errorf("branch %s: base backup: %w", c.branchID, err)
 	}
 	return name, nil

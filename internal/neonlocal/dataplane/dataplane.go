@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/neonguard/neonguard/internal/neonlocal"
 	"github.com/neonguard/neonguard/internal/neonlocal/pgctl"
 )
@@ -74,7 +76,9 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 	if o.DefaultSuspendTimeout == 0 {
 		o.DefaultSuspendTimeout = 5 * time.Minute
 	}
-	installs, err := pgctl.FindInstallations(ctx, o.BinDir)
+	// pg_config's answer is kept next to the clusters: running it is most of what start-up
+	// spends outside Go (FindInstallationsCached).
+	installs, err := pgctl.FindInstallationsCached(ctx, o.BinDir, filepath.Join(o.Dir, "pg_config.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -145,15 +149,39 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 		return nil, fmt.Errorf("dataplane: certificate: %w", err)
 	}
 	dp.tls = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	// The default major's template now, so the first project is quick; others' on first use.
-	if err := dp.ensureTemplate(ctx, dp.tk); err != nil {
-		return nil, err
-	}
 	if err := dp.recover(ctx); err != nil {
 		return nil, err
 	}
 	dp.poolClean()
+	dp.templateInBackground(ctx)
 	return dp, nil
+}
+
+// templateInBackground makes the default major's template (others' are made on first use)
+// without holding up start-up: on a first start initdb and the compaction take seconds, and
+// an MCP client waits for `initialize` meanwhile. A project made before it is ready waits
+// for it (ensureTemplate's lock); a failure here is only logged, as the first new project
+// tries again and reports it. Close stops it (a half-made template is a .tmp dir, removed on
+// the next try).
+func (dp *DataPlane) templateInBackground(ctx context.Context) {
+	dp.mu.Lock()
+	dp.wg.Add(1)
+	dp.mu.Unlock()
+	go func() {
+		defer dp.wg.Done()
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		go func() {
+			select {
+			case <-dp.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := dp.ensureTemplate(ctx, dp.tk); err != nil && ctx.Err() == nil {
+			dp.log.Warn("template: could not be made in the background; the first new project tries again", "err", err)
+		}
+	}()
 }
 
 // checkReachable fails early, with the fix, when the PostgreSQL user cannot reach Dir (for
@@ -185,10 +213,15 @@ func checkReachable(dir string, runAs pgctl.RunAs) error {
 // before keep their own size (it is fixed at initdb); pgctl sizes min_wal_size to each.
 const walSegSizeMB = 1
 
-// templateDir is named by major and WAL segment size: a template made with other settings
-// (an older neonguard's, template/MAJOR) is not used for new projects.
+// templateLayout names what a template holds beyond initdb's cluster: the project's role and
+// database (owner), compacted databases (compact). A new layout gets a new template, and
+// with it a new pool; the old ones go at start.
+const templateLayout = "owner-compact"
+
+// templateDir is named by major, WAL segment size and layout: a template made with other
+// settings (an older neonguard's) is not used for new projects.
 func (dp *DataPlane) templateDir(major int) string {
-	return filepath.Join(dp.o.Dir, "template", fmt.Sprintf("%d-wal%dmb-owner", major, walSegSizeMB))
+	return filepath.Join(dp.o.Dir, "template", fmt.Sprintf("%d-wal%dmb-%s", major, walSegSizeMB, templateLayout))
 }
 
 // ensureTemplate runs initdb once per PostgreSQL major version; every new project starts as
@@ -214,8 +247,14 @@ func (dp *DataPlane) ensureTemplate(ctx context.Context, tk *pgctl.Toolkit) erro
 	if err := os.Rename(tmp, dir); err != nil {
 		return err
 	}
-	// An older neonguard's template of this major is not used any more.
-	_ = os.RemoveAll(filepath.Join(filepath.Dir(dir), strconv.Itoa(tk.Bin.Major)))
+	// Older neonguards' templates of this major (template/MAJOR, MAJOR-walNmb-LAYOUT) are not
+	// used any more; the files base backups linked to stay with those backups.
+	olds, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), strconv.Itoa(tk.Bin.Major)+"-*"))
+	for _, old := range append(olds, filepath.Join(filepath.Dir(dir), strconv.Itoa(tk.Bin.Major))) {
+		if old != dir {
+			_ = os.RemoveAll(old)
+		}
+	}
 	return nil
 }
 
@@ -227,7 +266,8 @@ const (
 
 // prepareTemplate makes the project's role (no password: it cannot log in) and database in
 // a new template, so a new project only renames them (a CREATE DATABASE copies template1 and
-// checkpoints twice). The template is never started again: every project starts as a copy.
+// checkpoints twice), then compacts the databases (compactTemplate). The template is never
+// started again: every project starts as a copy.
 func (dp *DataPlane) prepareTemplate(ctx context.Context, tk *pgctl.Toolkit, dataDir string) error {
 	sock, err := os.MkdirTemp(dp.sockRoot, "t")
 	if err != nil {
@@ -237,7 +277,7 @@ func (dp *DataPlane) prepareTemplate(ctx context.Context, tk *pgctl.Toolkit, dat
 	if err := tk.RunAs.Chown(sock); err != nil {
 		return err
 	}
-	p, err := tk.Start(ctx, privateConfig(dp.serverConfig(dataDir, "", sock)))
+	p, err := tk.Start(ctx, privateConfig(dp.serverConfig(dataDir, "", sock), tk.Bin.Major))
 	if err != nil {
 		return err
 	}
@@ -255,15 +295,79 @@ func (dp *DataPlane) prepareTemplate(ctx context.Context, tk *pgctl.Toolkit, dat
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
+	if err := compactTemplate(ctx, tk, sock, p.Port, conn); err != nil {
+		return err
+	}
 	return p.Stop(ctx)
+}
+
+// compactTemplate rewrites every database of a new template with VACUUM (FULL, FREEZE), as
+// every project's data dir copies all four: initdb leaves dead catalog tuples, and its final
+// VACUUM free space and visibility maps, ~1 MB a database that a rewrite drops. template0
+// accepts connections only while it is vacuumed; FREEZE keeps it what it is for (every tuple
+// frozen, datfrozenxid current). postgres (conn's) comes last: each database's VACUUM also
+// rewrites the shared catalogs, so the last one drops the toggle's dead tuples. Statistics
+// are reset: they still count initdb's dead tuples, and autovacuum would give the catalogs
+// their maps back in every running copy.
+func compactTemplate(ctx context.Context, tk *pgctl.Toolkit, sock string, port int, conn *pgx.Conn) error {
+	const compact = "VACUUM (FULL, FREEZE)"
+	const resetStats = "SELECT pg_stat_reset()"
+	vacuum := func(db string) error {
+		c, err := tk.Admin(ctx, sock, port, db)
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		for _, s := range []string{compact, resetStats} {
+			if _, err := c.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%s in %s: %w", s, db, err)
+			}
+		}
+		return nil
+	}
+	steps := []func() error{
+		func() error { return execAll(ctx, conn, "ALTER DATABASE template0 ALLOW_CONNECTIONS true") },
+		func() error { return vacuum("template0") },
+		func() error { return execAll(ctx, conn, "ALTER DATABASE template0 ALLOW_CONNECTIONS false") },
+		func() error { return vacuum("template1") },
+		func() error { return vacuum(templateDB) },
+		func() error { return execAll(ctx, conn, compact, resetStats) },
+		// The shutdown checkpoint then starts a fresh segment, the only one left (privateConfig)
+		// and the one every copy starts in: the hand-out's WAL fits in it.
+		func() error { return execAll(ctx, conn, "SELECT pg_switch_wal()") },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return fmt.Errorf("compact template: %w", err) // the half-made template is dropped
+		}
+	}
+	return nil
+}
+
+func execAll(ctx context.Context, conn *pgx.Conn, stmts ...string) error {
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
 }
 
 // privateConfig is cfg for a private run that sets a cluster up (the template, a new
 // project's hand-out): its shutdown checkpoint removes the WAL segments it wrote instead of
-// keeping them recycled for later (what max_wal_size caps), so every copy of the cluster
-// starts with two segments in pg_wal, not the five the setup's WAL left.
-func privateConfig(cfg pgctl.ServerConfig) pgctl.ServerConfig {
-	cfg.Settings["max_wal_size"] = strconv.Itoa(2*walSegSizeMB) + "MB"
+// renaming them into future segments (wal_recycle, PostgreSQL 12 and later; before, it keeps
+// as few as max_wal_size allows, two), so every copy of the cluster starts with the one
+// segment its last checkpoint is in. No autovacuum: a plain vacuum would give the
+// template's compacted catalogs their free space and visibility maps back.
+func privateConfig(cfg pgctl.ServerConfig, major int) pgctl.ServerConfig {
+	cfg.Settings["autovacuum"] = "off"
+	if major >= 12 {
+		// max_wal_size stays large: the template's compaction writes ~25 MB of WAL, which
+		// would otherwise checkpoint (and sync) every two segments.
+		cfg.Settings["wal_recycle"] = "off"
+	} else {
+		cfg.Settings["max_wal_size"] = strconv.Itoa(2*walSegSizeMB) + "MB"
+	}
 	return cfg
 }
 

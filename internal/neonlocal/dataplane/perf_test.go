@@ -103,8 +103,9 @@ func TestNewDatabaseGetsItsOwnRoleFromTheTemplate(t *testing.T) {
 }
 
 // An empty database (its root branch: data, first base backup, WAL archive) and an empty
-// child branch stay small on disk: 1 MB WAL segments, and base backups linked to the
-// template's or the parent's unchanged files.
+// child branch stay small on disk: 1 MB WAL segments, a compacted template, setup runs that
+// leave one segment, and base backups linked to the template's or the parent's unchanged
+// files and to archived WAL.
 func TestEmptyDatabaseDiskBound(t *testing.T) {
 	dp := newTestDataPlane(t)
 	ctx := context.Background()
@@ -114,11 +115,13 @@ func TestEmptyDatabaseDiskBound(t *testing.T) {
 	if err := dp.CreateBranch(ctx, neonlocal.BranchSpec{ProjectID: "p", BranchID: "br-child", ParentID: "br-p"}); err != nil {
 		t.Fatal(err)
 	}
-	// Four databases of ~7.3 MB each (template0, template1, postgres and the project's) are
-	// 29.4 MB of data alone; the rest is WAL, the archive and what the backup could not link.
-	const bound = 45 << 20
+	// Issue 13's target, in MB of 10^6 bytes as the benchmark's figures are read. Four
+	// compacted databases of ~6.5 MB each (template0, template1, postgres and the project's)
+	// are ~26 MB of data alone; the rest is one WAL segment (1 MB) in the data dir, one in
+	// the first base backup, and the catalog files the hand-out changed.
+	const bound = 30_000_000
 	db, br := diskBytes(t, dp.projectDir("p"))-diskBytes(t, dp.branchDir("p", "br-child")), diskBytes(t, dp.branchDir("p", "br-child"))
-	t.Logf("empty database %.1f MB, empty branch %.1f MB", float64(db)/(1<<20), float64(br)/(1<<20))
+	t.Logf("empty database %.2f MB, empty branch %.2f MB", float64(db)/1e6, float64(br)/1e6)
 	if db > bound || br > bound {
 		t.Fatalf("empty database %d bytes, empty branch %d bytes: over %d", db, br, bound)
 	}
@@ -191,6 +194,9 @@ func TestPoolCleanedAtStart(t *testing.T) {
 	dir := filepath.Join(d, "pg")
 	dp, err := New(ctx, Options{Dir: dir, Settings: map[string]string{"fsync": "off"}})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dp.ensureTemplate(ctx, dp.tk); err != nil { // New makes it in the background
 		t.Fatal(err)
 	}
 	pd := dp.poolDir(dp.tk)

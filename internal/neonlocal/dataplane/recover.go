@@ -47,7 +47,7 @@ func (dp *DataPlane) recover(ctx context.Context) error {
 	}
 	snaps, _ := filepath.Glob(filepath.Join(dp.o.Dir, "projects", "*", "snapshots", "*"))
 	for _, s := range snaps {
-		if strings.HasSuffix(s, ".tmp") || strings.HasSuffix(s, ".tmp-archive") {
+		if strings.HasSuffix(s, ".tmp") || strings.HasSuffix(s, ".tmp-archive") || strings.HasSuffix(s, deletedSuffix) {
 			_ = os.RemoveAll(s)
 		}
 	}

@@ -2,7 +2,9 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,9 +74,36 @@ func (dp *DataPlane) RestoreSnapshot(ctx context.Context, spec neonlocal.Snapsho
 	return dp.publish(c, tmp)
 }
 
-// DeleteSnapshot drops a snapshot's copy.
+// deletedSuffix marks a snapshot's copy that is deleted but not yet removed from disk.
+const deletedSuffix = ".deleted"
+
+// DeleteSnapshot drops a snapshot's copy. Removing its files takes ~0.1 s (their blocks are its
+// own, unlinked one by one), so the operation only renames the copy out of the way and the
+// files go in the background, as Neon frees a deleted snapshot's storage after its operation.
+// Nothing reads a renamed copy; one a crash leaves is removed at the next start (recover).
 func (dp *DataPlane) DeleteSnapshot(_ context.Context, projectID, snapshotID string) error {
-	return os.RemoveAll(dp.snapshotDir(projectID, snapshotID))
+	dir := dp.snapshotDir(projectID, snapshotID)
+	gone := dir + deletedSuffix
+	if err := os.Rename(dir, gone); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return os.RemoveAll(dir) // e.g. a leftover under the new name: remove in place
+	}
+	dp.mu.Lock()
+	if dp.closed {
+		dp.mu.Unlock()
+		return os.RemoveAll(gone)
+	}
+	dp.wg.Add(1)
+	dp.mu.Unlock()
+	go func() {
+		defer dp.wg.Done()
+		if err := os.RemoveAll(gone); err != nil {
+			dp.log.Warn("could not remove a deleted snapshot's files; the next start does", "dir", gone, "err", err)
+		}
+	}()
+	return nil
 }
 
 // DeleteProject stops and removes everything of a project.

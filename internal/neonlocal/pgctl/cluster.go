@@ -166,7 +166,7 @@ func (t *Toolkit) includeConf(dataDir string) error {
 // assembled in dst+".tmp", synced once (syncfs) and renamed, so a crash never
 // leaves a half copy at dst.
 func (t *Toolkit) CopyCluster(ctx context.Context, src, dst string) error {
-	return t.copyCluster(ctx, src, dst, false, "")
+	return t.copyCluster(ctx, src, dst, false, "", "")
 }
 
 // CopyClusterLinking is CopyCluster for a dst that nothing ever writes in place (a base
@@ -175,7 +175,16 @@ func (t *Toolkit) CopyCluster(ctx context.Context, src, dst string) error {
 // instead of a copy. Most of a new branch's first backup is its template's or its parent's
 // backup's files: they take no space twice, and are not written and synced again.
 func (t *Toolkit) CopyClusterLinking(ctx context.Context, src, dst, ref string) error {
-	return t.copyCluster(ctx, src, dst, false, ref)
+	return t.copyCluster(ctx, src, dst, false, ref, "")
+}
+
+// CopyBackupLinking is CopyClusterLinking that also links a file of src's pg_wal (a segment,
+// a timeline history) to the file of the same name in walArchive, a WAL archive, when their
+// bytes are equal: a cluster stopped with archiving on keeps segments it archived, and
+// archived WAL is as immutable (the archive_command writes a new file and renames it into
+// place; a cleanup only removes files; a restore_command copies).
+func (t *Toolkit) CopyBackupLinking(ctx context.Context, src, dst, ref, walArchive string) error {
+	return t.copyCluster(ctx, src, dst, false, ref, walArchive)
 }
 
 // LinkCluster is CopyCluster with hard links instead of copies of the files: only for a src
@@ -183,10 +192,10 @@ func (t *Toolkit) CopyClusterLinking(ctx context.Context, src, dst, ref string) 
 // copied from and removed whole), as both share every file. The links are synced (one
 // syncfs) before the rename, as a copy is.
 func (t *Toolkit) LinkCluster(ctx context.Context, src, dst string) error {
-	return t.copyCluster(ctx, src, dst, true, "")
+	return t.copyCluster(ctx, src, dst, true, "", "")
 }
 
-func (t *Toolkit) copyCluster(ctx context.Context, src, dst string, link bool, ref string) error {
+func (t *Toolkit) copyCluster(ctx context.Context, src, dst string, link bool, ref, walArchive string) error {
 	src, err := filepath.Abs(src)
 	if err != nil {
 		return err
@@ -249,6 +258,9 @@ func (t *Toolkit) copyCluster(ctx context.Context, src, dst string, link bool, r
 		case d.Type().IsRegular() && ref != "" && sameFile(p, info, filepath.Join(ref, rel)) &&
 			os.Link(filepath.Join(ref, rel), target) == nil:
 			return nil // (ref removed meanwhile: copied below)
+		case d.Type().IsRegular() && walArchive != "" && filepath.Dir(rel) == "pg_wal" &&
+			sameFile(p, info, filepath.Join(walArchive, d.Name())) && os.Link(filepath.Join(walArchive, d.Name()), target) == nil:
+			return nil
 		case d.Type().IsRegular():
 			if err := copyFile(p, target, info.Mode().Perm(), false); err != nil {
 				return err

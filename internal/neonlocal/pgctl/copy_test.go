@@ -159,3 +159,58 @@ func TestCopyClusterLinking(t *testing.T) {
 		t.Fatal("ref changed")
 	}
 }
+
+// CopyBackupLinking links a file of pg_wal to the WAL archive's file of the same name only
+// when their bytes are the same, and never a file outside pg_wal.
+func TestCopyBackupLinkingToTheArchive(t *testing.T) {
+	tk := newToolkit(t)
+	dir := testDir(t)
+	src := filepath.Join(dir, "src")
+	freshCluster(t, tk, src)
+	ctx := context.Background()
+	archive := filepath.Join(dir, "archive")
+	if err := tk.RunAs.mkdirPrivate(archive); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(src, "pg_wal", "0000000*"))
+	if len(segs) == 0 {
+		t.Fatal("no WAL segment in a fresh cluster")
+	}
+	seg := filepath.Base(segs[0])
+	history := []byte("1\t0/3000000\tno recovery target specified\n")
+	put := func(path string, data []byte) {
+		t.Helper()
+		if err := tk.RunAs.writeFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(filepath.Join(archive, seg), b) // archived: the same bytes
+	put(filepath.Join(src, "pg_wal", "00000002.history"), history)
+	put(filepath.Join(archive, "00000002.history"), bytes.ToUpper(history)) // same name and size, other bytes
+	pv, _ := os.ReadFile(filepath.Join(src, "PG_VERSION"))
+	put(filepath.Join(archive, "PG_VERSION"), pv) // not WAL: never linked
+	dst := filepath.Join(dir, "dst")
+	if err := tk.CopyBackupLinking(ctx, src, dst, "", archive); err != nil {
+		t.Fatal(err)
+	}
+	treeEqual(t, src, dst)
+	nlink := func(rel string) uint64 {
+		info, err := os.Stat(filepath.Join(dst, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uint64(info.Sys().(*syscall.Stat_t).Nlink)
+	}
+	if n := nlink(filepath.Join("pg_wal", seg)); n != 2 {
+		t.Fatalf("the archived segment has %d links in the copy, want 2 (linked to the archive)", n)
+	}
+	for _, rel := range []string{filepath.Join("pg_wal", "00000002.history"), "PG_VERSION"} {
+		if n := nlink(rel); n != 1 {
+			t.Fatalf("%s was linked (%d links)", rel, n)
+		}
+	}
+}

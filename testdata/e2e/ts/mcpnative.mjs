@@ -1,11 +1,11 @@
 // Proves the MCP conveniences of issue 14 with the official TypeScript MCP client against the
-// real binary on the local backend, over stdio or Streamable HTTP: progress notifications,
-// cancellation with an AbortSignal, completion/complete, resources, logging/setLevel and a
-// warning message.
+// real binary on the local backend, over stdio, Streamable HTTP or the legacy SSE transport:
+// progress notifications, cancellation with an AbortSignal, completion/complete, resources,
+// logging/setLevel and a warning message.
 //
 // Usage:
 //   node mcpnative.mjs stdio BINARY DATA_DIR        (spawns `BINARY serve --data-dir DATA_DIR`)
-//   NEONGUARD_E2E_TOKEN=ngt_… node mcpnative.mjs streamable BASE_URL
+//   NEONGUARD_E2E_TOKEN=ngt_… node mcpnative.mjs streamable|sse BASE_URL
 //
 // The server's settings (slow emulated operations, a short undo backup TTL) come from the
 // environment the Go test sets; the bearer token from the environment, never argv. It prints
@@ -13,13 +13,14 @@
 //   {transport, capabilities, progress: {create_database: [...], create_dev_branch: [...]},
 //    abort: {...}, completions: {...}, resources: {...}, logging: {...}, errors: [...]}
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const [kind, ...rest] = process.argv.slice(2);
-if (!((kind === "stdio" && rest.length === 2) || (kind === "streamable" && rest.length === 1))) {
-  process.stderr.write("usage: node mcpnative.mjs stdio BINARY DATA_DIR | node mcpnative.mjs streamable BASE_URL\n");
+if (!((kind === "stdio" && rest.length === 2) || ((kind === "streamable" || kind === "sse") && rest.length === 1))) {
+  process.stderr.write("usage: node mcpnative.mjs stdio BINARY DATA_DIR | node mcpnative.mjs streamable|sse BASE_URL\n");
   process.exit(2);
 }
 
@@ -32,10 +33,17 @@ function newTransport() {
       stderr: "ignore",
     });
   }
-  const token = process.env.NEONGUARD_E2E_TOKEN ?? "";
-  return new StreamableHTTPClientTransport(new URL("/mcp", rest[0]), {
-    requestInit: { headers: { Authorization: `Bearer ${token}` } },
-  });
+  const headers = { Authorization: `Bearer ${process.env.NEONGUARD_E2E_TOKEN ?? ""}` };
+  if (kind === "sse") {
+    // The GET that opens the stream carries the token too, whatever the SDK version (http.mjs).
+    const withAuth = (url, init = {}) => {
+      const h = new Headers(init.headers);
+      for (const [k, v] of Object.entries(headers)) h.set(k, v);
+      return fetch(url, { ...init, headers: h });
+    };
+    return new SSEClientTransport(new URL("/sse", rest[0]), { requestInit: { headers }, eventSourceInit: { fetch: withAuth } });
+  }
+  return new StreamableHTTPClientTransport(new URL("/mcp", rest[0]), { requestInit: { headers } });
 }
 
 const out = { transport: kind, capabilities: null, progress: {}, abort: {}, completions: {}, resources: {}, logging: {}, errors: [] };
