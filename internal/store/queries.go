@@ -69,15 +69,16 @@ const (
 	MaxAuditLimit     = 1000
 )
 
-// listAuditQuery builds the audit listing for f. Only the set filters become conditions: a
-// catch-all "($1 = empty OR tenant_id = $1)" would keep both planners off the (tenant_id, at) index.
+// listAuditQuery builds the audit listing for f, newest first by id. Only the set filters
+// become conditions: a catch-all "($1 = empty OR tenant_id = $1)" would keep PostgreSQL's
+// planner off the (tenant_id, id) index.
 //
-// A tenant's listing reads audit_tenant_at newest first (by at, the call's start). An
-// unfiltered one reads the primary key backwards: there is no index on at alone (migration 6
-// dropped it to make every call's row cheaper), and ordering by at would sort the whole table.
 // The id is drawn when the row is written (auditIDs), so id order is commit order (within a
 // process, whose auditLog writes one group at a time; across replicas up to their clocks'
 // skew), and a row's id time is its at plus the call's duration, milliseconds for most calls.
+// No listing sorts (migration 6): SQLite reads its only b-tree (the rowid, which is the id)
+// backwards and stops at the limit, skipping other tenants' rows for a tenant's listing;
+// PostgreSQL reads the primary key or (tenant_id, id) backwards.
 func listAuditQuery(f AuditFilter, limit int) (string, []any) {
 	q := `SELECT id, at, tenant_id, tool, args, database_id, decision, outcome, error,
 duration_ms, request_id FROM audit`
@@ -92,11 +93,7 @@ duration_ms, request_id FROM audit`
 		args = append(args, f.Tool)
 		q += where + "tool = $" + strconv.Itoa(len(args))
 	}
-	order := " ORDER BY id DESC"
-	if f.TenantID != "" {
-		order = " ORDER BY at DESC, id DESC"
-	}
 	args = append(args, limit)
-	q += order + " LIMIT $" + strconv.Itoa(len(args))
+	q += " ORDER BY id DESC LIMIT $" + strconv.Itoa(len(args))
 	return q, args
 }
