@@ -26,11 +26,16 @@
 // Clusters use 1 MB WAL segments (initdb --wal-segsize=1). Copies reflink (FICLONE) where
 // the filesystem can and are synced once (syncfs) before they are renamed into place; a base
 // backup or snapshot is never written in place, so a branch's first base backup hard links
-// the files it shares with the template, its parent's newest backup or its snapshot.
+// the files it shares with the template, its parent's newest backup, its snapshot or the WAL
+// archive (byte for byte equal).
 //
-// Layout under Options.Dir: tls/ (certificate), template/PGMAJOR-wal1mb-owner/ (an initdb'd
-// cluster with a role and database that each new project's copy renames to its own),
-// pool/TEMPLATE/N (ready copies of a template, made and synced in the background), projects/PROJECT/project.json (role, password, database),
+// Layout under Options.Dir: tls/ (certificate), pg_config.json (pg_config's answer, reused
+// while its inputs are unchanged), template/PGMAJOR-wal1mb-owner-compact/ (an initdb'd cluster
+// with a role and database that each new project's copy renames to its own, its databases
+// compacted with VACUUM (FULL, FREEZE); made in the background at the first start),
+// pool/TEMPLATE/N (ready copies of a template, made and synced in the background),
+// projects/PROJECT/project.json (role, password, database),
 // projects/PROJECT/branches/BRANCH/{data,archive,backups/N,branch.json},
-// projects/PROJECT/snapshots/SNAPSHOT/.
+// projects/PROJECT/snapshots/SNAPSHOT/ (SNAPSHOT.deleted while a deleted one is removed in the
+// background).
 package dataplane
