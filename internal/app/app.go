@@ -126,7 +126,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	// Tenants are read on every call (tier, rate limit); a tier change made by another replica
 	// takes effect within tenantCacheTTL.
 	a.Store, a.Locker = store.NewTenantCache(o.st, tenantCacheTTL), o.locker
-	locker := o.locker
 	a.orgs = orgs
 	if cfg.Defaults.PGVersion == 0 {
 		// Unset: the backend's default. The local backend's is the newest PostgreSQL installed,
@@ -144,7 +143,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		return nil, fmt.Errorf("tenant %q: %w", cfg.Tenant, err)
 	}
 	g, err := guard.New(guard.Deps{
-		Store: a.Store, Locker: locker, Policy: cfg.Policy, Orgs: orgs,
+		Store: a.Store, Locker: a.Locker, Policy: cfg.Policy, Orgs: orgs,
 		DefaultRegion: cfg.Defaults.Region, DefaultPGVersion: cfg.Defaults.PGVersion, Logger: log,
 		SQLIdleTimeout: opts.SQLIdleTimeout,
 	})

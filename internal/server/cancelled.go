@@ -108,21 +108,30 @@ func classify(p []byte) (msgKind, string) {
 	if kind, id, ok := classifyMCPGo(p); ok {
 		return kind, id
 	}
-	var m struct {
-		ID     json.RawMessage `json:"id"`
-		Method *string         `json:"method"`
-		Params struct {
-			RequestID json.RawMessage `json:"requestId"`
-		} `json:"params"`
-		Result present `json:"result"`
-		Error  present `json:"error"`
-	}
+	var m rpcFields
 	if err := json.Unmarshal(p, &m); err != nil {
 		// A value of another type (params not an object) leaves the rest decoded.
 		if _, ok := err.(*json.UnmarshalTypeError); !ok {
 			return otherMessage, ""
 		}
 	}
+	return m.kind()
+}
+
+// rpcFields are the keys of a JSON-RPC message that classify and parseHead (http.go) read.
+type rpcFields struct {
+	ID     json.RawMessage `json:"id"`
+	Method *string         `json:"method"`
+	Params struct {
+		RequestID json.RawMessage `json:"requestId"`
+		Meta      json.RawMessage `json:"_meta"` // parseHead's; kept raw, not decoded here
+	} `json:"params"`
+	Result present `json:"result"`
+	Error  present `json:"error"`
+}
+
+// kind is classify's answer for the decoded message m.
+func (m *rpcFields) kind() (msgKind, string) {
 	switch {
 	case m.Method == nil && len(m.ID) > 0 && bool(m.Result || m.Error):
 		return answerMessage, string(m.ID)
@@ -249,10 +258,9 @@ type httpCancels struct {
 
 func newHTTPCancels() *httpCancels { return &httpCancels{sessions: map[string]*cancelNotes{}} }
 
-// incoming follows a message the client posted on session sid, before mcp-go sees it; for a
-// request, it returns the request's id.
-func (c *httpCancels) incoming(sid string, body []byte) (request string, ok bool) {
-	kind, id := classify(body)
+// incoming follows a message the client posted on session sid, classified as kind with id,
+// before mcp-go sees it; it reports whether the message is a request, now followed.
+func (c *httpCancels) incoming(sid string, kind msgKind, id string) (followed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch kind {
@@ -263,13 +271,13 @@ func (c *httpCancels) incoming(sid string, body []byte) (request string, ok bool
 			c.sessions[sid] = n
 		}
 		n.start(id)
-		return id, true
+		return true
 	case cancelMessage:
 		if n := c.sessions[sid]; n != nil {
 			n.cancel(id)
 		}
 	}
-	return "", false
+	return false
 }
 
 // answer ends request id of session sid and reports whether its answer must be left out.
@@ -383,6 +391,9 @@ func sseData(p []byte) []byte {
 		if d, ok := bytes.CutPrefix(line, []byte("data:")); ok {
 			data = append(data, bytes.TrimPrefix(d, []byte(" ")))
 		}
+	}
+	if len(data) == 1 {
+		return data[0] // the usual one-line event, without a copy
 	}
 	return bytes.Join(data, []byte("\n"))
 }

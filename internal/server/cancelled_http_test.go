@@ -100,18 +100,23 @@ func cancelOf(id int) string {
 	return fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%d,"reason":"the user gave up"}}`, id)
 }
 
+// sessionPost is a Streamable HTTP POST /mcp of body on session, as harness.send makes it.
+func (h *harness) sessionPost(ctx context.Context, token, session, body string) *http.Request {
+	req, _ := http.NewRequestWithContext(ctx, "POST", h.url+"/mcp", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", session)
+	req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	return req
+}
+
 // postAsync sends a Streamable HTTP POST in the background and reads its whole answer (a
 // stream's events included).
 func (h *harness) postAsync(token, session, body string) <-chan answer {
 	ch := make(chan answer, 1)
 	go func() {
-		req, _ := http.NewRequest("POST", h.url+"/mcp", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		req.Header.Set("Mcp-Session-Id", session)
-		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.DefaultClient.Do(h.sessionPost(context.Background(), token, session, body))
 		if err != nil {
 			ch <- answer{status: -1, body: err.Error()}
 			return
@@ -228,13 +233,7 @@ func TestStreamableCancelledStreamEndsWithoutTheAnswer(t *testing.T) {
 	h := newHarness(t, func(o *server.Options, _ *server.HTTPOptions) { o.Guard = g })
 	sa, sb := h.initialize(t, "tok-a"), h.initialize(t, "tok-a")
 
-	req, _ := http.NewRequestWithContext(t.Context(), "POST", h.url+"/mcp", strings.NewReader(checkpointCall(7, "a7", true)))
-	req.Header.Set("Authorization", "Bearer tok-a")
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Mcp-Session-Id", sa)
-	req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(h.sessionPost(t.Context(), "tok-a", sa, checkpointCall(7, "a7", true)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,7 +109,7 @@ func TestCancelNotesAreForgottenWithTheirSession(t *testing.T) {
 	h := NewHTTP(New(Options{Guard: g, CallTimeout: 500 * time.Millisecond}), HTTPOptions{Auth: oneTenant{}})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	post := func(path, session, body string) int {
+	post := func(path, session, body string) (status int, sid string) {
 		t.Helper()
 		req, err := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
 		if err != nil {
@@ -127,7 +127,7 @@ func TestCancelNotesAreForgottenWithTheirSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		return resp.StatusCode
+		return resp.StatusCode, resp.Header.Get("Mcp-Session-Id")
 	}
 	call := `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"describe_limits","arguments":{}}}`
 
@@ -145,7 +145,7 @@ func TestCancelNotesAreForgottenWithTheirSession(t *testing.T) {
 			endpoint = data
 		}
 	}
-	if s := post(endpoint, "", call); s != http.StatusAccepted {
+	if s, _ := post(endpoint, "", call); s != http.StatusAccepted {
 		t.Fatalf("POST %s: %d", endpoint, s)
 	}
 	<-g.started
@@ -163,17 +163,28 @@ func TestCancelNotesAreForgottenWithTheirSession(t *testing.T) {
 	}
 
 	// Streamable HTTP: the call times out (the guard never answers) and its notes go with it.
-	req, _ = http.NewRequest("POST", srv.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
-	req.Header.Set("Authorization", "Bearer x")
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	init, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	_, sid := post("/mcp", "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	status := make(chan int, 1)
+	go func() { // not post: t.Fatal belongs to the test's goroutine
+		req, _ := http.NewRequest("POST", srv.URL+"/mcp", strings.NewReader(call))
+		req.Header.Set("Authorization", "Bearer x")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", sid)
+		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			status <- -1
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	<-g.started
+	if n := h.cancelSessions(); n != 1 {
+		t.Errorf("%d sessions with notes during the Streamable HTTP call, want 1", n)
 	}
-	init.Body.Close()
-	sid := init.Header.Get("Mcp-Session-Id")
-	if s := post("/mcp", sid, call); s != http.StatusOK {
+	if s := <-status; s != http.StatusOK {
 		t.Fatalf("the call: %d", s)
 	}
 	if n := h.cancelSessions(); n != 0 {

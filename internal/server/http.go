@@ -247,13 +247,11 @@ func (h *HTTP) serveMCP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// A cancelled call's answer is left out of its POST's response (cancelled.go).
-		if sid != "" && !msg.modern {
-			if id, ok := h.cancels.incoming(sid, body); ok {
-				cw := &cancelWriter{ResponseWriter: w, c: h.cancels, sid: sid}
-				defer h.cancels.answer(sid, id) // the request is over, whatever became of its answer
-				defer cw.finish()
-				w = cw
-			}
+		if sid != "" && !msg.modern && h.cancels.incoming(sid, msg.kind, msg.id) {
+			cw := &cancelWriter{ResponseWriter: w, c: h.cancels, sid: sid}
+			defer h.cancels.answer(sid, msg.id) // the request is over, whatever became of its answer
+			defer cw.finish()
+			w = cw
 		}
 		// 2026-07-28's subscriptions/listen could hold its answer open like a stream, but this
 		// server offers no subscription and mcp-go answers it at once: an ordinary POST.
@@ -263,24 +261,30 @@ func (h *HTTP) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// rpcHead is what the front handler needs of a JSON-RPC message: its method and whether it
+// rpcHead is what the front handler needs of a JSON-RPC message: its method, whether it
 // belongs to protocol 2026-07-28 or later (which has no sessions), decided as mcp-go decides it
-// (the Mcp-Protocol-Version header or the message's _meta).
+// (the Mcp-Protocol-Version header or the message's _meta), and what it is as far as
+// cancellation goes (classify's kind and id, from the same decoding).
 type rpcHead struct {
 	method string
 	modern bool
+	kind   msgKind
+	id     string
 }
 
 func parseHead(header http.Header, body []byte) rpcHead {
-	var m struct {
-		Method string `json:"method"`
-		Params struct {
-			Meta *mcp.Meta `json:"_meta"`
-		} `json:"params"`
-	}
+	var m rpcFields
 	_ = json.Unmarshal(body, &m) // not JSON: mcp-go answers the parse error
-	return rpcHead{method: m.Method,
-		modern: mcp.IsModernProtocol(header.Get(mcp.HeaderProtocolVersion)) || mcp.IsModernProtocol(m.Params.Meta.ProtocolVersion())}
+	var meta *mcp.Meta
+	if len(m.Params.Meta) > 0 {
+		_ = json.Unmarshal(m.Params.Meta, &meta)
+	}
+	head := rpcHead{modern: mcp.IsModernProtocol(header.Get(mcp.HeaderProtocolVersion)) || mcp.IsModernProtocol(meta.ProtocolVersion())}
+	if m.Method != nil {
+		head.method = *m.Method
+	}
+	head.kind, head.id = m.kind()
+	return head
 }
 
 // serveSSE is GET /sse: a stream, under the tenant's stream cap and credential re-check.
@@ -360,7 +364,8 @@ func (h *HTTP) message(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	// The answer goes out on the stream, where a cancelled call's is left out (cancelled.go).
-	h.cancels.incoming(id, body)
+	kind, rid := classify(body)
+	h.cancels.incoming(id, kind, rid)
 	h.sse.MessageHandler().ServeHTTP(w, r)
 	if _, live := h.sseOwners.Load(id); !live {
 		h.cancels.forget(id) // the stream ended meanwhile: its answers will never go out

@@ -478,8 +478,8 @@ func (s *sqlStore) appendAuditTx(ctx context.Context, es []AuditEntry) (err erro
 	return tx.Commit()
 }
 
-// ListAudit returns matching entries newest first (a tenant's by the call's start, others by
-// id: see listAuditQuery); Limit defaults to 100 and is capped at 1000.
+// ListAudit returns matching entries newest first by id (commit order, listAuditQuery); Limit
+// defaults to 100 and is capped at 1000.
 func (s *sqlStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
 	q, args := listAuditQuery(f, auditLimit(f.Limit))
 	rows, err := s.r.QueryContext(ctx, q, args...)
@@ -513,8 +513,8 @@ func auditLimit(n int) int {
 // Across PostgreSQL replicas uniqueness is the primary key's job: two replicas draw the same id
 // only in the same microsecond with the same 11-bit draw, and then the insert fails and
 // AppendAudit draws again. An identity column would give dense ids but needs engine-specific
-// DDL (see the audit table's comment in the migration); nothing relies on density. Unfiltered
-// listings order by id (listAuditQuery), which is why it is drawn at insert time.
+// DDL (see the audit table's comment in the migration); nothing relies on density. Listings
+// order by id (listAuditQuery), which is why it is drawn at insert time.
 type auditIDs struct{ last atomic.Int64 }
 
 const auditSeqBits = 11

@@ -43,6 +43,33 @@ func (s *Server) branchLocked(prj *project, id string) (*branch, error) {
 	return b, nil
 }
 
+// branchOfLocked resolves the path's project and branch for a read.
+func (s *Server) branchOfLocked(r *http.Request, p principal) (*project, *branch, error) {
+	prj, err := s.projectLocked(p, r.PathValue("project_id"))
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := s.branchLocked(prj, r.PathValue("branch_id"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return prj, b, nil
+}
+
+// mutableBranchLocked resolves the path's project and branch for a change (423 while an
+// operation of the project runs).
+func (s *Server) mutableBranchLocked(r *http.Request, p principal) (*project, *branch, error) {
+	prj, err := s.mutableProjectLocked(p, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := s.branchLocked(prj, r.PathValue("branch_id"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return prj, b, nil
+}
+
 func (s *Server) nameTakenLocked(projectID, name, exceptID string) bool {
 	for _, b := range s.branchesOfLocked(projectID) {
 		if b.Name == name && b.ID != exceptID {
@@ -431,11 +458,7 @@ func (s *Server) listBranches(r *http.Request, p principal) (int, any, error) {
 func (s *Server) getBranch(r *http.Request, p principal) (int, any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	prj, err := s.projectLocked(p, r.PathValue("project_id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	b, err := s.branchLocked(prj, r.PathValue("branch_id"))
+	_, b, err := s.branchOfLocked(r, p)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -471,11 +494,7 @@ func (s *Server) updateBranch(r *http.Request, p principal) (int, any, error) {
 		expires = t
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.mutableProjectLocked(p, r)
-		if err != nil {
-			return result{}, err
-		}
-		b, err := s.branchLocked(prj, r.PathValue("branch_id"))
+		prj, b, err := s.mutableBranchLocked(r, p)
 		if err != nil {
 			return result{}, err
 		}
@@ -519,11 +538,7 @@ func (s *Server) updateBranch(r *http.Request, p principal) (int, any, error) {
 // branch that is not finalized yet.
 func (s *Server) setDefaultBranch(r *http.Request, p principal) (int, any, error) {
 	return s.mutate(func() (result, error) {
-		prj, err := s.mutableProjectLocked(p, r)
-		if err != nil {
-			return result{}, err
-		}
-		b, err := s.branchLocked(prj, r.PathValue("branch_id"))
+		prj, b, err := s.mutableBranchLocked(r, p)
 		if err != nil {
 			return result{}, err
 		}
@@ -620,11 +635,7 @@ func (s *Server) restoreBranch(r *http.Request, p principal) (int, any, error) {
 		return 0, nil, err
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.mutableProjectLocked(p, r)
-		if err != nil {
-			return result{}, err
-		}
-		b, err := s.branchLocked(prj, r.PathValue("branch_id"))
+		prj, b, err := s.mutableBranchLocked(r, p)
 		if err != nil {
 			return result{}, err
 		}

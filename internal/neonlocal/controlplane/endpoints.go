@@ -124,11 +124,7 @@ func (s *Server) listEndpoints(r *http.Request, p principal) (int, any, error) {
 func (s *Server) listBranchEndpoints(r *http.Request, p principal) (int, any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	prj, err := s.projectLocked(p, r.PathValue("project_id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	b, err := s.branchLocked(prj, r.PathValue("branch_id"))
+	_, b, err := s.branchOfLocked(r, p)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -138,33 +138,6 @@ func checkName(kind, name string, reserved []string) error {
 	return nil
 }
 
-// branchOfLocked resolves the path's project and branch for a read.
-func (s *Server) branchOfLocked(r *http.Request, p principal) (*project, *branch, error) {
-	prj, err := s.projectLocked(p, r.PathValue("project_id"))
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := s.branchLocked(prj, r.PathValue("branch_id"))
-	if err != nil {
-		return nil, nil, err
-	}
-	return prj, b, nil
-}
-
-// mutableBranchLocked resolves the path's project and branch for a change (423 while an
-// operation of the project runs).
-func (s *Server) mutableBranchLocked(r *http.Request, p principal) (*project, *branch, error) {
-	prj, err := s.mutableProjectLocked(p, r)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := s.branchLocked(prj, r.PathValue("branch_id"))
-	if err != nil {
-		return nil, nil, err
-	}
-	return prj, b, nil
-}
-
 // configStepsLocked are the operations of a role or database change on b, as Neon reports
 // them: apply_config on each of the branch's computes, then suspend_compute on those that
 // were idle (Neon wakes an idle compute for the change and suspends it afterwards). The
@@ -194,6 +167,13 @@ func (s *Server) configStepsLocked(b *branch, ch neonlocal.ConfigChange) []opSte
 		}
 	}
 	return append(steps, suspends...)
+}
+
+// configResultLocked is the answer to a role or database change on b: the change's
+// operations (configStepsLocked) and the changed item, rendered by the caller, under key.
+func (s *Server) configResultLocked(b *branch, status int, key string, item any, ch neonlocal.ConfigChange) result {
+	steps := s.configStepsLocked(b, ch)
+	return result{status: status, steps: steps, body: map[string]any{key: item, "operations": opsOf(steps)}}
 }
 
 func boolRank(v bool) int {
@@ -300,10 +280,8 @@ func (s *Server) createRole(r *http.Request, p principal) (int, any, error) {
 			role.Password = newPassword()
 		}
 		b.Roles = append(roles, role)
-		steps := s.configStepsLocked(b, neonlocal.ConfigChange{Kind: neonlocal.CreateRole,
-			Role: role.Name, Password: role.Password, NoLogin: role.NoLogin})
-		return result{status: http.StatusCreated, steps: steps,
-			body: map[string]any{"role": renderRole(b, role, true), "operations": opsOf(steps)}}, nil
+		return s.configResultLocked(b, http.StatusCreated, "role", renderRole(b, role, true),
+			neonlocal.ConfigChange{Kind: neonlocal.CreateRole, Role: role.Name, Password: role.Password, NoLogin: role.NoLogin}), nil
 	})
 }
 
@@ -328,9 +306,8 @@ func (s *Server) deleteRole(r *http.Request, p principal) (int, any, error) {
 			}
 		}
 		b.Roles = slices.DeleteFunc(roles, func(x *pgRole) bool { return x == role })
-		steps := s.configStepsLocked(b, neonlocal.ConfigChange{Kind: neonlocal.DropRole, Role: name})
-		return result{status: http.StatusOK, steps: steps,
-			body: map[string]any{"role": renderRole(b, role, false), "operations": opsOf(steps)}}, nil
+		return s.configResultLocked(b, http.StatusOK, "role", renderRole(b, role, false),
+			neonlocal.ConfigChange{Kind: neonlocal.DropRole, Role: name}), nil
 	})
 }
 
@@ -353,9 +330,8 @@ func (s *Server) resetPassword(r *http.Request, p principal) (int, any, error) {
 		}
 		now := s.now()
 		role.Password, role.PasswordAt, role.UpdatedAt = newPassword(), now, now
-		steps := s.configStepsLocked(b, neonlocal.ConfigChange{Kind: neonlocal.SetPassword, Role: name, Password: role.Password})
-		return result{status: http.StatusOK, steps: steps,
-			body: map[string]any{"role": renderRole(b, role, true), "operations": opsOf(steps)}}, nil
+		return s.configResultLocked(b, http.StatusOK, "role", renderRole(b, role, true),
+			neonlocal.ConfigChange{Kind: neonlocal.SetPassword, Role: name, Password: role.Password}), nil
 	})
 }
 
@@ -444,9 +420,8 @@ func (s *Server) createDatabase(r *http.Request, p principal) (int, any, error) 
 		d := &pgDatabase{ID: s.st.NextDatabaseID, Name: name, Owner: owner, Since: now, CreatedAt: now, UpdatedAt: now}
 		s.st.NextDatabaseID++
 		b.Databases = append(dbs, d)
-		steps := s.configStepsLocked(b, neonlocal.ConfigChange{Kind: neonlocal.CreateDatabase, Database: name, Owner: owner})
-		return result{status: http.StatusCreated, steps: steps,
-			body: map[string]any{"database": renderDatabase(b, d), "operations": opsOf(steps)}}, nil
+		return s.configResultLocked(b, http.StatusCreated, "database", renderDatabase(b, d),
+			neonlocal.ConfigChange{Kind: neonlocal.CreateDatabase, Database: name, Owner: owner}), nil
 	})
 }
 
@@ -505,9 +480,8 @@ func (s *Server) updateDatabase(r *http.Request, p principal) (int, any, error) 
 			d.Owner = newOwner
 		}
 		d.UpdatedAt = now
-		steps := s.configStepsLocked(b, neonlocal.ConfigChange{Kind: neonlocal.AlterDatabase, Database: cur, NewName: newName, Owner: newOwner})
-		return result{status: http.StatusOK, steps: steps,
-			body: map[string]any{"database": renderDatabase(b, d), "operations": opsOf(steps)}}, nil
+		return s.configResultLocked(b, http.StatusOK, "database", renderDatabase(b, d),
+			neonlocal.ConfigChange{Kind: neonlocal.AlterDatabase, Database: cur, NewName: newName, Owner: newOwner}), nil
 	})
 }
 
@@ -526,8 +500,7 @@ func (s *Server) deleteDatabase(r *http.Request, p principal) (int, any, error) 
 			return result{status: http.StatusNoContent}, nil
 		}
 		b.Databases = slices.DeleteFunc(dbs, func(x *pgDatabase) bool { return x == d })
-		steps := s.configStepsLocked(b, neonlocal.ConfigChange{Kind: neonlocal.DropDatabase, Database: name})
-		return result{status: http.StatusOK, steps: steps,
-			body: map[string]any{"database": renderDatabase(b, d), "operations": opsOf(steps)}}, nil
+		return s.configResultLocked(b, http.StatusOK, "database", renderDatabase(b, d),
+			neonlocal.ConfigChange{Kind: neonlocal.DropDatabase, Database: name}), nil
 	})
 }

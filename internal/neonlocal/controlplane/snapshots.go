@@ -34,6 +34,20 @@ func (s *Server) snapshotLocked(prj *project, id string) (*snapshot, error) {
 	return sn, nil
 }
 
+// mutableSnapshotLocked resolves the path's project and snapshot for a change (423 while an
+// operation of the project runs, before the snapshot is looked up).
+func (s *Server) mutableSnapshotLocked(r *http.Request, p principal) (*project, *snapshot, error) {
+	prj, err := s.mutableProjectLocked(p, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	sn, err := s.snapshotLocked(prj, r.PathValue("snapshot_id"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return prj, sn, nil
+}
+
 func (s *Server) removeSnapshotLocked(sn *snapshot) []opStep {
 	projectID, id := sn.ProjectID, sn.ID
 	delete(s.st.Snapshots, id)
@@ -69,11 +83,7 @@ func (s *Server) createSnapshot(r *http.Request, p principal) (int, any, error) 
 		return 0, nil, err
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.mutableProjectLocked(p, r)
-		if err != nil {
-			return result{}, err
-		}
-		b, err := s.branchLocked(prj, r.PathValue("branch_id"))
+		prj, b, err := s.mutableBranchLocked(r, p)
 		if err != nil {
 			return result{}, err
 		}
@@ -154,11 +164,7 @@ func (s *Server) updateSnapshot(r *http.Request, p principal) (int, any, error) 
 		expires = t
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.mutableProjectLocked(p, r)
-		if err != nil {
-			return result{}, err
-		}
-		sn, err := s.snapshotLocked(prj, r.PathValue("snapshot_id"))
+		_, sn, err := s.mutableSnapshotLocked(r, p)
 		if err != nil {
 			return result{}, err
 		}
@@ -180,11 +186,7 @@ func (s *Server) updateSnapshot(r *http.Request, p principal) (int, any, error) 
 
 func (s *Server) deleteSnapshot(r *http.Request, p principal) (int, any, error) {
 	return s.mutate(func() (result, error) {
-		prj, err := s.mutableProjectLocked(p, r)
-		if err != nil {
-			return result{}, err
-		}
-		sn, err := s.snapshotLocked(prj, r.PathValue("snapshot_id"))
+		_, sn, err := s.mutableSnapshotLocked(r, p)
 		if err != nil {
 			return result{}, err
 		}
@@ -207,11 +209,7 @@ func (s *Server) restoreSnapshot(r *http.Request, p principal) (int, any, error)
 		return 0, nil, err
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.mutableProjectLocked(p, r)
-		if err != nil {
-			return result{}, err
-		}
-		sn, err := s.snapshotLocked(prj, r.PathValue("snapshot_id"))
+		prj, sn, err := s.mutableSnapshotLocked(r, p)
 		if err != nil {
 			return result{}, err
 		}
@@ -326,11 +324,7 @@ func (s *Server) finalizeRestore(r *http.Request, p principal) (int, any, error)
 		return 0, nil, err
 	}
 	return s.mutate(func() (result, error) {
-		prj, err := s.mutableProjectLocked(p, r)
-		if err != nil {
-			return result{}, err
-		}
-		nb, err := s.branchLocked(prj, r.PathValue("branch_id"))
+		_, nb, err := s.mutableBranchLocked(r, p)
 		if err != nil {
 			return result{}, err
 		}

@@ -153,7 +153,7 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 		return nil, err
 	}
 	dp.poolClean()
-	dp.templateInBackground(ctx)
+	dp.templateInBackground()
 	return dp, nil
 }
 
@@ -163,13 +163,27 @@ func New(ctx context.Context, o Options) (*DataPlane, error) {
 // for it (ensureTemplate's lock); a failure here is only logged, as the first new project
 // tries again and reports it. Close stops it (a half-made template is a .tmp dir, removed on
 // the next try).
-func (dp *DataPlane) templateInBackground(ctx context.Context) {
+func (dp *DataPlane) templateInBackground() {
+	dp.background(func(ctx context.Context) {
+		if err := dp.ensureTemplate(ctx, dp.tk); err != nil && ctx.Err() == nil {
+			dp.log.Warn("template: could not be made in the background; the first new project tries again", "err", err)
+		}
+	})
+}
+
+// background runs f on its own goroutine unless Close began (then it reports false and f
+// never runs). Close cancels f's context and waits for f to return.
+func (dp *DataPlane) background(f func(ctx context.Context)) bool {
 	dp.mu.Lock()
+	if dp.closed {
+		dp.mu.Unlock()
+		return false
+	}
 	dp.wg.Add(1)
 	dp.mu.Unlock()
 	go func() {
 		defer dp.wg.Done()
-		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() {
 			select {
@@ -178,10 +192,9 @@ func (dp *DataPlane) templateInBackground(ctx context.Context) {
 			case <-ctx.Done():
 			}
 		}()
-		if err := dp.ensureTemplate(ctx, dp.tk); err != nil && ctx.Err() == nil {
-			dp.log.Warn("template: could not be made in the background; the first new project tries again", "err", err)
-		}
+		f(ctx)
 	}()
+	return true
 }
 
 // checkReachable fails early, with the fix, when the PostgreSQL user cannot reach Dir (for

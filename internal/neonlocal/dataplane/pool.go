@@ -64,32 +64,13 @@ func (dp *DataPlane) poolRefill(tk *pgctl.Toolkit) {
 	}
 	dp.pool.filling[name] = true
 	dp.pool.mu.Unlock()
-	dp.mu.Lock()
-	if dp.closed {
-		dp.mu.Unlock()
+	done := func() {
 		dp.pool.mu.Lock()
 		dp.pool.filling[name] = false
 		dp.pool.mu.Unlock()
-		return
 	}
-	dp.wg.Add(1)
-	dp.mu.Unlock()
-	go func() {
-		defer dp.wg.Done()
-		defer func() {
-			dp.pool.mu.Lock()
-			dp.pool.filling[name] = false
-			dp.pool.mu.Unlock()
-		}()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			select {
-			case <-dp.done:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+	if !dp.background(func(ctx context.Context) {
+		defer done()
 		dir := dp.poolDir(tk)
 		if err := dp.mkdir(dir); err != nil {
 			dp.log.Warn("pool: cannot make its dir", "err", err)
@@ -104,7 +85,9 @@ func (dp *DataPlane) poolRefill(tk *pgctl.Toolkit) {
 				return
 			}
 		}
-	}()
+	}) {
+		done() // closing
+	}
 }
 
 func (dp *DataPlane) poolReady(dir string) int {

@@ -90,19 +90,13 @@ func (dp *DataPlane) DeleteSnapshot(_ context.Context, projectID, snapshotID str
 		}
 		return os.RemoveAll(dir) // e.g. a leftover under the new name: remove in place
 	}
-	dp.mu.Lock()
-	if dp.closed {
-		dp.mu.Unlock()
-		return os.RemoveAll(gone)
-	}
-	dp.wg.Add(1)
-	dp.mu.Unlock()
-	go func() {
-		defer dp.wg.Done()
+	if !dp.background(func(context.Context) {
 		if err := os.RemoveAll(gone); err != nil {
 			dp.log.Warn("could not remove a deleted snapshot's files; the next start does", "dir", gone, "err", err)
 		}
-	}()
+	}) {
+		return os.RemoveAll(gone) // closing: nothing waits for a new goroutine
+	}
 	return nil
 }
 

@@ -48,7 +48,7 @@ func cachedPGConfig(s search, cacheFile string) func(context.Context) (string, e
 		if err != nil || !ok {
 			return dir, err
 		}
-		_ = writeFileAtomic(cacheFile, pgConfigCache{Fingerprint: fp, BinDir: dir})
+		_ = writeCache(cacheFile, pgConfigCache{Fingerprint: fp, BinDir: dir})
 		return dir, nil
 	}
 }
@@ -74,7 +74,10 @@ func pgConfigFingerprint(pgConfig, glob string) (fp string, ok bool) {
 	return fp, true
 }
 
-func writeFileAtomic(path string, v any) error {
+// writeCache replaces path by v's JSON through a rename, so a reader sees the old cache or the
+// new one. Unlike the data plane's state files (dataplane's writeJSON) it is not synced: a
+// cache lost or torn by a power cut is only asked of pg_config again.
+func writeCache(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
