@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -23,10 +24,30 @@ import (
 )
 
 func main() {
+	applyGCPercent(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd(os.Stdin, os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
 	os.Exit(exitStatus(err, os.Stderr))
+}
+
+// defaultGCPercent is the garbage collector's target when GOGC is not set: the heap may grow to
+// five times what is live before a collection, instead of Go's twice. neonguard's live heap is
+// small (tens of MB) and every call allocates: at Go's default the collector took about 14 % of
+// the server's CPU under load; at 400, about 4 % (docs/benchmarks.md, "Hosted endpoint"). An
+// operator who wants the heap smaller sets GOGC (or GOMEMLIMIT, which still applies) as usual.
+const defaultGCPercent = 400
+
+// applyGCPercent sets defaultGCPercent unless the environment sets GOGC, and returns the
+// percentage in force.
+func applyGCPercent(getenv func(string) string) int {
+	if getenv("GOGC") != "" {
+		old := debug.SetGCPercent(100) // read what the runtime took from GOGC …
+		debug.SetGCPercent(old)        // … and leave it
+		return old
+	}
+	debug.SetGCPercent(defaultGCPercent)
+	return defaultGCPercent
 }
 
 // Exit statuses: 0 success, 1 the command failed while running, 2 it was used wrongly (an

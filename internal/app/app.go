@@ -67,6 +67,7 @@ type App struct {
 	Lifecycle   *operator.TierChanges // tier changes (set_tier) and their jobs
 
 	opts       Options
+	emulatorRT http.RoundTripper // the embedded emulator's handler, in process (inProcessTransport)
 	closers    []func() error
 	background []background
 	orgs       []guard.Org // the guard's orgs and clients (the usage monitor samples through them)
@@ -284,7 +285,8 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 	a.EmulatorURL = "http://" + ln.Addr().String() + "/api/v2"
 
 	creds := emu.Credentials()
-	opts = emulatorClients(opts)
+	a.emulatorRT = inProcessTransport{handler: h, log: log}
+	opts = emulatorClients(opts, a.emulatorRT)
 	free, err := a.newClient(a.EmulatorURL, creds.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {
 		return nil, err
@@ -296,16 +298,18 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 	return []guard.Org{{Plan: "free", ID: creds.FreeOrgID, API: free}, {Plan: "paid", ID: creds.PaidOrgID, API: paid}}, nil
 }
 
-// emulatorClients adjusts the Neon clients of the embedded emulator. It is on loopback: poll its
+// emulatorClients adjusts the Neon clients of the embedded emulator. They reach it in process
+// (inProcessTransport), the same handler its listener serves. It answers at once: poll its
 // operations often, as a second's granularity would dominate every tool call (its operations
 // take 50 ms and up; the client first polls an action shortly before its recent ones were
 // done, then every 20 ms at most, so the poll adds little to the wait). Neon's
 // account-wide request rate (700/min) is what the client's limiter protects; the emulator has
 // no such budget, and keeping it would make every tenant's reads queue behind 10 requests a
 // second. The consumption-history limit stays: it is part of what the emulator reproduces.
-func emulatorClients(opts Options) Options {
+func emulatorClients(opts Options, tr http.RoundTripper) Options {
 	adjust := opts.NeonClient
 	opts.NeonClient = func(c *neon.Config) {
+		c.Transport = tr
 		c.OperationPoll, c.OperationPollMax = 5*time.Millisecond, 20*time.Millisecond
 		c.RequestsPerSecond, c.Burst = 5000, 5000
 		if adjust != nil {

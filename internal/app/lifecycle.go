@@ -20,7 +20,7 @@ func (a *App) setupLifecycle(_ context.Context, log *slog.Logger) error {
 	var personal neon.API
 	if a.Emulator != nil {
 		creds := a.Emulator.Credentials()
-		c, err := a.newClient(a.EmulatorURL, creds.PersonalAPIKey, cfg.CallTimeout, emulatorClients(a.opts), log)
+		c, err := a.newClient(a.EmulatorURL, creds.PersonalAPIKey, cfg.CallTimeout, emulatorClients(a.opts, a.emulatorRT), log)
 		if err != nil {
 			return err
 		}

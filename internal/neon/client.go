@@ -65,7 +65,10 @@ const (
 type Config struct {
 	BaseURL    string       // e.g. https://console.neon.tech/api/v2
 	APIKey     string       // one key per client (an org key or the personal key)
-	HTTPClient *http.Client // default: 30 s per request
+	HTTPClient *http.Client // default: 30 s per request, over Transport
+	// Transport carries the default HTTP client's requests (default: a pooled HTTP transport
+	// keeping as many idle connections as the limiter's burst can use at once).
+	Transport http.RoundTripper
 	// WrapTransport, when set, wraps the HTTP client's transport (metrics count requests there).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 	Logger        *slog.Logger // default: discard
@@ -170,11 +173,21 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = defaultUserAgent
 	}
+	if cfg.Burst <= 0 {
+		// A rate set without a burst (tests, the local emulator) keeps a second's worth.
+		cfg.Burst = max(defaultBurst, int(min(cfg.RequestsPerSecond, 1e9)))
+	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.ResponseHeaderTimeout = defaultRequestTimeout
-		tr.MaxIdleConnsPerHost = 16
+		tr := cfg.Transport
+		if tr == nil {
+			pooled := http.DefaultTransport.(*http.Transport).Clone()
+			pooled.ResponseHeaderTimeout = defaultRequestTimeout
+			// A connection per request the bucket lets through at once: fewer would be closed
+			// after a burst and dialled (with TLS) again.
+			pooled.MaxIdleConnsPerHost = min(max(16, cfg.Burst), 256)
+			tr = pooled
+		}
 		hc = &http.Client{Timeout: defaultRequestTimeout, Transport: tr}
 	}
 	if cfg.WrapTransport != nil {
@@ -201,11 +214,6 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
-	}
-	if cfg.Burst <= 0 {
-		// A rate set without a burst (tests, the local emulator) keeps a second's worth.
-		cfg.Burst = max(defaultBurst, int(min(cfg.RequestsPerSecond, 1e9)))
-		c.cfg.Burst = cfg.Burst
 	}
 	c.limiter = rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), cfg.Burst)
 	// Neon's consumption bucket is per account and small; a burst of a few lets a page walk start

@@ -1,6 +1,9 @@
 package neon
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 const redacted = "REDACTED"
 
@@ -23,10 +26,26 @@ var (
 // "password" values, password= pairs and bearer tokens. It is for text that may carry secrets
 // on its way to a log or an error; it does not know the client's own key (Client.scrub does).
 func Redact(s string) string {
+	if !mayHoldSecret(s) {
+		return s
+	}
 	s = reURIPassword.ReplaceAllString(s, "${1}"+redacted+"@")
 	s = reToken.ReplaceAllString(s, "${1}_"+redacted)
 	s = reJSONPassword.ReplaceAllString(s, `${1}`+redacted+`"`)
 	s = reKVPassword.ReplaceAllString(s, "${1}"+redacted)
 	s = reBearer.ReplaceAllString(s, "${1}"+redacted)
 	return s
+}
+
+// mayHoldSecret reports whether s holds a literal one of the patterns above needs (in lower
+// case): text without any cannot match, and most text that is redacted (request ids,
+// arguments, error messages) has none, so it skips the five regular expressions.
+func mayHoldSecret(s string) bool {
+	lower := strings.ToLower(s)
+	for _, m := range [...]string{"postgres", "napi_", "npg_", "password", "bearer"} {
+		if strings.Contains(lower, m) {
+			return true
+		}
+	}
+	return false
 }
