@@ -277,15 +277,16 @@ func (a *App) startEmulator(ctx context.Context, cfg config.Config, opts Options
 			log.Error("local emulator stopped", "err", err)
 		}
 	}()
+	inProcess := &inProcessTransport{handler: h, log: log}
+	a.emulatorRT = inProcess
 	a.closers = append(a.closers, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(ctx)
+		return errors.Join(srv.Shutdown(ctx), inProcess.Wait(ctx))
 	})
 	a.EmulatorURL = "http://" + ln.Addr().String() + "/api/v2"
 
 	creds := emu.Credentials()
-	a.emulatorRT = inProcessTransport{handler: h, log: log}
 	opts = emulatorClients(opts, a.emulatorRT)
 	free, err := a.newClient(a.EmulatorURL, creds.FreeOrgAPIKey, cfg.CallTimeout, opts, log)
 	if err != nil {

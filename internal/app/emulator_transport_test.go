@@ -20,7 +20,7 @@ func TestGuardReachesTheEmbeddedEmulatorInProcess(t *testing.T) {
 		h = spectest.Wrap(t, h)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			kind := "tcp"
-			if r.RemoteAddr == "in-process" {
+			if r.RemoteAddr == "in-process:0" {
 				kind = "in-process"
 			}
 			mu.Lock()

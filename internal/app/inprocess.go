@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 )
 
 // inProcessTransport serves the embedded emulator's API to neonguard's own Neon clients
@@ -25,28 +27,35 @@ import (
 // response" fault, or a panic, which net/http's server also turns into a closed connection)
 // is a transport error, not an answer.
 type inProcessTransport struct {
-	handler http.Handler
-	log     *slog.Logger
+	handler  http.Handler
+	log      *slog.Logger
+	inflight sync.WaitGroup // handlers still running, some after their caller gave up (Wait)
 }
 
 // errConnectionDropped is what the client sees when the handler hung up without an answer.
 var errConnectionDropped = errors.New("in-process emulator: connection closed before the answer")
 
-func (t inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	sreq := req.Clone(req.Context())
+func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// The handler's context ends when it returns or its caller's does, as net/http's server's
+	// does; it keeps the caller's values (a trace goes on into the emulator's log lines).
+	ctx, cancel := context.WithCancel(req.Context())
+	sreq := req.Clone(ctx)
 	sreq.RequestURI = req.URL.RequestURI()
-	sreq.Host = req.URL.Host
-	sreq.RemoteAddr = "in-process"
+	sreq.RemoteAddr = "in-process:0"
 	sreq.Proto, sreq.ProtoMajor, sreq.ProtoMinor = "HTTP/1.1", 1, 1
-	if req.Body == nil {
+	body := req.Body
+	if body == nil {
 		sreq.Body = http.NoBody
 	}
 	rec := &inProcessResponse{header: make(http.Header)}
 	done := make(chan error, 1)
+	t.inflight.Add(1)
 	go func() {
+		defer t.inflight.Done()
 		err := t.serve(rec, sreq)
-		if req.Body != nil {
-			_ = req.Body.Close() // a RoundTripper closes the body, as net/http's does
+		cancel()
+		if body != nil {
+			_ = body.Close() // a RoundTripper closes the body, as net/http's does
 		}
 		done <- err
 	}()
@@ -61,8 +70,24 @@ func (t inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	return rec.response(req), nil
 }
 
+// Wait waits until every handler has returned (those whose callers gave up included), or ctx
+// ends: the emulator closes after its handlers, as it does after its listener's.
+func (t *inProcessTransport) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		t.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("local emulator: in-process requests still running: %w", ctx.Err())
+	}
+}
+
 // serve runs the handler and reports a dropped connection as an error.
-func (t inProcessTransport) serve(rec *inProcessResponse, req *http.Request) (err error) {
+func (t *inProcessTransport) serve(rec *inProcessResponse, req *http.Request) (err error) {
 	defer func() {
 		switch v := recover(); {
 		case v == nil:
@@ -107,8 +132,9 @@ func (w *inProcessResponse) Write(p []byte) (int, error) {
 	return w.body.Write(p)
 }
 
-// Flush is a no-op: the client reads the answer when the handler is done.
-func (w *inProcessResponse) Flush() {}
+// Flush commits the status, as net/http's does; the client reads the answer when the handler
+// is done.
+func (w *inProcessResponse) Flush() { w.WriteHeader(http.StatusOK) }
 
 // Hijack gives the handler a connection whose closing is the dropped answer.
 func (w *inProcessResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {

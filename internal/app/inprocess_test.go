@@ -20,8 +20,15 @@ func roundTrip(t *testing.T, h http.Handler, req *http.Request) (*http.Response,
 			t.Logf("log: %s", logged.String())
 		}
 	})
-	c := &http.Client{Transport: inProcessTransport{handler: h, log: slog.New(slog.NewTextHandler(&logged, nil))}}
-	return c.Do(req)
+	tr := &inProcessTransport{handler: h, log: slog.New(slog.NewTextHandler(&logged, nil))}
+	c := &http.Client{Transport: tr}
+	resp, err := c.Do(req)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if werr := tr.Wait(ctx); werr != nil {
+		t.Errorf("handler still running: %v", werr)
+	}
+	return resp, err
 }
 
 func TestInProcessTransportKeepsTheExchange(t *testing.T) {
@@ -133,4 +140,55 @@ func mustRequest(t *testing.T, method, url string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+// The handler's context ends when the handler returns, as net/http's server ends it: work the
+// handler left behind on that context stops, even when the caller's context lives on.
+func TestInProcessHandlerContextEndsWithTheHandler(t *testing.T) {
+	ended := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		go func() {
+			<-r.Context().Done()
+			close(ended)
+		}()
+	})
+	resp, err := roundTrip(t, h, mustRequest(t, http.MethodGet, "http://emulator.local/x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler's context outlived the handler")
+	}
+}
+
+// A handler whose caller gave up still runs; Wait (the emulator's close) waits for it.
+func TestInProcessWaitCoversHandlersWhoseCallerLeft(t *testing.T) {
+	release, started := make(chan struct{}), make(chan struct{})
+	tr := &inProcessTransport{handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+	}), log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-started
+		cancel()
+	}()
+	req := mustRequest(t, http.MethodGet, "http://emulator.local/x").WithContext(ctx)
+	if _, err := (&http.Client{Transport: tr}).Do(req); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancelShort()
+	if err := tr.Wait(short); err == nil {
+		t.Fatal("Wait returned while a handler was still running")
+	}
+	close(release)
+	long, cancelLong := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelLong()
+	if err := tr.Wait(long); err != nil {
+		t.Fatalf("Wait after the handler returned: %v", err)
+	}
 }

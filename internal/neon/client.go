@@ -186,6 +186,7 @@ func New(cfg Config) (*Client, error) {
 			// A connection per request the bucket lets through at once: fewer would be closed
 			// after a burst and dialled (with TLS) again.
 			pooled.MaxIdleConnsPerHost = min(max(16, cfg.Burst), 256)
+			pooled.MaxIdleConns = max(pooled.MaxIdleConns, pooled.MaxIdleConnsPerHost) // the cap over all hosts (100) would undo it
 			tr = pooled
 		}
 		hc = &http.Client{Timeout: defaultRequestTimeout, Transport: tr}

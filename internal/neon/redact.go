@@ -39,8 +39,14 @@ func Redact(s string) string {
 
 // mayHoldSecret reports whether s holds a literal one of the patterns above needs (in lower
 // case): text without any cannot match, and most text that is redacted (request ids,
-// arguments, error messages) has none, so it skips the five regular expressions.
+// arguments, error messages) has none, so it skips the five regular expressions. (?i) matches
+// by simple case folding, and two letters outside ASCII fold onto ASCII ones that lower-casing
+// leaves alone: 'ſ' (s) and the Kelvin sign (k). Text with either always may
+// (TestOnlyTwoLettersFoldOntoASCII).
 func mayHoldSecret(s string) bool {
+	if strings.ContainsRune(s, '\u017f') || strings.ContainsRune(s, '\u212a') {
+		return true
+	}
 	lower := strings.ToLower(s)
 	for _, m := range [...]string{"postgres", "napi_", "npg_", "password", "bearer"} {
 		if strings.Contains(lower, m) {

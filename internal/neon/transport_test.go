@@ -2,6 +2,7 @@ package neon
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +15,12 @@ import (
 // A burst the limiter lets through at once leaves its connections idle for the next one: a
 // second burst as large dials nothing (against Neon each dial is a TLS handshake).
 func TestBurstReusesItsConnections(t *testing.T) {
-	const burst = 40
+	for _, burst := range []int{40, 150} { // Neon's burst; one past net/http's default cap of 100 idle connections
+		t.Run(fmt.Sprint(burst), func(t *testing.T) { testBurstReusesItsConnections(t, burst) })
+	}
+}
+
+func testBurstReusesItsConnections(t *testing.T, burst int) {
 	var dials atomic.Int32
 	var arrived sync.WaitGroup
 	release := make(chan struct{})
@@ -57,7 +63,7 @@ func TestBurstReusesItsConnections(t *testing.T) {
 	}
 	wave()
 	first := dials.Load()
-	if first != burst {
+	if int(first) != burst {
 		t.Fatalf("first burst dialled %d connections, want %d", first, burst)
 	}
 	wave()

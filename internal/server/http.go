@@ -275,11 +275,14 @@ type rpcHead struct {
 func parseHead(header http.Header, body []byte) rpcHead {
 	var m rpcFields
 	_ = json.Unmarshal(body, &m) // not JSON: mcp-go answers the parse error
-	var meta *mcp.Meta
-	if len(m.Params.Meta) > 0 {
+	head := rpcHead{modern: mcp.IsModernProtocol(header.Get(mcp.HeaderProtocolVersion))}
+	if !head.modern && len(m.Params.Meta) > 0 {
+		// Only a message the header does not already call modern needs its _meta decoded
+		// (2026-07-28 clients put their capabilities and identity there, on every request).
+		var meta *mcp.Meta
 		_ = json.Unmarshal(m.Params.Meta, &meta)
+		head.modern = mcp.IsModernProtocol(meta.ProtocolVersion())
 	}
-	head := rpcHead{modern: mcp.IsModernProtocol(header.Get(mcp.HeaderProtocolVersion)) || mcp.IsModernProtocol(meta.ProtocolVersion())}
 	if m.Method != nil {
 		head.method = *m.Method
 	}
