@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -53,6 +54,17 @@ func TestLoadCommand(t *testing.T) {
 				rep.Server.EndRSSBytes > rep.Server.PeakRSSBytes {
 				t.Errorf("server pid %d, peak RSS %d, end RSS %d: want positive, end <= peak (%s)",
 					rep.Server.PID, rep.Server.PeakRSSBytes, rep.Server.EndRSSBytes, rep.Server.RSSError)
+			}
+			// CPU a call: the window's CPU over its calls; the server alone would use every CPU.
+			n := float64(rep.Calls + rep.Errors)
+			if got, want := rep.Server.CPUPerCallMS, 1000*rep.Server.CPUSeconds/n; rep.Server.CPUSeconds > 0 && math.Abs(got-want) > 0.001 {
+				t.Errorf("server CPU a call %v ms, want %v (%v s over %v calls)", got, want, rep.Server.CPUSeconds, n)
+			}
+			if rep.Server.CPUPerCallMS > 0 {
+				want := float64(rep.Client.NumCPU) / (rep.Server.CPUPerCallMS / 1000)
+				if math.Abs(rep.Server.AloneCallsPerS-want) > want*0.01 {
+					t.Errorf("alone calls/s %v, want about %v", rep.Server.AloneCallsPerS, want)
+				}
 			}
 			if rep.Client.GOMAXPROCS <= 0 {
 				t.Errorf("client GOMAXPROCS %d", rep.Client.GOMAXPROCS)

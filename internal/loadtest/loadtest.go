@@ -202,14 +202,20 @@ type serverStats struct {
 	PeakRSSBytes int64   `json:"peak_rss_bytes"`        // VmHWM: the process's peak over its life
 	EndRSSBytes  int64   `json:"end_rss_bytes"`         // VmRSS after the last call
 	CPUSeconds   float64 `json:"cpu_seconds,omitempty"` // user+system during the measuring window
-	RSSError     string  `json:"rss_error,omitempty"`   // why RSS is missing
-	DataDir      string  `json:"data_dir,omitempty"`    // child mode: removed at the end
+	// CPUPerCallMS is CPUSeconds over the calls of the window (failed ones included), and
+	// AloneCallsPerS what that allows with every CPU to the server: on one machine the load
+	// generator takes its share, so a closed loop's calls/s stays below it.
+	CPUPerCallMS   float64 `json:"cpu_ms_per_call,omitempty"`
+	AloneCallsPerS float64 `json:"alone_calls_per_second,omitempty"`
+	RSSError       string  `json:"rss_error,omitempty"` // why RSS is missing
+	DataDir        string  `json:"data_dir,omitempty"`  // child mode: removed at the end
 }
 
 type clientStats struct {
-	GOMAXPROCS int     `json:"gomaxprocs"`
-	NumCPU     int     `json:"num_cpu"`
-	CPUSeconds float64 `json:"cpu_seconds,omitempty"` // the load generator's user+system during the window
+	GOMAXPROCS   int     `json:"gomaxprocs"`
+	NumCPU       int     `json:"num_cpu"`
+	CPUSeconds   float64 `json:"cpu_seconds,omitempty"` // the load generator's user+system during the window
+	CPUPerCallMS float64 `json:"cpu_ms_per_call,omitempty"`
 }
 
 // loadTarget is a server to drive: its URL, one token per tenant, and the server's pid when known.
@@ -318,6 +324,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	rep.Duration = round(end.Sub(measureFrom).Seconds(), 3)
 	rep.Client.GOMAXPROCS, rep.Client.NumCPU = runtime.GOMAXPROCS(0), runtime.NumCPU()
 	rep.aggregate(results, o.tools)
+	rep.perCallCPU()
 	rep.Notes = rep.notes()
 	log.Info("done", "calls", rep.Calls, "errors", rep.Errors)
 	return rep, nil
@@ -595,6 +602,22 @@ func (rep *Report) notes() []string {
 	return n
 }
 
+// perCallCPU derives the CPU a call of each process from the window's CPU time.
+func (rep *Report) perCallCPU() {
+	n := float64(rep.Calls + rep.Errors)
+	if n == 0 {
+		return
+	}
+	if rep.Server.CPUSeconds > 0 {
+		perCall := rep.Server.CPUSeconds / n
+		rep.Server.CPUPerCallMS = round(1000*perCall, 3)
+		rep.Server.AloneCallsPerS = round(float64(rep.Client.NumCPU)/perCall, 0)
+	}
+	if rep.Client.CPUSeconds > 0 {
+		rep.Client.CPUPerCallMS = round(1000*rep.Client.CPUSeconds/n, 3)
+	}
+}
+
 func (rep *Report) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	tr := map[string]string{"streamable": "Streamable HTTP (/mcp)", "sse": "SSE (/sse + /message)"}[rep.Transport]
@@ -623,6 +646,10 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if rep.Server.CPUSeconds > 0 || rep.Client.CPUSeconds > 0 {
 		fmt.Fprintf(tw, "CPU time\tserver %.1f s\tload generator %.1f s\t(of %.1f CPU-s available)\n",
 			rep.Server.CPUSeconds, rep.Client.CPUSeconds, rep.Duration*float64(rep.Client.NumCPU))
+	}
+	if rep.Server.CPUPerCallMS > 0 {
+		fmt.Fprintf(tw, "CPU a call\tserver %.3f ms\tload generator %.3f ms\t(the server alone on %d CPUs: about %.0f calls/s)\n",
+			rep.Server.CPUPerCallMS, rep.Client.CPUPerCallMS, rep.Client.NumCPU, rep.Server.AloneCallsPerS)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
