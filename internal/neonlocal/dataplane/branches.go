@@ -301,10 +301,12 @@ func (dp *DataPlane) DeleteBranch(ctx context.Context, projectID, branchID strin
 	dp.mu.Lock()
 	delete(dp.clusters, branchID)
 	dp.mu.Unlock()
-	if err := os.RemoveAll(c.dir()); err != nil {
+	if err := os.RemoveAll(c.socketDir()); err != nil {
 		return err
 	}
-	return os.RemoveAll(c.socketDir())
+	// Its files go after the operation, as a deleted snapshot's do: unlinking an initdb'd
+	// cluster's 39 MB took 60–90 ms here.
+	return dp.removeInBackground(c.dir(), "branch")
 }
 
 // restoreJournal records an in-place restore between its two renames, so a crash in

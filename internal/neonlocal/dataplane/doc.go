@@ -36,6 +36,6 @@
 // pool/TEMPLATE/N (ready copies of a template, made and synced in the background),
 // projects/PROJECT/project.json (role, password, database),
 // projects/PROJECT/branches/BRANCH/{data,archive,backups/N,branch.json},
-// projects/PROJECT/snapshots/SNAPSHOT/ (SNAPSHOT.deleted while a deleted one is removed in the
-// background).
+// projects/PROJECT/snapshots/SNAPSHOT/ (BRANCH.deleted and SNAPSHOT.deleted while a deleted one
+// is removed in the background).
 package dataplane

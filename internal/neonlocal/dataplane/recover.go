@@ -19,6 +19,10 @@ import (
 func (dp *DataPlane) recover(ctx context.Context) error {
 	branches, _ := filepath.Glob(filepath.Join(dp.o.Dir, "projects", "*", "branches", "*"))
 	for _, dir := range branches {
+		if strings.HasSuffix(dir, deletedSuffix) { // deleted before a crash: its files go now
+			_ = os.RemoveAll(dir)
+			continue
+		}
 		projectID := filepath.Base(filepath.Dir(filepath.Dir(dir)))
 		branchID := filepath.Base(dir)
 		c := dp.cluster(projectID, branchID)

@@ -74,15 +74,20 @@ func (dp *DataPlane) RestoreSnapshot(ctx context.Context, spec neonlocal.Snapsho
 	return dp.publish(c, tmp)
 }
 
-// deletedSuffix marks a snapshot's copy that is deleted but not yet removed from disk.
+// deletedSuffix marks a deleted snapshot's copy or branch directory whose files are not yet
+// removed from disk.
 const deletedSuffix = ".deleted"
 
 // DeleteSnapshot drops a snapshot's copy. Removing its files takes ~0.1 s (their blocks are its
 // own, unlinked one by one), so the operation only renames the copy out of the way and the
 // files go in the background, as Neon frees a deleted snapshot's storage after its operation.
-// Nothing reads a renamed copy; one a crash leaves is removed at the next start (recover).
 func (dp *DataPlane) DeleteSnapshot(_ context.Context, projectID, snapshotID string) error {
-	dir := dp.snapshotDir(projectID, snapshotID)
+	return dp.removeInBackground(dp.snapshotDir(projectID, snapshotID), "snapshot")
+}
+
+// removeInBackground renames dir out of the way and removes its files in the background.
+// Nothing reads a renamed directory; one a crash leaves is removed at the next start (recover).
+func (dp *DataPlane) removeInBackground(dir, what string) error {
 	gone := dir + deletedSuffix
 	if err := os.Rename(dir, gone); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -92,7 +97,7 @@ func (dp *DataPlane) DeleteSnapshot(_ context.Context, projectID, snapshotID str
 	}
 	if !dp.background(func(context.Context) {
 		if err := os.RemoveAll(gone); err != nil {
-			dp.log.Warn("could not remove a deleted snapshot's files; the next start does", "dir", gone, "err", err)
+			dp.log.Warn("could not remove a deleted "+what+"'s files; the next start does", "dir", gone, "err", err)
 		}
 	}) {
 		return os.RemoveAll(gone) // closing: nothing waits for a new goroutine

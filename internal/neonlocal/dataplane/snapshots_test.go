@@ -59,3 +59,47 @@ func TestDeleteSnapshotRemovesItsCopy(t *testing.T) {
 		t.Fatal("a deleted snapshot's files a crash left survived the start")
 	}
 }
+
+// TestDeleteBranchRemovesItsFiles: a deleted branch's directory leaves its name at once and its
+// files are gone once the data plane is closed; a renamed directory a crash left is removed at
+// the next start, not taken for a branch.
+func TestDeleteBranchRemovesItsFiles(t *testing.T) {
+	pgtest.Require(t)
+	ctx := context.Background()
+	dir := filepath.Join(pgtest.ReachableDir(t), "pg")
+	dp, err := New(ctx, Options{Dir: dir, Settings: map[string]string{"fsync": "off"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"p", "q"} {
+		if err := dp.CreateBranch(ctx, rootSpec(p, "owner", "npg_pw")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := dp.branchDir("p", "br-p")
+	if err := dp.DeleteBranch(ctx, "p", "br-p"); err != nil {
+		t.Fatal(err)
+	}
+	if exists(p) {
+		t.Fatal("the deleted branch's directory is still under its name")
+	}
+	if err := dp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if exists(p + deletedSuffix) {
+		t.Fatal("the deleted branch's files outlived Close")
+	}
+	// A crash between the rename and the removal leaves the renamed directory.
+	q := dp.branchDir("q", "br-q")
+	if err := os.Rename(q, q+deletedSuffix); err != nil {
+		t.Fatal(err)
+	}
+	dp, err = New(ctx, Options{Dir: dir, Settings: map[string]string{"fsync": "off"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	if exists(q + deletedSuffix) {
+		t.Fatal("a deleted branch's files a crash left survived the start")
+	}
+}

@@ -221,6 +221,9 @@ func (dp *DataPlane) Prune(ctx context.Context, projectID string, before time.Ti
 	defer lock.Unlock()
 	dirs, _ := filepath.Glob(filepath.Join(dp.projectDir(projectID), "branches", "*"))
 	for _, dir := range dirs {
+		if strings.HasSuffix(dir, deletedSuffix) {
+			continue // a deleted branch whose files are being removed
+		}
 		c := dp.cluster(projectID, filepath.Base(dir))
 		c.metaMu.Lock()
 		err := dp.pruneBranch(ctx, c, before)
