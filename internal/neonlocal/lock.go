@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // DataDirLock is the exclusive lock of an emulator's data dir (LockDataDir).
@@ -34,7 +35,7 @@ func LockDataDir(dataDir string) (*DataDirLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock data dir: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flockWhileHolderIsGone(f, path); err != nil {
 		holder, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -46,6 +47,39 @@ func LockDataDir(dataDir string) (*DataDirLock, error) {
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return &DataDirLock{f: f, path: path}, nil
+}
+
+// deadHolderGrace is how long a lock whose recorded holder has died may stay held: a process
+// killed while starting a child leaves the lock's descriptor in that child until it execs
+// (close-on-exec), which under load can take a moment. A supervisor that restarts a crashed
+// neonguard at once would otherwise be refused.
+const deadHolderGrace = 3 * time.Second
+
+// flockWhileHolderIsGone takes the lock, and waits up to deadHolderGrace for it while the
+// process recorded in the file no longer exists. A live holder is refused at once.
+func flockWhileHolderIsGone(f *os.File, path string) error {
+	deadline := time.Now().Add(deadHolderGrace)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) || holderAlive(path) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// holderAlive reports whether the process whose PID the lock file holds exists (an unreadable
+// or empty file counts as alive: nothing says the holder is gone).
+func holderAlive(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return true
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return true
+	}
+	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
 // Path is the lock file.
