@@ -2,14 +2,13 @@ package app
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -47,7 +46,7 @@ func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error
 	if body == nil {
 		sreq.Body = http.NoBody
 	}
-	rec := &inProcessResponse{header: make(http.Header)}
+	rec := &inProcessResponse{ResponseRecorder: httptest.NewRecorder()}
 	done := make(chan error, 1)
 	t.inflight.Add(1)
 	go func() {
@@ -107,34 +106,13 @@ func (t *inProcessTransport) serve(rec *inProcessResponse, req *http.Request) (e
 	return nil
 }
 
-// inProcessResponse is the handler's http.ResponseWriter: it keeps the whole answer (the
-// emulator's answers are small JSON documents).
+// inProcessResponse is the handler's http.ResponseWriter: net/http/httptest's recorder (an
+// in-memory ResponseWriter; the emulator's answers are small JSON documents), which can also
+// be hijacked.
 type inProcessResponse struct {
-	header   http.Header
-	status   int
-	body     bytes.Buffer
+	*httptest.ResponseRecorder
 	hijacked bool
 }
-
-func (w *inProcessResponse) Header() http.Header { return w.header }
-
-func (w *inProcessResponse) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-}
-
-func (w *inProcessResponse) Write(p []byte) (int, error) {
-	if w.hijacked {
-		return 0, http.ErrHijacked
-	}
-	w.WriteHeader(http.StatusOK)
-	return w.body.Write(p)
-}
-
-// Flush commits the status, as net/http's does; the client reads the answer when the handler
-// is done.
-func (w *inProcessResponse) Flush() { w.WriteHeader(http.StatusOK) }
 
 // Hijack gives the handler a connection whose closing is the dropped answer.
 func (w *inProcessResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -144,28 +122,14 @@ func (w *inProcessResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return server, bufio.NewReadWriter(bufio.NewReader(server), bufio.NewWriter(server)), nil
 }
 
+// response is the recorded answer as the client receives it (its length known, as net/http's
+// server sends it for a handler that wrote its whole answer).
 func (w *inProcessResponse) response(req *http.Request) *http.Response {
-	status := w.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	body := w.body.Bytes()
-	if req.Method == http.MethodHead {
-		body = nil
-	}
-	h := w.header.Clone()
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	return &http.Response{
-		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
-		StatusCode:    status,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       req,
-	}
+	resp := w.Result()
+	resp.Request = req
+	resp.ContentLength = int64(w.Body.Len())
+	resp.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	return resp
 }
 
 // Compile-time checks: the emulator's handlers use these through http.ResponseController.

@@ -11,20 +11,14 @@ package guard_test
 //	go test -run '^$' -bench Checkpoint -benchtime 8x ./internal/guard
 
 import (
-	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/neonguard/neonguard/internal/guard"
-	"github.com/neonguard/neonguard/internal/neon"
 	"github.com/neonguard/neonguard/internal/neon/neontest"
 	"github.com/neonguard/neonguard/internal/policy"
-	"github.com/neonguard/neonguard/internal/store"
 )
 
 func BenchmarkCheckpoint(b *testing.B) {
@@ -34,33 +28,12 @@ func BenchmarkCheckpoint(b *testing.B) {
 }
 
 func benchCheckpoint(b *testing.B, opTime time.Duration) {
-	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "neonguard.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = st.Close() })
-	if _, err := st.EnsureTenant(ctx, alice, "free"); err != nil {
-		b.Fatal(err)
-	}
 	pol := policy.Default()
 	const key = "bench-key"
 	fake := neontest.New(neontest.WithAPIKey(key), neontest.WithIDTag("f"),
 		neontest.WithLimits(neontest.Limits{SnapshotsPerProject: pol.Plans["free"].SnapshotsPerProject}))
-	hs := httptest.NewServer(fake.Handler())
-	b.Cleanup(hs.Close)
-	counter := &countingTransport{}
-	client, err := neon.New(neon.Config{BaseURL: hs.URL + "/api/v2", APIKey: key,
-		WrapTransport: func(next http.RoundTripper) http.RoundTripper { counter.next = next; return counter }})
-	if err != nil {
-		b.Fatal(err)
-	}
-	other := neontest.New(neontest.WithIDTag("p")) // the paid org: unused
-	g, err := guard.New(guard.Deps{Store: st, Locker: store.NewMemLocker(), Policy: pol,
-		Orgs: []guard.Org{{Plan: "free", ID: "org-free", API: client}, {Plan: "paid", ID: "org-paid", API: other}}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	bed := newBenchBed(b, pol, alice, "free", "free", fake, key, nil)
+	g, counter := bed.g, bed.counter
 	db, err := g.CreateDatabase(as(alice), guard.CreateDatabaseInput{Name: "bench"})
 	if err != nil {
 		b.Fatal(err)

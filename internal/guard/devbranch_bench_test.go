@@ -44,6 +44,52 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.next.RoundTrip(r)
 }
 
+// benchBed is a guard on a fresh SQLite store whose org plan is fake, served over httptest
+// through the real Neon client (adjust changes its config); its requests are counted. The
+// other org is an unused fake. The tenant is on tier.
+type benchBed struct {
+	st      store.Store
+	g       *guard.Guard
+	counter *countingTransport
+}
+
+func newBenchBed(b *testing.B, pol policy.Config, tenant, tier, plan string, fake *neontest.Fake, key string, adjust func(*neon.Config)) benchBed {
+	b.Helper()
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "neonguard.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	if _, err := st.EnsureTenant(ctx, tenant, tier); err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(fake.Handler())
+	b.Cleanup(hs.Close)
+	counter := &countingTransport{}
+	cfg := neon.Config{BaseURL: hs.URL + "/api/v2", APIKey: key,
+		WrapTransport: func(next http.RoundTripper) http.RoundTripper { counter.next = next; return counter }}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	client, err := neon.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	orgs := []guard.Org{{Plan: "free", ID: "org-free", API: neontest.New(neontest.WithIDTag("f"))},
+		{Plan: "paid", ID: "org-paid", API: neontest.New(neontest.WithIDTag("p"))}}
+	for i := range orgs {
+		if orgs[i].Plan == plan {
+			orgs[i].API = client
+		}
+	}
+	g, err := guard.New(guard.Deps{Store: st, Locker: store.NewMemLocker(), Policy: pol, Orgs: orgs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return benchBed{st: st, g: g, counter: counter}
+}
+
 func BenchmarkCreateDevBranch(b *testing.B) {
 	for _, limiter := range []string{"10rps", "neon", "off"} {
 		for _, existing := range []int{1, 100, 1000} {
@@ -56,14 +102,6 @@ func BenchmarkCreateDevBranch(b *testing.B) {
 
 func benchDevBranch(b *testing.B, existing int, limiter string) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "neonguard.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = st.Close() })
-	if _, err := st.EnsureTenant(ctx, bob, "pro"); err != nil {
-		b.Fatal(err)
-	}
 	// Room for every branch the benchmark makes, far from the limit (near it, every call counts
 	// on Neon): the pro tier and the paid plan raised.
 	pol := policy.Default()
@@ -77,27 +115,16 @@ func benchDevBranch(b *testing.B, existing int, limiter string) {
 
 	const key = "bench-key"
 	fake := neontest.New(neontest.WithAPIKey(key), neontest.WithIDTag("p"))
-	hs := httptest.NewServer(fake.Handler())
-	b.Cleanup(hs.Close)
-	counter := &countingTransport{}
-	cfg := neon.Config{BaseURL: hs.URL + "/api/v2", APIKey: key, OperationPoll: time.Millisecond,
-		WrapTransport: func(next http.RoundTripper) http.RoundTripper { counter.next = next; return counter }}
-	switch limiter {
-	case "10rps":
-		cfg.RequestsPerSecond, cfg.Burst = 10, 10
-	case "off":
-		cfg.RequestsPerSecond = 1e9
-	}
-	client, err := neon.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	other := neontest.New(neontest.WithIDTag("f")) // the free org: unused
-	g, err := guard.New(guard.Deps{Store: st, Locker: store.NewMemLocker(), Policy: pol,
-		Orgs: []guard.Org{{Plan: "free", ID: "org-free", API: other}, {Plan: "paid", ID: "org-paid", API: client}}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	bed := newBenchBed(b, pol, bob, "pro", "paid", fake, key, func(cfg *neon.Config) {
+		cfg.OperationPoll = time.Millisecond
+		switch limiter {
+		case "10rps":
+			cfg.RequestsPerSecond, cfg.Burst = 10, 10
+		case "off":
+			cfg.RequestsPerSecond = 1e9
+		}
+	})
+	st, g, counter := bed.st, bed.g, bed.counter
 	db, err := g.CreateDatabase(as(bob), guard.CreateDatabaseInput{Name: "bench"})
 	if err != nil {
 		b.Fatal(err)

@@ -114,9 +114,16 @@ func (h *harness) sessionPost(ctx context.Context, token, session, body string) 
 // postAsync sends a Streamable HTTP POST in the background and reads its whole answer (a
 // stream's events included).
 func (h *harness) postAsync(token, session, body string) <-chan answer {
+	return answerAsync(func() (*http.Response, error) {
+		return http.DefaultClient.Do(h.sessionPost(context.Background(), token, session, body))
+	})
+}
+
+// answerAsync sends a request in the background and reads its whole answer.
+func answerAsync(send func() (*http.Response, error)) <-chan answer {
 	ch := make(chan answer, 1)
 	go func() {
-		resp, err := http.DefaultClient.Do(h.sessionPost(context.Background(), token, session, body))
+		resp, err := send()
 		if err != nil {
 			ch <- answer{status: -1, body: err.Error()}
 			return
@@ -389,18 +396,9 @@ func TestModernCancellationCannotReachAnotherClientsCall(t *testing.T) {
 		return http.DefaultClient.Do(req)
 	}
 	call := func(ctx context.Context, name string) <-chan answer {
-		ch := make(chan answer, 1)
-		go func() {
-			resp, err := modern(ctx, "tok-a", "tools/call", fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"checkpoint","arguments":{"database_id":"db","name":%q},%s}}`, name, meta))
-			if err != nil {
-				ch <- answer{status: -1, body: err.Error()}
-				return
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			ch <- answer{resp.StatusCode, resp.Header, string(b)}
-		}()
-		return ch
+		return answerAsync(func() (*http.Response, error) {
+			return modern(ctx, "tok-a", "tools/call", fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"checkpoint","arguments":{"database_id":"db","name":%q},%s}}`, name, meta))
+		})
 	}
 	victim := call(t.Context(), "victim")
 	g.waitStarted(t, "victim")

@@ -14,12 +14,18 @@ import (
 func newTestDataPlane(t *testing.T) *DataPlane {
 	t.Helper()
 	pgtest.Require(t)
-	d := pgtest.ReachableDir(t)
-	dp, err := New(context.Background(), Options{Dir: filepath.Join(d, "pg"), Settings: map[string]string{"fsync": "off"}})
+	dp := openTestDataPlane(t, filepath.Join(pgtest.ReachableDir(t), "pg"))
+	t.Cleanup(func() { _ = dp.Close() })
+	return dp
+}
+
+// openTestDataPlane opens (or, after a Close, reopens) a data plane on dir; the caller closes it.
+func openTestDataPlane(t *testing.T, dir string) *DataPlane {
+	t.Helper()
+	dp, err := New(context.Background(), Options{Dir: dir, Settings: map[string]string{"fsync": "off"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = dp.Close() })
 	return dp
 }
 

@@ -23,6 +23,18 @@ func rootSpec(project, role, password string) neonlocal.BranchSpec {
 // adminQuery runs a one-value query as the superuser on a branch's cluster.
 func adminQuery[T any](t *testing.T, dp *DataPlane, c *cluster, db, sql string) T {
 	t.Helper()
+	var v T
+	withAdminConn(t, dp, c, db, func(conn *pgx.Conn) {
+		if err := conn.QueryRow(context.Background(), sql).Scan(&v); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	})
+	return v
+}
+
+// withAdminConn runs f on a superuser connection to db on a branch's cluster, woken for it.
+func withAdminConn(t *testing.T, dp *DataPlane, c *cluster, db string, f func(conn *pgx.Conn)) {
+	t.Helper()
 	ctx := context.Background()
 	p, err := c.hold(ctx)
 	if err != nil {
@@ -34,11 +46,7 @@ func adminQuery[T any](t *testing.T, dp *DataPlane, c *cluster, db, sql string) 
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var v T
-	if err := conn.QueryRow(ctx, sql).Scan(&v); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return v
+	f(conn)
 }
 
 // A new project is the template (a pooled copy of it) with its role and database renamed and
@@ -192,10 +200,7 @@ func TestPoolCleanedAtStart(t *testing.T) {
 	d := pgtest.ReachableDir(t)
 	ctx := context.Background()
 	dir := filepath.Join(d, "pg")
-	dp, err := New(ctx, Options{Dir: dir, Settings: map[string]string{"fsync": "off"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dp := openTestDataPlane(t, dir)
 	if err := dp.ensureTemplate(ctx, dp.tk); err != nil { // New makes it in the background
 		t.Fatal(err)
 	}
@@ -210,10 +215,7 @@ func TestPoolCleanedAtStart(t *testing.T) {
 		}
 	}
 	_ = dp.Close()
-	dp, err = New(ctx, Options{Dir: dir, Settings: map[string]string{"fsync": "off"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dp = openTestDataPlane(t, dir)
 	defer dp.Close()
 	for _, s := range stale {
 		if exists(s) {

@@ -17,10 +17,7 @@ func TestDeleteSnapshotRemovesItsCopy(t *testing.T) {
 	pgtest.Require(t)
 	ctx := context.Background()
 	dir := filepath.Join(pgtest.ReachableDir(t), "pg")
-	dp, err := New(ctx, Options{Dir: dir, Settings: map[string]string{"fsync": "off"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dp := openTestDataPlane(t, dir)
 	if err := dp.CreateBranch(ctx, rootSpec("p", "owner", "npg_pw")); err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +47,7 @@ func TestDeleteSnapshotRemovesItsCopy(t *testing.T) {
 	if exists(a + deletedSuffix) {
 		t.Fatal("the deleted snapshot's files outlived Close")
 	}
-	dp, err = New(ctx, Options{Dir: dir, Settings: map[string]string{"fsync": "off"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dp = openTestDataPlane(t, dir)
 	defer dp.Close()
 	if exists(b + deletedSuffix) {
 		t.Fatal("a deleted snapshot's files a crash left survived the start")
@@ -67,10 +61,7 @@ func TestDeleteBranchRemovesItsFiles(t *testing.T) {
 	pgtest.Require(t)
 	ctx := context.Background()
 	dir := filepath.Join(pgtest.ReachableDir(t), "pg")
-	dp, err := New(ctx, Options{Dir: dir, Settings: map[string]string{"fsync": "off"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dp := openTestDataPlane(t, dir)
 	for _, p := range []string{"p", "q"} {
 		if err := dp.CreateBranch(ctx, rootSpec(p, "owner", "npg_pw")); err != nil {
 			t.Fatal(err)
@@ -94,10 +85,7 @@ func TestDeleteBranchRemovesItsFiles(t *testing.T) {
 	if err := os.Rename(q, q+deletedSuffix); err != nil {
 		t.Fatal(err)
 	}
-	dp, err = New(ctx, Options{Dir: dir, Settings: map[string]string{"fsync": "off"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dp = openTestDataPlane(t, dir)
 	defer dp.Close()
 	if exists(q + deletedSuffix) {
 		t.Fatal("a deleted branch's files a crash left survived the start")

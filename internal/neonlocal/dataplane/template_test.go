@@ -35,20 +35,6 @@ func TestCompactedTemplateWorksNormally(t *testing.T) {
 		t.Fatal(err)
 	}
 	main := dp.cluster("p", "br-p")
-	withConn := func(c *cluster, db string, f func(conn *pgx.Conn)) {
-		t.Helper()
-		p, err := c.hold(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.release()
-		conn, err := dp.tk.Admin(ctx, c.socketDir(), p.Port, db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		f(conn)
-	}
 	exec := func(conn *pgx.Conn, stmts ...string) {
 		t.Helper()
 		for _, s := range stmts {
@@ -84,7 +70,7 @@ func TestCompactedTemplateWorksNormally(t *testing.T) {
 	}
 
 	var at time.Time
-	withConn(main, "db_p", func(conn *pgx.Conn) {
+	withAdminConn(t, dp, main, "db_p", func(conn *pgx.Conn) {
 		var allowConn, isTemplate bool
 		var age int64
 		if err := conn.QueryRow(ctx, "SELECT datallowconn, datistemplate, age(datfrozenxid) FROM pg_database WHERE datname = 'template0'").
@@ -117,7 +103,7 @@ func TestCompactedTemplateWorksNormally(t *testing.T) {
 		}
 	})
 	for _, db := range []string{"from0", "from1"} {
-		withConn(main, db, func(conn *pgx.Conn) {
+		withAdminConn(t, dp, main, db, func(conn *pgx.Conn) {
 			exec(conn, "CREATE TABLE x AS SELECT g FROM generate_series(1, 100) g", "VACUUM x")
 			var n int64
 			one(conn, "SELECT count(*) FROM x", &n)
@@ -127,7 +113,7 @@ func TestCompactedTemplateWorksNormally(t *testing.T) {
 			checkCatalogs(conn)
 		})
 	}
-	withConn(main, "db_p", func(conn *pgx.Conn) {
+	withAdminConn(t, dp, main, "db_p", func(conn *pgx.Conn) {
 		time.Sleep(20 * time.Millisecond)
 		at = time.Now()
 		time.Sleep(20 * time.Millisecond)
@@ -135,7 +121,7 @@ func TestCompactedTemplateWorksNormally(t *testing.T) {
 	})
 	count := func(c *cluster) int64 {
 		var n int64
-		withConn(c, "db_p", func(conn *pgx.Conn) { one(conn, "SELECT count(*) FROM t", &n) })
+		withAdminConn(t, dp, c, "db_p", func(conn *pgx.Conn) { one(conn, "SELECT count(*) FROM t", &n) })
 		return n
 	}
 	// A child at the time: replayed from main's first base backup (taken at its creation)
@@ -157,7 +143,7 @@ func TestCompactedTemplateWorksNormally(t *testing.T) {
 	if n := count(dp.cluster("p", "br-p-old")); n != 1010 {
 		t.Fatalf("the undo's backup branch sees %d rows, want 1010", n)
 	}
-	withConn(main, "from0", func(conn *pgx.Conn) {
+	withAdminConn(t, dp, main, "from0", func(conn *pgx.Conn) {
 		var n int64
 		one(conn, "SELECT count(*) FROM x", &n)
 		if n != 100 {
